@@ -1,0 +1,3 @@
+//! otpflow (skeleton)
+pub mod phone;
+pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
