@@ -1,3 +1,30 @@
-//! otpflow (skeleton)
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod code;
+pub mod error;
+pub mod guide;
+pub mod keys;
 pub mod phone;
+pub mod policy;
+pub mod record;
+pub mod store;
+pub mod subject;
+pub mod validation;
+pub mod verifier;
+
+#[cfg(feature = "std")]
+pub use clock::SystemClock;
+pub use clock::{Clock, ManualClock};
+pub use code::Code;
+pub use error::{Error, PublicError, StoreError};
+pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
 pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
+pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
+pub use record::{Record, RecordError, State};
+pub use store::{MemoryStore, Store, Swap, Version};
+pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
+pub use validation::{Engine, Event, Sent, Status, Step, Validated};
+pub use verifier::Verifier;

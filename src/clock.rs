@@ -1,0 +1,119 @@
+//! Where time comes from. otpflow never reads a clock of its own: the
+//! [`Verifier`](crate::Verifier) asks its [`Clock`] once per call, and the
+//! pure layer takes `now` as an argument.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use time::{Duration, OffsetDateTime};
+
+/// A source of UTC instants.
+pub trait Clock {
+    /// The current instant, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
+}
+
+/// The operating system's clock (feature `std`, on by default). Not for
+/// `wasm32-unknown-unknown`, which has no clock: there, inject one that asks
+/// the host (for instance `Date.now()` through the host's bindings).
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+#[cfg(feature = "std")]
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that moves only when told, for tests and simulations. Clones share
+/// one time, so a test can hand a clone to a [`Verifier`](crate::Verifier) and
+/// [`advance`](Self::advance) the original. Resolution is one nanosecond.
+///
+/// ```
+/// use otpflow::{Clock, ManualClock};
+/// use time::{Duration, macros::datetime};
+///
+/// let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+/// let shared = clock.clone();
+/// clock.advance(Duration::minutes(10));
+/// assert_eq!(shared.now(), datetime!(2026-01-01 0:10 UTC));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    /// Nanoseconds since the Unix epoch. An `i64` covers the years 1678–2262.
+    nanos: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start` (clamped to the years 1678–2262).
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self {
+            nanos: Arc::new(AtomicI64::new(to_nanos(start))),
+        }
+    }
+
+    /// Moves the shared time by `by` (which may be negative: clocks do jump
+    /// back, and otpflow must cope).
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.whole_nanoseconds()).unwrap_or(if by.is_negative() {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(by))
+            });
+    }
+
+    /// Sets the shared time.
+    pub fn set(&self, to: OffsetDateTime) {
+        self.nanos.store(to_nanos(to), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        let nanos = i128::from(self.nanos.load(Ordering::SeqCst));
+        // Every i64 count of nanoseconds is a valid `OffsetDateTime`.
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+fn to_nanos(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_time_and_go_both_ways() {
+        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let a = ManualClock::new(start);
+        let b = a.clone();
+        a.advance(Duration::seconds(90));
+        assert_eq!(b.now(), start + Duration::seconds(90));
+        b.advance(Duration::seconds(-100));
+        assert_eq!(a.now(), start - Duration::seconds(10));
+        a.advance(Duration::MAX);
+        assert!(a.now() > start);
+    }
+}

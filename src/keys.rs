@@ -1,0 +1,222 @@
+//! Secret HMAC keys with ids, and the [`KeyRing`] that rotates them.
+//!
+//! A record names the key its code was derived with. Rotation puts a new key
+//! in front and keeps the old one as *retired*: it derives no new codes but
+//! still checks the codes it issued, so no code in flight fails. Once every
+//! code of a retired key has expired, [`KeyRing::remove`] drops it; a check
+//! against a removed key ends its validation as expired.
+
+use core::fmt;
+
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+/// Names a key in records, so a code is checked with the key that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u32);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key#{}", self.0)
+    }
+}
+
+/// The fewest bytes a secret key may have: HMAC-SHA256's full strength.
+pub const MIN_KEY_LEN: usize = 32;
+/// The most bytes a secret key may have: one SHA-256 block, so HMAC never
+/// hashes the key first.
+pub const MAX_KEY_LEN: usize = 64;
+
+/// A secret HMAC-SHA256 key with its id. The bytes are zeroized on drop and
+/// never printed: `Debug` shows only the id.
+///
+/// ```
+/// use otpflow::{KeyId, SecretKey};
+/// let key = SecretKey::new(KeyId(1), &[7u8; 32])?;
+/// assert_eq!(format!("{key:?}"), "SecretKey { id: KeyId(1), bytes: <redacted> }");
+/// # Ok::<(), otpflow::KeyError>(())
+/// ```
+#[derive(Clone)]
+pub struct SecretKey {
+    id: KeyId,
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl SecretKey {
+    /// A key from secret bytes, 32 to 64 of them (from a secrets manager,
+    /// not from source code).
+    ///
+    /// # Errors
+    /// [`KeyError::Length`] when the key is shorter than 32 or longer than 64
+    /// bytes.
+    pub fn new(id: KeyId, bytes: &[u8]) -> Result<Self, KeyError> {
+        if !(MIN_KEY_LEN..=MAX_KEY_LEN).contains(&bytes.len()) {
+            return Err(KeyError::Length(bytes.len()));
+        }
+        Ok(Self {
+            id,
+            bytes: Zeroizing::new(bytes.to_vec()),
+        })
+    }
+
+    /// A fresh 32-byte key from a cryptographic random source.
+    pub fn generate<R: CryptoRng + ?Sized>(id: KeyId, rng: &mut R) -> Self {
+        let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_LEN]);
+        rng.fill_bytes(&mut bytes);
+        Self { id, bytes }
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("id", &self.id)
+            .field("bytes", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// One current key, which derives every new code, and retired keys that
+/// still check the codes they derived.
+///
+/// ```
+/// use otpflow::{KeyId, KeyRing, SecretKey};
+/// let mut ring = KeyRing::new(SecretKey::new(KeyId(1), &[1u8; 32])?);
+/// ring.rotate(SecretKey::new(KeyId(2), &[2u8; 32])?)?;
+/// assert_eq!(ring.current().id(), KeyId(2));
+/// assert!(ring.get(KeyId(1)).is_some()); // still checks its codes
+/// ring.remove(KeyId(1))?;
+/// assert!(ring.get(KeyId(1)).is_none());
+/// # Ok::<(), otpflow::KeyError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    current: SecretKey,
+    retired: Vec<SecretKey>,
+}
+
+impl KeyRing {
+    /// A ring with one key.
+    pub fn new(current: SecretKey) -> Self {
+        Self {
+            current,
+            retired: Vec::new(),
+        }
+    }
+
+    /// Makes `next` the current key; the previous one is retired.
+    ///
+    /// # Errors
+    /// [`KeyError::DuplicateId`] when a key with `next`'s id is already in
+    /// the ring: two keys with one id would make old codes unverifiable.
+    pub fn rotate(&mut self, next: SecretKey) -> Result<(), KeyError> {
+        if self.get(next.id).is_some() {
+            return Err(KeyError::DuplicateId(next.id));
+        }
+        let previous = core::mem::replace(&mut self.current, next);
+        self.retired.push(previous);
+        Ok(())
+    }
+
+    /// Drops a retired key; codes it derived can no longer be checked.
+    ///
+    /// # Errors
+    /// [`KeyError::RemovingCurrent`] for the current key, and
+    /// [`KeyError::UnknownId`] for an id that is not in the ring.
+    pub fn remove(&mut self, id: KeyId) -> Result<(), KeyError> {
+        if self.current.id == id {
+            return Err(KeyError::RemovingCurrent(id));
+        }
+        let before = self.retired.len();
+        self.retired.retain(|k| k.id != id);
+        if self.retired.len() == before {
+            return Err(KeyError::UnknownId(id));
+        }
+        Ok(())
+    }
+
+    /// The key that derives new codes.
+    pub fn current(&self) -> &SecretKey {
+        &self.current
+    }
+
+    /// The key with this id, current or retired.
+    pub fn get(&self, id: KeyId) -> Option<&SecretKey> {
+        core::iter::once(&self.current)
+            .chain(&self.retired)
+            .find(|k| k.id == id)
+    }
+}
+
+/// Why a key or a key ring change was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key's length in bytes is outside 32–64.
+    Length(usize),
+    /// The ring already holds a key with this id.
+    DuplicateId(KeyId),
+    /// The current key cannot be removed; rotate first.
+    RemovingCurrent(KeyId),
+    /// No key in the ring has this id.
+    UnknownId(KeyId),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Length(n) => write!(f, "a secret key needs 32 to 64 bytes, not {n}"),
+            Self::DuplicateId(id) => write!(f, "the key ring already holds {id}"),
+            Self::RemovingCurrent(id) => write!(f, "{id} is the current key and cannot be removed"),
+            Self::UnknownId(id) => write!(f, "the key ring holds no {id}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u32) -> SecretKey {
+        SecretKey::new(KeyId(id), &[u8::try_from(id).unwrap_or(0); 32]).unwrap_or_else(|_| panic!())
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(
+            SecretKey::new(KeyId(1), &[0; 31]).err(),
+            Some(KeyError::Length(31))
+        );
+        assert_eq!(
+            SecretKey::new(KeyId(1), &[0; 65]).err(),
+            Some(KeyError::Length(65))
+        );
+        assert!(SecretKey::new(KeyId(1), &[0; 64]).is_ok());
+    }
+
+    #[test]
+    fn ring_rules() {
+        let mut ring = KeyRing::new(key(1));
+        assert_eq!(ring.rotate(key(1)), Err(KeyError::DuplicateId(KeyId(1))));
+        assert_eq!(ring.rotate(key(2)), Ok(()));
+        assert_eq!(
+            ring.remove(KeyId(2)),
+            Err(KeyError::RemovingCurrent(KeyId(2)))
+        );
+        assert_eq!(ring.remove(KeyId(9)), Err(KeyError::UnknownId(KeyId(9))));
+        assert_eq!(ring.remove(KeyId(1)), Ok(()));
+        assert!(ring.get(KeyId(1)).is_none());
+        assert!(!format!("{ring:?}").contains("[2"));
+    }
+}
