@@ -28,3 +28,6 @@ pub use store::{MemoryStore, Store, Swap, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;
+
+/// The random-source traits otpflow takes (`rand_core` 0.10).
+pub use rand_core;

@@ -31,15 +31,15 @@ type Listener = Box<dyn Fn(&Event) + Send + Sync>;
 ///
 /// ```
 /// use otpflow::*;
-/// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 /// use time::macros::datetime;
 ///
 /// let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?);
 /// let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
 /// let verifier = Verifier::new(Policy::default(), keys, MemoryStore::new(), clock.clone());
-/// let mut rng = ChaCha20Rng::from_os_rng(); // any `rand_core::CryptoRng`
+/// // Any `rand_core::CryptoRng`; here the operating system's.
+/// let mut rng = otpflow::rand_core::UnwrapErr(getrandom::SysRng);
 ///
-/// let phone = PhoneNumber::parse("+44 7401 101801", &PhonePolicy::uk_only())?;
+/// let phone = PhoneNumber::parse("+44 7401 101801", &PhonePolicy::default())?;
 /// let subject = SubjectKey::new(Purpose::Login, phone);
 /// let sent = verifier.start(&subject, Channel::Sms, &mut rng)?;
 /// // … deliver `sent.code.as_str()` by SMS …
