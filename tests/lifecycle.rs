@@ -1,0 +1,762 @@
+//! Every transition and every budget of the validation life cycle, through
+//! the public API: `Verifier` over `MemoryStore` and a `ManualClock`.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use otpflow::*;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+struct World {
+    verifier: Verifier<MemoryStore, ManualClock>,
+    clock: ManualClock,
+    rng: ChaCha20Rng,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+fn key(id: u32) -> SecretKey {
+    SecretKey::new(KeyId(id), &[u8::try_from(id).unwrap(); 32]).unwrap()
+}
+
+fn world(policy: Policy) -> World {
+    let clock = ManualClock::new(T0);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let verifier = Verifier::new(
+        policy,
+        KeyRing::new(key(1)),
+        MemoryStore::new(),
+        clock.clone(),
+    )
+    .on_event(move |e| sink.lock().unwrap().push(e.clone()));
+    World {
+        verifier,
+        clock,
+        rng: ChaCha20Rng::seed_from_u64(1),
+        events,
+    }
+}
+
+fn subject(purpose: Purpose) -> SubjectKey {
+    SubjectKey::new(
+        purpose,
+        PhoneNumber::parse("+447401101801", &PhonePolicy::default()).unwrap(),
+    )
+}
+
+fn login() -> SubjectKey {
+    subject(Purpose::Login)
+}
+
+/// A code of the right length that is not `code`.
+fn wrong(code: &Code) -> String {
+    code.as_str()
+        .bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+        .collect()
+}
+
+impl World {
+    fn start(&mut self, s: &SubjectKey) -> Result<Sent, Error> {
+        self.verifier.start(s, Channel::Sms, &mut self.rng)
+    }
+    fn resend(&mut self, s: &SubjectKey) -> Result<Sent, Error> {
+        self.verifier.resend(s, None, &mut self.rng)
+    }
+    fn state(&self, s: &SubjectKey) -> State {
+        self.verifier.status(s).unwrap().state
+    }
+    fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+}
+
+#[test]
+fn start_wrong_right_reuse() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let sent = w.start(&s).unwrap();
+    assert_eq!(sent.code.len(), 6);
+    assert_eq!(sent.generation, 1);
+    assert_eq!(sent.expires_at, T0 + Duration::minutes(10));
+    assert_eq!(sent.sends_left, 4);
+    assert!(!sent.resent);
+    assert_eq!(w.state(&s), State::Sent);
+
+    let err = w.verifier.verify(&s, &wrong(&sent.code)).unwrap_err();
+    assert!(
+        matches!(err, Error::CodeMismatch { attempts_left: 4 }),
+        "{err:?}"
+    );
+    assert_eq!(err.http_status(), 403);
+    assert_eq!(w.verifier.status(&s).unwrap().attempts_left, 4);
+
+    let ok = w.verifier.verify(&s, sent.code.as_str()).unwrap();
+    assert_eq!(ok.generation, 1);
+    assert_eq!(ok.validated_at, T0);
+    assert_eq!(w.state(&s), State::Validated);
+
+    let again = w.verifier.verify(&s, sent.code.as_str()).unwrap_err();
+    assert!(matches!(again, Error::AlreadyValidated));
+    assert_eq!(again.code(), "already_validated");
+
+    let events = w.take_events();
+    assert!(matches!(
+        events[0],
+        Event::Sent {
+            generation: 1,
+            channel: Channel::Sms,
+            ..
+        }
+    ));
+    assert!(matches!(
+        events[1],
+        Event::CheckFailed {
+            attempts_left: 4,
+            ..
+        }
+    ));
+    assert!(matches!(events[2], Event::Validated { generation: 1, .. }));
+    assert_eq!(
+        events.len(),
+        3,
+        "a refused reuse changes nothing and emits nothing"
+    );
+}
+
+#[test]
+fn code_input_is_forgiving_about_spaces_and_dashes_only() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    for bad in [
+        "12345",
+        "1234567",
+        "12345a",
+        "",
+        "١٢٣٤٥٦",
+        "12345\u{0}6",
+        "123 45x",
+    ] {
+        assert!(
+            matches!(w.verifier.verify(&s, bad), Err(Error::MalformedCode)),
+            "{bad:?}"
+        );
+    }
+    // Malformed input spends nothing.
+    assert_eq!(w.verifier.status(&s).unwrap().attempts_left, 5);
+    let (a, b) = code.as_str().split_at(3);
+    w.verifier.verify(&s, &format!(" {a}-{b} ")).unwrap();
+}
+
+#[test]
+fn expiry_is_exclusive_at_the_boundary() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    w.clock
+        .advance(Duration::minutes(10) - Duration::NANOSECOND);
+    assert_eq!(w.state(&s), State::Sent);
+    w.clock.advance(Duration::NANOSECOND);
+    // Status reads the passing of time without writing.
+    assert_eq!(w.state(&s), State::Expired);
+    let err = w.verifier.verify(&s, code.as_str()).unwrap_err();
+    assert!(matches!(err, Error::Expired));
+    assert_eq!(err.http_status(), 412);
+    assert!(matches!(
+        w.take_events().last(),
+        Some(Event::Expired { generation: 1, .. })
+    ));
+    assert!(matches!(w.resend(&s), Err(Error::Expired)));
+    // A new start after expiry is a new generation with a new code.
+    let next = w.start(&s).unwrap();
+    assert_eq!(next.generation, 2);
+    assert!(!next.resent);
+    w.verifier.verify(&s, next.code.as_str()).unwrap();
+}
+
+#[test]
+fn unknown_subject_and_cancel() {
+    let mut w = world(Policy::default());
+    let s = login();
+    assert!(matches!(
+        w.verifier.verify(&s, "123456"),
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(w.verifier.status(&s), Err(Error::NotFound)));
+    assert!(matches!(w.verifier.cancel(&s), Err(Error::NotFound)));
+    assert!(matches!(w.resend(&s), Err(Error::NotFound)));
+    assert!(
+        w.verifier.store().is_empty(),
+        "refusals for unknown subjects write nothing"
+    );
+
+    let code = w.start(&s).unwrap().code;
+    w.verifier.cancel(&s).unwrap();
+    assert_eq!(w.state(&s), State::Canceled);
+    w.verifier.cancel(&s).unwrap(); // idempotent
+    assert!(matches!(
+        w.verifier.verify(&s, code.as_str()),
+        Err(Error::Canceled)
+    ));
+    assert!(matches!(w.resend(&s), Err(Error::Canceled)));
+    assert_eq!(Error::Canceled.public(), PublicError::InvalidCode);
+    let next = w.start(&s).unwrap();
+    assert_eq!(next.generation, 2);
+}
+
+#[test]
+fn checks_per_code_are_counted_before_the_comparison() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    let bad = wrong(&code);
+    for left in (1..5).rev() {
+        let err = w.verifier.verify(&s, &bad).unwrap_err();
+        assert!(matches!(err, Error::CodeMismatch { attempts_left } if attempts_left == left));
+    }
+    // The fifth failure spends the budget and locks the validation.
+    assert!(matches!(
+        w.verifier.verify(&s, &bad),
+        Err(Error::AttemptsExhausted)
+    ));
+    assert_eq!(w.state(&s), State::Locked);
+    // Even the right code is refused now.
+    assert!(matches!(
+        w.verifier.verify(&s, code.as_str()),
+        Err(Error::AttemptsExhausted)
+    ));
+    assert!(matches!(w.resend(&s), Err(Error::AttemptsExhausted)));
+    let events = w.take_events();
+    assert!(matches!(
+        events.last(),
+        Some(Event::Locked { until: None, .. })
+    ));
+}
+
+#[test]
+fn same_code_resend_cooldown_and_send_budget() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let first = w.start(&s).unwrap();
+    assert_eq!(
+        w.verifier.status(&s).unwrap().resend_after,
+        Some(Duration::seconds(30))
+    );
+    let err = w.resend(&s).unwrap_err();
+    assert!(matches!(err, Error::ResendTooSoon { .. }));
+    assert_eq!(err.retry_after(), Some(Duration::seconds(30)));
+    assert_eq!(err.http_status(), 429);
+    w.clock.advance(Duration::seconds(12));
+    assert_eq!(
+        w.resend(&s).unwrap_err().retry_after(),
+        Some(Duration::seconds(18))
+    );
+    w.clock.advance(Duration::seconds(18));
+    for sends_left in (0..4).rev() {
+        let again = w.resend(&s).unwrap();
+        assert!(again.resent && !again.new_code);
+        assert_eq!(again.code, first.code, "SameCode resends the same code");
+        assert_eq!(again.expires_at, first.expires_at, "and keeps its lifetime");
+        assert_eq!(again.sends_left, sends_left);
+        w.clock.advance(Duration::seconds(30));
+    }
+    // Five sends in all: the budget is spent until the validation expires.
+    let now_elapsed = Duration::seconds(30 + 4 * 30);
+    let err = w.resend(&s).unwrap_err();
+    assert!(matches!(err, Error::SendLimit { .. }));
+    assert_eq!(err.retry_after(), Some(Duration::minutes(10) - now_elapsed));
+    // `start` on a live validation is a resend, under the same budget.
+    assert!(matches!(w.start(&s), Err(Error::SendLimit { .. })));
+    w.verifier.verify(&s, first.code.as_str()).unwrap();
+}
+
+#[test]
+fn start_on_a_live_validation_resends_and_can_switch_channel() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let first = w.start(&s).unwrap();
+    w.clock.advance(Duration::seconds(30));
+    let again = w.verifier.start(&s, Channel::Whatsapp, &mut w.rng).unwrap();
+    assert!(again.resent);
+    assert_eq!(again.generation, 1);
+    assert_eq!(again.code, first.code);
+    assert_eq!(again.channel, Channel::Whatsapp);
+    assert!(matches!(
+        w.take_events().last(),
+        Some(Event::Resent {
+            channel: Channel::Whatsapp,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn new_code_resend_retires_the_old_code() {
+    let policy = Policy::builder()
+        .resend_mode(ResendMode::NewCode)
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    let first = w.start(&s).unwrap();
+    // Spend two checks on the first code.
+    for _ in 0..2 {
+        let _ = w.verifier.verify(&s, &wrong(&first.code));
+    }
+    w.clock.advance(Duration::seconds(30));
+    let second = w.resend(&s).unwrap();
+    assert!(second.new_code);
+    assert_ne!(second.code, first.code);
+    assert_eq!(
+        second.expires_at,
+        T0 + Duration::seconds(30) + Duration::minutes(10)
+    );
+    // A fresh code gets fresh checks…
+    assert_eq!(w.verifier.status(&s).unwrap().attempts_left, 5);
+    // …and the old code is now just a wrong code.
+    let err = w.verifier.verify(&s, first.code.as_str()).unwrap_err();
+    assert!(matches!(err, Error::CodeMismatch { attempts_left: 4 }));
+    w.verifier.verify(&s, second.code.as_str()).unwrap();
+}
+
+#[test]
+fn failure_cap_survives_resends_and_restarts_then_lockout_ends() {
+    let policy = Policy::builder()
+        .max_checks(3)
+        .failure_cap(7)
+        .lockout(Duration::minutes(15))
+        .resend_mode(ResendMode::NewCode)
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    let mut failures = 0;
+    let mut code = w.start(&s).unwrap().code;
+    // 2 failures, resend (new code, fresh checks), 2 failures, cancel,
+    // start again, 2 failures: 6 failures, none of the three moves reset them.
+    for round in 0..3 {
+        for _ in 0..2 {
+            let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+            assert!(matches!(err, Error::CodeMismatch { .. }), "{err:?}");
+            failures += 1;
+        }
+        w.clock.advance(Duration::seconds(30));
+        code = match round {
+            0 => w.resend(&s).unwrap().code,
+            1 => {
+                w.verifier.cancel(&s).unwrap();
+                w.start(&s).unwrap().code
+            }
+            _ => code,
+        };
+    }
+    assert_eq!(failures, 6);
+    // The seventh locks the subject.
+    let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::minutes(15)));
+    let until = T0 + Duration::seconds(90) + Duration::minutes(15);
+    assert!(
+        matches!(w.take_events().last(), Some(Event::Locked { until: Some(u), .. }) if *u == until)
+    );
+    assert_eq!(w.verifier.status(&s).unwrap().locked_until, Some(until));
+    // Locked: no start, no resend, no check, whatever the code.
+    assert!(matches!(w.start(&s), Err(Error::Locked { .. })));
+    assert!(matches!(w.resend(&s), Err(Error::Locked { .. })));
+    assert!(matches!(
+        w.verifier.verify(&s, code.as_str()),
+        Err(Error::Locked { .. })
+    ));
+    assert_eq!(w.start(&s).unwrap_err().public().http_status(), 429);
+    // Another purpose for the same number has its own ledger.
+    let onboarding = subject(Purpose::Onboarding);
+    let other = w.start(&onboarding).unwrap();
+    w.verifier.verify(&onboarding, other.code.as_str()).unwrap();
+    // The lockout ends; a new validation works and the count starts again.
+    w.clock.advance(Duration::minutes(15));
+    let fresh = w.start(&s).unwrap();
+    assert!(!fresh.resent);
+    let err = w.verifier.verify(&s, &wrong(&fresh.code)).unwrap_err();
+    assert!(matches!(err, Error::CodeMismatch { attempts_left: 2 }));
+    w.verifier.verify(&s, fresh.code.as_str()).unwrap();
+}
+
+#[test]
+fn failures_outside_the_window_are_forgotten() {
+    let policy = Policy::builder()
+        .failure_cap(3)
+        .failure_window(Duration::hours(1))
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    for _ in 0..2 {
+        let _ = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    }
+    w.clock.advance(Duration::hours(1));
+    let code = w.start(&s).unwrap().code;
+    // Two more failures in a new window: no lock at the cap of three.
+    for left in [4, 3] {
+        let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+        assert!(matches!(err, Error::CodeMismatch { attempts_left } if attempts_left == left));
+    }
+}
+
+#[test]
+fn subject_send_window_is_not_reset_by_cancel_and_restart() {
+    let policy = Policy::builder()
+        .max_sends(2)
+        .subject_send_cap(3)
+        .subject_send_window(Duration::hours(1))
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    w.start(&s).unwrap();
+    w.verifier.cancel(&s).unwrap();
+    w.start(&s).unwrap();
+    w.verifier.cancel(&s).unwrap();
+    w.clock.advance(Duration::minutes(1));
+    w.start(&s).unwrap();
+    w.verifier.cancel(&s).unwrap();
+    let err = w.start(&s).unwrap_err();
+    assert!(matches!(err, Error::SendLimit { .. }));
+    assert_eq!(err.retry_after(), Some(Duration::minutes(59)));
+    w.clock.advance(Duration::minutes(59));
+    w.start(&s).unwrap();
+}
+
+#[test]
+fn key_rotation_keeps_codes_in_flight_and_removal_fails_cleanly() {
+    let mut w = world(Policy::default());
+    let a = login();
+    let b = subject(Purpose::Onboarding);
+    let code_a = w.start(&a).unwrap().code;
+    let code_b = w.start(&b).unwrap().code;
+    w.verifier.engine_mut().keys_mut().rotate(key(2)).unwrap();
+    // A code derived with the retired key still verifies.
+    w.verifier.verify(&a, code_a.as_str()).unwrap();
+    // A same-code resend after rotation still sends the code in flight.
+    w.clock.advance(Duration::seconds(30));
+    assert_eq!(w.resend(&b).unwrap().code, code_b);
+    // Once the old key is removed, its codes fail cleanly: expired, not a
+    // mismatch, and no attempt or failure is spent.
+    w.verifier.engine_mut().keys_mut().remove(KeyId(1)).unwrap();
+    assert!(matches!(
+        w.verifier.verify(&b, code_b.as_str()),
+        Err(Error::Expired)
+    ));
+    assert_eq!(w.state(&b), State::Expired);
+    // A new validation uses the new key.
+    w.clock.advance(Duration::seconds(30));
+    let fresh = w.start(&b).unwrap();
+    w.verifier.verify(&b, fresh.code.as_str()).unwrap();
+}
+
+#[test]
+fn same_code_resend_after_key_removal_draws_a_new_code() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let first = w.start(&s).unwrap();
+    w.verifier.engine_mut().keys_mut().rotate(key(2)).unwrap();
+    w.verifier.engine_mut().keys_mut().remove(KeyId(1)).unwrap();
+    w.clock.advance(Duration::seconds(30));
+    let second = w.resend(&s).unwrap();
+    assert!(second.new_code);
+    assert_ne!(second.code, first.code);
+    w.verifier.verify(&s, second.code.as_str()).unwrap();
+}
+
+#[test]
+fn purpose_binding() {
+    let mut w = world(Policy::default());
+    let login = login();
+    let onboarding = subject(Purpose::Onboarding);
+    let reset = subject(Purpose::custom("password-reset").unwrap());
+    let code = w.start(&login).unwrap().code;
+    let other = w.start(&onboarding).unwrap().code;
+    let third = w.start(&reset).unwrap().code;
+    assert_ne!(code, other);
+    // A login code never validates an onboarding check (unless by the
+    // 1-in-10^6 chance that both codes are equal, which this seed avoids).
+    let err = w.verifier.verify(&onboarding, code.as_str()).unwrap_err();
+    assert!(matches!(err, Error::CodeMismatch { .. }));
+    assert!(matches!(
+        w.verifier.verify(&reset, code.as_str()),
+        Err(Error::CodeMismatch { .. })
+    ));
+    w.verifier.verify(&login, code.as_str()).unwrap();
+    w.verifier.verify(&onboarding, other.as_str()).unwrap();
+    w.verifier.verify(&reset, third.as_str()).unwrap();
+}
+
+#[test]
+fn a_clock_that_jumps_back_never_revives_or_extends() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    w.clock.advance(Duration::minutes(11));
+    assert!(matches!(
+        w.verifier.verify(&s, code.as_str()),
+        Err(Error::Expired)
+    ));
+    w.clock.advance(Duration::minutes(-11));
+    assert!(matches!(
+        w.verifier.verify(&s, code.as_str()),
+        Err(Error::Expired)
+    ));
+}
+
+#[test]
+fn store_failures_surface_and_change_nothing() {
+    #[derive(Debug)]
+    struct Down;
+    impl std::fmt::Display for Down {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+    impl std::error::Error for Down {}
+    /// Loads work; writes fail.
+    struct ReadOnly(MemoryStore);
+    impl Store for ReadOnly {
+        type Error = Down;
+        fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Down> {
+            Ok(self.0.load(k).unwrap_or_else(|e| match e {}))
+        }
+        fn compare_and_swap(
+            &self,
+            _: &SubjectKey,
+            _: Option<Version>,
+            _: &Record,
+        ) -> Result<Swap, Down> {
+            Err(Down)
+        }
+    }
+    let clock = ManualClock::new(T0);
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let inner = Verifier::new(
+        Policy::default(),
+        KeyRing::new(key(1)),
+        MemoryStore::new(),
+        clock.clone(),
+    );
+    let s = login();
+    let code = inner.start(&s, Channel::Sms, &mut rng).unwrap().code;
+    let (record, _) = inner.store().load(&s).unwrap().unwrap();
+    let broken_store = MemoryStore::new();
+    assert!(matches!(
+        broken_store.compare_and_swap(&s, None, &record),
+        Ok(Swap::Done(_))
+    ));
+    let broken = Verifier::new(
+        Policy::default(),
+        KeyRing::new(key(1)),
+        ReadOnly(broken_store),
+        clock,
+    );
+    let err = broken.verify(&s, code.as_str()).unwrap_err();
+    assert!(matches!(err, Error::Store(_)));
+    assert_eq!(err.http_status(), 503);
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "connection refused"
+    );
+    // The failed write left the record as it was: still sent, nothing spent.
+    let status = broken.status(&s).unwrap();
+    assert_eq!((status.state, status.attempts_left), (State::Sent, 5));
+}
+
+#[test]
+fn endless_conflicts_end_in_contention() {
+    /// Every write conflicts.
+    struct Busy(MemoryStore);
+    impl Store for Busy {
+        type Error = std::convert::Infallible;
+        fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+            self.0.load(k)
+        }
+        fn compare_and_swap(
+            &self,
+            _: &SubjectKey,
+            _: Option<Version>,
+            _: &Record,
+        ) -> Result<Swap, Self::Error> {
+            Ok(Swap::Conflict)
+        }
+    }
+    let v = Verifier::new(
+        Policy::default(),
+        KeyRing::new(key(1)),
+        Busy(MemoryStore::new()),
+        ManualClock::new(T0),
+    )
+    .max_retries(3);
+    let err = v
+        .start(&login(), Channel::Sms, &mut ChaCha20Rng::seed_from_u64(4))
+        .unwrap_err();
+    assert!(matches!(err, Error::Contention));
+    assert_eq!(err.public(), PublicError::Unavailable);
+}
+
+#[test]
+fn records_round_trip_through_bytes_mid_flight() {
+    let mut w = world(Policy::default());
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    let _ = w.verifier.verify(&s, &wrong(&code));
+    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let bytes = record.to_bytes();
+    assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
+    // A record holds neither the code nor its digits in any obvious form.
+    assert!(!bytes.windows(6).any(|win| win == code.as_str().as_bytes()));
+    let policy = Policy::default();
+    assert_eq!(
+        record.expires_at(&policy),
+        T0 + Duration::hours(24),
+        "the failure window"
+    );
+    assert_eq!(
+        w.verifier
+            .store()
+            .purge_expired(T0 + Duration::hours(23), &policy),
+        0
+    );
+    assert_eq!(
+        w.verifier
+            .store()
+            .purge_expired(T0 + Duration::hours(24), &policy),
+        1
+    );
+}
+
+#[test]
+fn errors_serve_the_seed_apis() {
+    // Verifik: 404 phone_validation_not_found, 403 otp_does_not_match,
+    // 412 phoneValidation_has_expired, 409 missing/invalid parameters;
+    // Kii: 400/409 already verified, 403 invalid code; Twilio-style 429s.
+    let cases: [(Error, &str, u16); 8] = [
+        (Error::NotFound, "validation_not_found", 404),
+        (
+            Error::CodeMismatch { attempts_left: 2 },
+            "code_mismatch",
+            403,
+        ),
+        (Error::Expired, "validation_expired", 412),
+        (Error::AlreadyValidated, "already_validated", 409),
+        (Error::AttemptsExhausted, "max_attempts_reached", 429),
+        (
+            Error::Locked {
+                retry_after: Duration::minutes(5),
+            },
+            "subject_locked",
+            429,
+        ),
+        (Error::MalformedCode, "malformed_code", 400),
+        (Error::Contention, "contention", 503),
+    ];
+    for (err, code, status) in cases {
+        assert_eq!((err.code(), err.http_status()), (code, status));
+        assert!(!err.to_string().is_empty());
+    }
+    assert_eq!(
+        Error::SendLimit {
+            retry_after: Duration::milliseconds(200)
+        }
+        .to_string(),
+        "send limit reached; retry in 1s"
+    );
+}
+
+#[test]
+fn concurrent_checks_spend_each_attempt_once_and_validate_at_most_once() {
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    for round in 0..20u64 {
+        // Events are emitted only for stored transitions: they count the
+        // checks that were accepted (compared and recorded).
+        let compared = Arc::new(AtomicU32::new(0));
+        let validated = Arc::new(AtomicU32::new(0));
+        let (c, v) = (Arc::clone(&compared), Arc::clone(&validated));
+        let verifier = Verifier::new(
+            Policy::default(),
+            KeyRing::new(key(1)),
+            MemoryStore::with_shards(1),
+            ManualClock::new(T0),
+        )
+        .max_retries(64)
+        .on_event(move |e| match e {
+            Event::CheckFailed { .. } => {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::Validated { .. } => {
+                c.fetch_add(1, Ordering::SeqCst);
+                v.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        });
+        let s = login();
+        let code = verifier
+            .start(&s, Channel::Sms, &mut ChaCha20Rng::seed_from_u64(round))
+            .unwrap()
+            .code;
+        let bad = wrong(&code);
+        let threads = 8;
+        let barrier = Barrier::new(threads);
+        let oks = AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let (verifier, s, code, bad, barrier, oks) =
+                    (&verifier, &s, &code, &bad, &barrier, &oks);
+                scope.spawn(move || {
+                    barrier.wait();
+                    for i in 0..4 {
+                        // Mostly wrong codes, one right one per thread.
+                        let input = if i == t % 4 {
+                            code.as_str()
+                        } else {
+                            bad.as_str()
+                        };
+                        match verifier.verify(s, input) {
+                            Ok(_) => {
+                                oks.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(
+                                Error::CodeMismatch { .. }
+                                | Error::AttemptsExhausted
+                                | Error::AlreadyValidated
+                                | Error::Contention,
+                            ) => {}
+                            Err(e) => panic!("unexpected {e:?}"),
+                        }
+                    }
+                });
+            }
+        });
+        let (oks, compared, validated) = (
+            oks.into_inner(),
+            compared.load(Ordering::SeqCst),
+            validated.load(Ordering::SeqCst),
+        );
+        assert!(oks <= 1, "round {round}: {oks} successes");
+        assert_eq!(oks, validated, "round {round}");
+        assert!(
+            compared <= 5,
+            "round {round}: {compared} checks accepted, budget 5"
+        );
+        let status = verifier.status(&s).unwrap();
+        let expected = if oks == 1 {
+            State::Validated
+        } else {
+            State::Locked
+        };
+        assert_eq!(status.state, expected, "round {round}");
+    }
+}
