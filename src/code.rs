@@ -51,7 +51,7 @@ const REJECT_FROM: u8 = 250;
 /// assert!(!format!("{code:?}").contains(code.as_str()));
 /// # }
 /// ```
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Code {
     digits: [u8; MAX_CODE_LEN],
     len: u8,
@@ -80,6 +80,15 @@ impl Code {
         self.len == input.len && bool::from(self.digits[..n].ct_eq(&input.digits[..n]))
     }
 }
+
+/// Constant-time, like every comparison of codes here.
+impl PartialEq for Code {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && bool::from(self.digits.ct_eq(&other.digits))
+    }
+}
+
+impl Eq for Code {}
 
 impl fmt::Debug for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -432,32 +432,41 @@ impl Engine {
         let Ok(input) = CodeInput::parse(input, p.code_length()) else {
             return Step::refuse(Error::MalformedCode);
         };
+        // Every refusal below costs one derivation too, so "not found",
+        // "expired" or "locked" take as long as a wrong code.
         let Some(record) = record.filter(|r| r.current.is_some()) else {
-            // An unknown subject costs one derivation too, so "not found"
-            // and "wrong code" take the same time.
-            let dummy = code::derive(
-                self.keys.current(),
-                subject,
-                &[0; NONCE_LEN],
-                0,
-                p.code_length(),
-            );
-            let _ = core::hint::black_box(dummy.matches(&input));
+            self.dummy_check(subject, &input);
             return Step::refuse(Error::NotFound);
         };
-        if let Some(refusal) = locked(&record.ledger, now) {
+        let refusal = locked(&record.ledger, now).or_else(|| self.settle(record, subject, now));
+        if let Some(refusal) = refusal {
+            self.dummy_check(subject, &input);
             return refusal;
-        }
-        if let Some(step) = self.settle(record, subject, now) {
-            return step;
         }
         let mut record = record.clone();
         let generation = record.generation;
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
+        if v.checks >= p.max_checks() {
+            // Only a record written under a larger budget gets here: refuse
+            // before comparing, so no code is ever checked past the budget.
+            self.dummy_check(subject, &input);
+            end(v, State::Locked, now);
+            let events = vec![Event::Locked {
+                subject: subject.clone(),
+                generation,
+                until: None,
+            }];
+            return Step {
+                write: Some(record),
+                outcome: Err(Error::AttemptsExhausted),
+                events,
+            };
+        }
         let Some(key) = self.keys.get(v.key_id) else {
             // The key was removed from the ring: no one can check this code.
+            self.dummy_check(subject, &input);
             end(v, State::Expired, now);
             let events = vec![Event::Expired {
                 subject: subject.clone(),
@@ -636,6 +645,13 @@ impl Engine {
             State::Locked => Step::refuse(Error::AttemptsExhausted),
             State::Canceled => Step::refuse(Error::Canceled),
         })
+    }
+
+    /// One derivation and comparison whose result is thrown away.
+    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput) {
+        let length = self.policy.code_length();
+        let dummy = code::derive(self.keys.current(), subject, &[0; NONCE_LEN], 0, length);
+        core::hint::black_box(dummy.matches(input));
     }
 
     fn sends_left(&self, v: &Validation, ledger: &Ledger, now: OffsetDateTime) -> u32 {

@@ -760,3 +760,31 @@ fn concurrent_checks_spend_each_attempt_once_and_validate_at_most_once() {
         assert_eq!(status.state, expected, "round {round}");
     }
 }
+
+#[test]
+fn a_record_from_a_larger_budget_is_never_checked_past_the_current_one() {
+    let generous = Policy::builder().max_checks(10).build().unwrap();
+    let strict = Policy::builder().max_checks(3).build().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemoryStore::new());
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let before = Verifier::new(
+        generous,
+        KeyRing::new(key(1)),
+        Arc::clone(&store),
+        clock.clone(),
+    );
+    let s = login();
+    let code = before.start(&s, Channel::Sms, &mut rng).unwrap().code;
+    for _ in 0..4 {
+        let _ = before.verify(&s, &wrong(&code)).unwrap_err();
+    }
+    // A deploy lowers the budget: four checks are already spent, so even the
+    // right code is refused without a comparison.
+    let after = Verifier::new(strict, KeyRing::new(key(1)), store, clock);
+    assert!(matches!(
+        after.verify(&s, code.as_str()),
+        Err(Error::AttemptsExhausted)
+    ));
+    assert_eq!(after.status(&s).unwrap().state, State::Locked);
+}
