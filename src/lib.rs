@@ -5,6 +5,9 @@
 pub mod clock;
 pub mod code;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guide;
 pub mod keys;
 pub mod phone;

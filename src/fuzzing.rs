@@ -1,0 +1,464 @@
+//! Fuzzing harnesses (feature `fuzzing`): what the `cargo fuzz` targets in
+//! `fuzz/` call, so each target is a few lines. Not part of the stable API.
+//!
+//! [`run_lifecycle`] drives a [`Verifier`] through an arbitrary list of
+//! [`Operation`]s and asserts the invariants otpflow promises after every
+//! step; [`check_code_input`] checks the code-input rules on any string.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arbitrary::Arbitrary;
+use rand_core::{Infallible, TryCryptoRng, TryRng};
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    Channel, Code, Engine, Error, Event, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber,
+    PhonePolicy, Policy, Purpose, Record, ResendMode, SecretKey, State, Store, SubjectKey,
+    Verifier,
+};
+
+/// The policy knobs, kept in range by construction (`build` still checks).
+#[derive(Arbitrary, Clone, Copy, Debug)]
+pub struct Params {
+    /// Code length offset (4 + n % 7).
+    pub code_length: u8,
+    /// Checks per code (1 + n % 6).
+    pub max_checks: u8,
+    /// Sends per validation (1 + n % 6).
+    pub max_sends: u8,
+    /// Failure cap (1 + n % 12).
+    pub failure_cap: u8,
+    /// Cooldown in seconds (n % 61).
+    pub cooldown: u8,
+    /// Lifetime in minutes (1 + n % 20).
+    pub lifetime: u8,
+    /// Lockout in minutes (1 + n % 90).
+    pub lockout: u8,
+    /// `NewCode` resends when true.
+    pub new_code: bool,
+}
+
+/// One call, or the passing of time.
+#[derive(Arbitrary, Clone, Debug)]
+pub enum Operation {
+    /// `start` for subject `s % 3`.
+    Start(u8),
+    /// `resend` for subject `s % 3`.
+    Resend(u8),
+    /// `verify` with the code last sent to the subject.
+    VerifyLatest(u8),
+    /// `verify` with an earlier code sent to the subject (the `n`th back).
+    VerifyEarlier(u8, u8),
+    /// `verify` with digits that are not the latest code.
+    VerifyWrong(u8, u32),
+    /// `verify` with a string over digits, separators and a few characters
+    /// that must be refused (bytes index [`RAW_ALPHABET`]).
+    VerifyRaw(u8, Vec<u8>),
+    /// `cancel`.
+    Cancel(u8),
+    /// `status`.
+    Status(u8),
+    /// Moves the clock by `n` seconds (negative too: clocks jump back).
+    Advance(i16),
+    /// Moves the clock by `n` minutes.
+    AdvanceMinutes(u8),
+    /// Rotates in a new key.
+    RotateKey,
+    /// Removes the oldest retired key.
+    RemoveOldestKey,
+}
+
+struct CountingRng(u64);
+
+impl TryRng for CountingRng {
+    type Error = Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.try_next_u64()
+            .map(|n| u32::try_from(n >> 32).unwrap_or_default())
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        // SplitMix64: a fuzz run needs distinct nonces, not secrecy.
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Ok(z ^ (z >> 31))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let n = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&n[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for CountingRng {}
+
+/// (subject, generation, how many codes that generation had sent so far).
+type CodeEpoch = (String, u32, usize);
+
+/// What the harness remembers of one subject.
+#[derive(Default)]
+struct Seen {
+    /// Every code sent, per generation, in order.
+    codes: HashMap<u32, Vec<Code>>,
+    /// Generations that validated.
+    validated: Vec<u32>,
+    /// Terminal states seen, per generation.
+    terminal: HashMap<u32, State>,
+}
+
+/// Reads [`Params`] and then [`Operation`]s until `data` runs out, and
+/// runs them with [`run_lifecycle`]. (`Vec<Operation>`'s own `Arbitrary`
+/// stops after each element with probability ½, which keeps lists short.)
+pub fn run_lifecycle_bytes(data: &[u8]) {
+    let mut u = arbitrary::Unstructured::new(data);
+    let Ok(params) = Params::arbitrary(&mut u) else {
+        return;
+    };
+    let mut ops = Vec::new();
+    while !u.is_empty() {
+        match Operation::arbitrary(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    run_lifecycle(params, &ops);
+}
+
+/// Runs `ops` against a `Verifier` over a `MemoryStore` and panics if an
+/// invariant breaks:
+/// - a verify succeeds only with the latest code sent for that generation,
+///   and at most once per generation;
+/// - no more checks reach a comparison per code than the policy allows;
+/// - a terminal state never goes back to `sent`;
+/// - records survive their byte encoding unchanged;
+/// - no call panics.
+pub fn run_lifecycle(params: Params, ops: &[Operation]) {
+    let policy = Policy::builder()
+        .code_length(4 + params.code_length % 7)
+        .max_checks(1 + u32::from(params.max_checks % 6))
+        .max_sends(1 + u32::from(params.max_sends % 6))
+        .failure_cap(1 + u32::from(params.failure_cap % 12))
+        .resend_cooldown(Duration::seconds(i64::from(params.cooldown % 61)))
+        .code_lifetime(Duration::minutes(1 + i64::from(params.lifetime % 20)))
+        .lockout(Duration::minutes(1 + i64::from(params.lockout % 90)))
+        .resend_mode(if params.new_code {
+            ResendMode::NewCode
+        } else {
+            ResendMode::SameCode
+        })
+        .build();
+    let Ok(policy) = policy else {
+        panic!("harness policy out of range: {policy:?}")
+    };
+    let max_checks = policy.max_checks();
+    let Ok(first_key) = SecretKey::new(KeyId(0), &[0x5a; 32]) else {
+        unreachable!()
+    };
+    let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH + Duration::days(20_000));
+    // Checks that reached a comparison, per (subject, generation, code epoch).
+    let compared: Arc<Mutex<HashMap<CodeEpoch, u32>>> = Arc::default();
+    let epochs: Arc<Mutex<HashMap<(String, u32), usize>>> = Arc::default();
+    let (c, e) = (Arc::clone(&compared), Arc::clone(&epochs));
+    let mut verifier = Verifier::new(
+        policy,
+        KeyRing::new(first_key),
+        MemoryStore::with_shards(2),
+        clock.clone(),
+    )
+    .on_event(move |event| {
+        let mut epochs = e.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut compared = c.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            Event::Sent {
+                subject,
+                generation,
+                ..
+            }
+            | Event::Resent {
+                subject,
+                generation,
+                new_code: true,
+                ..
+            } => {
+                *epochs
+                    .entry((subject.to_string(), *generation))
+                    .or_default() += 1;
+            }
+            Event::CheckFailed {
+                subject,
+                generation,
+                ..
+            }
+            | Event::Validated {
+                subject,
+                generation,
+            } => {
+                let epoch = epochs
+                    .get(&(subject.to_string(), *generation))
+                    .copied()
+                    .unwrap_or_default();
+                let n = compared
+                    .entry((subject.to_string(), *generation, epoch))
+                    .or_default();
+                *n += 1;
+                assert!(
+                    *n <= max_checks,
+                    "{n} checks compared on one code, budget {max_checks}"
+                );
+            }
+            _ => {}
+        }
+    });
+    let subjects = subjects();
+    let mut seen: Vec<Seen> = subjects.iter().map(|_| Seen::default()).collect();
+    let mut rng = CountingRng(7);
+    let mut next_key = 1u32;
+    for op in ops {
+        let s = match op {
+            Operation::Start(s)
+            | Operation::Resend(s)
+            | Operation::VerifyLatest(s)
+            | Operation::VerifyEarlier(s, _)
+            | Operation::VerifyWrong(s, _)
+            | Operation::VerifyRaw(s, _)
+            | Operation::Cancel(s)
+            | Operation::Status(s) => usize::from(*s) % subjects.len(),
+            _ => 0,
+        };
+        let subject = &subjects[s];
+        let generation = load(&verifier, subject).map_or(0, |r| r.generation());
+        let latest = seen[s]
+            .codes
+            .get(&generation)
+            .and_then(|codes| codes.last())
+            .cloned();
+        let verified = match op {
+            Operation::Start(_) | Operation::Resend(_) => {
+                let sent = if matches!(op, Operation::Start(_)) {
+                    verifier.start(subject, Channel::Sms, &mut rng)
+                } else {
+                    verifier.resend(subject, None, &mut rng)
+                };
+                if let Ok(sent) = sent {
+                    seen[s]
+                        .codes
+                        .entry(sent.generation)
+                        .or_default()
+                        .push(sent.code);
+                }
+                None
+            }
+            Operation::VerifyLatest(_) => latest
+                .as_ref()
+                .map(|code| (verifier.verify(subject, code.as_str()), true)),
+            Operation::VerifyEarlier(_, back) => {
+                let codes = seen[s].codes.get(&generation).cloned().unwrap_or_default();
+                let earlier = codes.iter().rev().nth(usize::from(*back)).cloned();
+                earlier.map(|code| {
+                    let is_latest = latest.as_ref() == Some(&code);
+                    (verifier.verify(subject, code.as_str()), is_latest)
+                })
+            }
+            Operation::VerifyWrong(_, digits) => {
+                let len = usize::from(verifier.engine().policy().code_length());
+                let input: String = format!("{digits:010}").chars().take(len).collect();
+                let is_latest = latest.as_ref().is_some_and(|c| c.as_str() == input);
+                Some((verifier.verify(subject, &input), is_latest))
+            }
+            Operation::VerifyRaw(_, bytes) => {
+                let input: &str = &raw_input(bytes);
+                let digits: String = input.chars().filter(|c| *c != ' ' && *c != '-').collect();
+                let is_latest = latest.as_ref().is_some_and(|c| c.as_str() == digits);
+                Some((verifier.verify(subject, input), is_latest))
+            }
+            Operation::Cancel(_) => {
+                let _ = verifier.cancel(subject);
+                None
+            }
+            Operation::Status(_) => {
+                let _ = verifier.status(subject);
+                None
+            }
+            Operation::Advance(secs) => {
+                clock.advance(Duration::seconds(i64::from(*secs)));
+                None
+            }
+            Operation::AdvanceMinutes(mins) => {
+                clock.advance(Duration::minutes(i64::from(*mins)));
+                None
+            }
+            Operation::RotateKey => {
+                if let Ok(key) = SecretKey::new(KeyId(next_key), &[next_key.to_le_bytes()[0]; 32]) {
+                    let _ = verifier.engine_mut().keys_mut().rotate(key);
+                }
+                next_key += 1;
+                None
+            }
+            Operation::RemoveOldestKey => {
+                let ring = verifier.engine_mut().keys_mut();
+                let oldest = (0..next_key).map(KeyId).find(|id| ring.get(*id).is_some());
+                if let Some(id) = oldest {
+                    let _ = ring.remove(id);
+                }
+                None
+            }
+        };
+        if let Some((result, was_latest)) = verified {
+            match result {
+                Ok(done) => {
+                    assert!(
+                        was_latest,
+                        "a verify succeeded with a code that is not the latest"
+                    );
+                    assert_eq!(done.generation, generation);
+                    assert!(
+                        !seen[s].validated.contains(&generation),
+                        "generation {generation} validated twice"
+                    );
+                    seen[s].validated.push(generation);
+                }
+                Err(Error::Store(_) | Error::Contention) => panic!("MemoryStore never fails"),
+                Err(_) => {}
+            }
+        }
+        // Stored states: terminal stays terminal; records survive their
+        // encoding. (`status` derives `expired` from the clock without a
+        // write, so a clock jumping back can show `sent` again until the
+        // first check stores the expiry; stored states are what count.)
+        for (i, subject) in subjects.iter().enumerate() {
+            let Some(record) = load(&verifier, subject) else {
+                continue;
+            };
+            assert_eq!(
+                Record::from_bytes(&record.to_bytes()).ok().as_ref(),
+                Some(&record)
+            );
+            let Some(state) = record.state() else {
+                continue;
+            };
+            if let Some(earlier) = seen[i].terminal.get(&record.generation()) {
+                assert_eq!(state, *earlier, "a terminal state changed");
+            }
+            if state.is_terminal() {
+                seen[i].terminal.insert(record.generation(), state);
+            }
+        }
+    }
+}
+
+/// Checks `input` as a code against a live validation: it must be refused as
+/// malformed exactly when it is not 4–10 digits (the policy's length) with
+/// only spaces and dashes besides, within 64 bytes; otherwise it is compared.
+pub fn check_code_input(input: &str) {
+    let Ok(key) = SecretKey::new(KeyId(1), &[1; 32]) else {
+        unreachable!()
+    };
+    let engine = Engine::new(Policy::default(), KeyRing::new(key));
+    let subject = &subjects()[0];
+    let now = OffsetDateTime::UNIX_EPOCH;
+    let step = engine.start(None, subject, Channel::Sms, now, &mut CountingRng(1));
+    let (Some(record), Ok(sent)) = (step.write, step.outcome) else {
+        panic!("start failed")
+    };
+    let step = engine.verify(Some(&record), subject, input, now);
+    let digits = input.bytes().filter(u8::is_ascii_digit).count();
+    let well_formed = input.len() <= 64
+        && input
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
+        && digits == usize::from(engine.policy().code_length());
+    match step.outcome {
+        Err(Error::MalformedCode) => {
+            assert!(!well_formed, "well-formed input refused as malformed");
+            assert!(step.write.is_none(), "a malformed code spent an attempt");
+        }
+        Ok(_) => {
+            let typed: String = input.chars().filter(char::is_ascii_digit).collect();
+            assert_eq!(typed, sent.code.as_str());
+        }
+        Err(Error::CodeMismatch { attempts_left: 4 }) => assert!(well_formed),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+/// What [`Operation::VerifyRaw`] draws from: mostly digits, the two
+/// separators a check skips, and characters it must refuse.
+pub const RAW_ALPHABET: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ' ', '-', 'a', '+', '\u{663}', '\0',
+];
+
+fn raw_input(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| RAW_ALPHABET[usize::from(b % 16)])
+        .collect()
+}
+
+fn subjects() -> Vec<SubjectKey> {
+    let policy = PhonePolicy::default();
+    ["+447401101801", "+447911123456"]
+        .iter()
+        .filter_map(|n| PhoneNumber::parse(n, &policy).ok())
+        .flat_map(|phone| {
+            [
+                SubjectKey::new(Purpose::Login, phone),
+                SubjectKey::new(Purpose::Onboarding, phone),
+            ]
+        })
+        .take(3)
+        .collect()
+}
+
+fn load(verifier: &Verifier<MemoryStore, ManualClock>, subject: &SubjectKey) -> Option<Record> {
+    verifier
+        .store()
+        .load(subject)
+        .unwrap_or_else(|e| match e {})
+        .map(|(record, _)| record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harness_runs_a_scripted_life() {
+        let params = Params {
+            code_length: 2,
+            max_checks: 2,
+            max_sends: 3,
+            failure_cap: 5,
+            cooldown: 0,
+            lifetime: 9,
+            lockout: 9,
+            new_code: true,
+        };
+        use Operation::*;
+        let ops = [
+            Start(0),
+            VerifyWrong(0, 1),
+            Resend(0),
+            VerifyEarlier(0, 1),
+            VerifyLatest(0),
+            VerifyLatest(0),
+            Start(1),
+            RotateKey,
+            VerifyRaw(1, vec![1, 2, 11, 3, 4, 10, 5, 6]),
+            RemoveOldestKey,
+            VerifyLatest(1),
+            Advance(-30),
+            AdvanceMinutes(200),
+            Start(2),
+            Cancel(2),
+            Status(2),
+        ];
+        run_lifecycle(params, &ops);
+        for input in ["", "123456", "12 34-56", "12345a", "١٢٣٤٥٦", "1234567"] {
+            check_code_input(input);
+        }
+    }
+}
