@@ -1,0 +1,782 @@
+//! Phone numbers: every way a user or a service writes one, normalized to
+//! canonical E.164.
+//!
+//! [`PhoneNumber::parse`] takes a whole number as typed (`07401 101801`,
+//! `+44 (0)7401 101801`, `0044 7401 101801`, `447401101801`, …) and
+//! [`PhoneNumber::from_parts`] the split form some APIs send (`"+44"`,
+//! `"07401 101801"`). Both end on the same value: two inputs for the same
+//! number always give equal [`PhoneNumber`]s, which is what keys a validation.
+//!
+//! ```
+//! use otpflow::{PhoneNumber, PhonePolicy};
+//!
+//! let policy = PhonePolicy::default();
+//! let typed = PhoneNumber::parse(" +44 (0)7401 101801 ", &policy)?;
+//! let split = PhoneNumber::from_parts("+44", "07401 101801", &policy)?;
+//! assert_eq!(typed, split);
+//! assert_eq!(typed.e164(), "+447401101801");
+//! assert_eq!(typed.region(), Some("GB"));
+//! # Ok::<(), otpflow::PhoneError>(())
+//! ```
+//!
+//! # How a number is read
+//! 1. **The guard.** Before any parsing, the input is refused if it is empty,
+//!    longer than [`MAX_INPUT_BYTES`], or holds anything but ASCII digits, the
+//!    separators ` -.()/` and one leading `+` (before the first digit). The
+//!    error names the character and its position. Letters are never read as
+//!    digits: the `phonenumber` crate turns `07401 1O18O1` into another valid
+//!    number; here it is [`PhoneError::InvalidCharacter`].
+//! 2. **The fast path.** A UK mobile (GB, or the Crown Dependencies Guernsey,
+//!    Jersey and the Isle of Man, which share +44) is recognised from a table
+//!    without allocating. Its answer is the `phonenumber` crate's answer,
+//!    checked in `tests/phone.rs` on every `07…` prefix.
+//! 3. **The full parser.** Any other number goes to the `phonenumber` crate
+//!    (the default `phonenumber` feature), with the policy's default region
+//!    for national input. It must be a valid number; with
+//!    [`PhonePolicy::require_mobile`] (the default) it must also be a mobile
+//!    (or a number its country does not tell apart from one, as in the North
+//!    American plan).
+//!
+//! # Without the `phonenumber` feature
+//! The slim build (for small wasm modules) keeps the guard and the UK fast
+//! path, so UK mobiles give the same answers. Other numbers get a structural
+//! check only: the input must be international (`+` or `00`), its country
+//! calling code assigned, and its national part 4 to 14 digits with at most
+//! 15 digits in all. It cannot tell a valid foreign number from an invalid
+//! one, nor a foreign mobile from a landline, and [`PhoneNumber::region`] is
+//! `None` for them; UK numbers that are not mobiles are
+//! [`PhoneError::NotMobile`] when the policy requires a mobile and checked
+//! for a UK length otherwise. A default region other than GB, GG, JE or IM is
+//! refused by [`PhonePolicy::with_default_region`].
+
+mod codes;
+mod uk;
+
+use core::fmt;
+
+/// The longest input [`PhoneNumber::parse`] reads, in bytes; the national
+/// part of [`PhoneNumber::from_parts`] has the same cap. Enough for any real
+/// number with generous spacing, small enough that no input costs the parser
+/// real work.
+pub const MAX_INPUT_BYTES: usize = 64;
+
+/// The most digits an E.164 number has, country calling code included.
+const MAX_DIGITS: usize = 15;
+
+/// A two-letter region (ISO 3166-1 alpha-2, as libphonenumber uses them).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub(crate) struct Region([u8; 2]);
+
+impl Region {
+    const GB: Self = Self(*b"GB");
+    const GG: Self = Self(*b"GG");
+    const JE: Self = Self(*b"JE");
+    const IM: Self = Self(*b"IM");
+
+    /// The region for a two-letter code in either case.
+    fn from_code(code: &str) -> Option<Self> {
+        match code.as_bytes() {
+            &[a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// GB and the Crown Dependencies, which share the +44 numbering plan.
+    fn is_uk(self) -> bool {
+        matches!(self, Self::GB | Self::GG | Self::JE | Self::IM)
+    }
+}
+
+/// A phone number in canonical E.164 form (`+447401101801`).
+///
+/// Build one with [`PhoneNumber::parse`] or [`PhoneNumber::from_parts`]. It is
+/// small and `Copy`, and two values are equal exactly when they are the same
+/// number, whatever way each was written.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber {
+    /// `+` and up to 15 digits, zero-padded.
+    buf: [u8; 1 + MAX_DIGITS],
+    len: u8,
+    country_code: u16,
+    region: Option<Region>,
+}
+
+impl PhoneNumber {
+    /// Parses a whole phone number as a user or a service wrote it: national
+    /// (`07401 101801`, read in the policy's default region), international
+    /// (`+44 7401 101801`, `+44 (0)7401 101801`, `0044 7401 101801`), or bare
+    /// digits with the country code (`447401101801`). Spaces around the
+    /// number are ignored, and so are the separators ` -.()/` inside it.
+    ///
+    /// ```
+    /// use otpflow::{PhoneError, PhoneNumber, PhonePolicy};
+    ///
+    /// let policy = PhonePolicy::default();
+    /// for input in ["07401 101801", "+44-7401-101801", "0044 7401 101801", "447401101801"] {
+    ///     assert_eq!(PhoneNumber::parse(input, &policy)?.e164(), "+447401101801");
+    /// }
+    /// assert_eq!(
+    ///     PhoneNumber::parse("07401 1O18O1", &policy),
+    ///     Err(PhoneError::InvalidCharacter { ch: 'O', at: 7 }),
+    /// );
+    /// # Ok::<(), PhoneError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The guard's errors ([`PhoneError::Empty`], [`PhoneError::TooLong`],
+    /// [`PhoneError::InvalidCharacter`], [`PhoneError::MisplacedPlus`]);
+    /// [`PhoneError::MissingCountryCode`] for national input when the policy
+    /// has no default region; [`PhoneError::UnknownCountryCode`],
+    /// [`PhoneError::Invalid`], [`PhoneError::CountryNotAllowed`] and
+    /// [`PhoneError::NotMobile`] for a number the policy refuses.
+    pub fn parse(input: &str, policy: &PhonePolicy) -> Result<Self, PhoneError> {
+        let scanned = Scanned::new(input, true)?;
+        if !scanned.international && policy.default_region.is_none() {
+            return Err(PhoneError::MissingCountryCode);
+        }
+        let national_ok = policy.default_region.is_some_and(Region::is_uk);
+        if let Some(number) = Self::fast(scanned.digits(), scanned.international, national_ok) {
+            return policy.admit(number, true);
+        }
+        slow::parse(scanned.trimmed, &scanned, policy)
+    }
+
+    /// Builds a number from the split form some APIs send: a country calling
+    /// code written `+` and one to three digits, and the national number,
+    /// with or without its trunk `0` (`"+44"`, `"07401 101801"`).
+    ///
+    /// ```
+    /// use otpflow::{PhoneError, PhoneNumber, PhonePolicy};
+    ///
+    /// let policy = PhonePolicy::default().require_mobile(false);
+    /// let panama = PhoneNumber::from_parts("+507", "6123 4567", &policy)?;
+    /// assert_eq!(panama.e164(), "+50761234567");
+    /// assert_eq!(
+    ///     PhoneNumber::from_parts("", " ", &policy),
+    ///     Err(PhoneError::Missing { country_code: true, national: true }),
+    /// );
+    /// assert_eq!(
+    ///     PhoneNumber::from_parts("44", "7401 101801", &policy),
+    ///     Err(PhoneError::InvalidCountryCode),
+    /// );
+    /// # Ok::<(), PhoneError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PhoneError::Missing`] naming every empty part;
+    /// [`PhoneError::InvalidCountryCode`] when the code is not `+` and one to
+    /// three digits; [`PhoneError::UnknownCountryCode`] when it is not
+    /// assigned; the guard's errors for the national part (where any `+` is
+    /// [`PhoneError::MisplacedPlus`]); then as [`PhoneNumber::parse`].
+    pub fn from_parts(
+        country_code: &str,
+        national: &str,
+        policy: &PhonePolicy,
+    ) -> Result<Self, PhoneError> {
+        let code_part = country_code.trim_matches(' ');
+        let national_part = national.trim_matches(' ');
+        if code_part.is_empty() || national_part.is_empty() {
+            return Err(PhoneError::Missing {
+                country_code: code_part.is_empty(),
+                national: national_part.is_empty(),
+            });
+        }
+        let code_digits = match code_part.as_bytes() {
+            [b'+', rest @ ..]
+                if (1..=3).contains(&rest.len()) && rest.iter().all(u8::is_ascii_digit) =>
+            {
+                rest
+            }
+            _ => return Err(PhoneError::InvalidCountryCode),
+        };
+        let code = code_digits
+            .iter()
+            .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+        if !codes::is_assigned(code) || code_digits[0] == b'0' {
+            return Err(PhoneError::UnknownCountryCode);
+        }
+        let scanned = Scanned::new(national, false)?;
+        // The whole number, `+`, code and national digits, on the stack.
+        let mut whole = [0u8; 1 + 3 + MAX_INPUT_BYTES];
+        whole[0] = b'+';
+        whole[1..=code_digits.len()].copy_from_slice(code_digits);
+        let national_digits = scanned.digits();
+        let end = 1 + code_digits.len() + national_digits.len();
+        whole[1 + code_digits.len()..end].copy_from_slice(national_digits);
+        let whole = &whole[..end];
+        if let Some(number) = Self::fast(&whole[1..], true, false) {
+            return policy.admit(number, true);
+        }
+        let text = core::str::from_utf8(whole).map_err(|_| PhoneError::Invalid)?;
+        let scanned = Scanned::new(text, true)?;
+        slow::parse(text, &scanned, policy)
+    }
+
+    /// The UK-mobile fast path over the input's digits.
+    fn fast(digits: &[u8], international: bool, national_ok: bool) -> Option<Self> {
+        let nsn = uk::national_number(digits, international, national_ok)?;
+        let region = uk::mobile_region(nsn)?;
+        Self::from_digits(uk::UK, nsn, Some(region))
+    }
+
+    /// A number from its country calling code and national significant
+    /// number (ASCII digits); `None` past 15 digits.
+    fn from_digits(country_code: u16, nsn: &[u8], region: Option<Region>) -> Option<Self> {
+        let mut buf = [0u8; 1 + MAX_DIGITS];
+        buf[0] = b'+';
+        let mut code_digits = [0u8; 3];
+        let mut n = 0;
+        let mut rest = country_code;
+        loop {
+            code_digits[n] = b'0' + u8::try_from(rest % 10).ok()?;
+            n += 1;
+            rest /= 10;
+            if rest == 0 || n == code_digits.len() {
+                break;
+            }
+        }
+        let len = 1 + n + nsn.len();
+        if rest != 0 || len > buf.len() || nsn.is_empty() {
+            return None;
+        }
+        for (slot, &d) in buf[1..=n].iter_mut().zip(code_digits[..n].iter().rev()) {
+            *slot = d;
+        }
+        buf[1 + n..len].copy_from_slice(nsn);
+        Some(Self {
+            buf,
+            len: u8::try_from(len).ok()?,
+            country_code,
+            region,
+        })
+    }
+
+    /// The canonical E.164 form: `+447401101801`.
+    pub fn e164(&self) -> &str {
+        // Only ASCII digits and `+` are ever written to `buf`.
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The E.164 digits without the `+`: `447401101801` (the form some
+    /// services send and store).
+    pub fn digits(&self) -> &str {
+        self.e164().get(1..).unwrap_or("")
+    }
+
+    /// The country calling code: `44`.
+    pub fn country_code(&self) -> u16 {
+        self.country_code
+    }
+
+    /// The national significant number, without country code or trunk
+    /// prefix: `7401101801`.
+    pub fn national(&self) -> &str {
+        let code_len = match self.country_code {
+            0..=9 => 1,
+            10..=99 => 2,
+            _ => 3,
+        };
+        self.digits().get(code_len..).unwrap_or("")
+    }
+
+    /// The region the number belongs to, as a two-letter code (`"GB"`,
+    /// `"GG"`, `"JE"`, `"IM"`, `"US"`, …); `None` for non-geographic numbers,
+    /// and for non-UK numbers in the slim build.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_ref().map(Region::as_str)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.e164())
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.e164())
+    }
+}
+
+/// What a caller accepts as a phone number: the region national input is read
+/// in, the countries allowed, and whether the number must take SMS.
+///
+/// The default reads national input as GB, allows every country and requires a
+/// mobile. A UK-only service is one line:
+///
+/// ```
+/// use otpflow::{PhoneError, PhoneNumber, PhonePolicy};
+///
+/// let uk = PhonePolicy::uk_only();
+/// // Guernsey, Jersey and the Isle of Man share +44: they are UK here.
+/// assert_eq!(PhoneNumber::parse("07781 123456", &uk)?.region(), Some("GG"));
+/// assert_eq!(
+///     PhoneNumber::parse("+1 202 555 0123", &uk),
+///     Err(PhoneError::CountryNotAllowed { country_code: 1 }),
+/// );
+/// # Ok::<(), PhoneError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhonePolicy {
+    default_region: Option<Region>,
+    allowed: Option<Vec<u16>>,
+    mobile: bool,
+}
+
+impl Default for PhonePolicy {
+    fn default() -> Self {
+        Self {
+            default_region: Some(Region::GB),
+            allowed: None,
+            mobile: true,
+        }
+    }
+}
+
+impl PhonePolicy {
+    /// UK numbers only: country calling code 44, which covers Great Britain
+    /// and Northern Ireland and also the Crown Dependencies (Guernsey, Jersey,
+    /// the Isle of Man) that share the +44 plan. Otherwise the default.
+    pub fn uk_only() -> Self {
+        Self::default().allow_only(&[uk::UK])
+    }
+
+    /// Allows only numbers whose country calling code is in `codes`
+    /// (`&[44, 353]`). An empty list refuses every number.
+    #[must_use]
+    pub fn allow_only(mut self, codes: &[u16]) -> Self {
+        let mut codes = codes.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        self.allowed = Some(codes);
+        self
+    }
+
+    /// Allows every country (the default).
+    #[must_use]
+    pub fn allow_all(mut self) -> Self {
+        self.allowed = None;
+        self
+    }
+
+    /// Reads national input (no `+`) in `region`, a two-letter code such as
+    /// `"GB"` or `"IE"`, in either case.
+    ///
+    /// # Errors
+    /// [`PhoneError::UnknownRegion`] for a region the metadata does not know;
+    /// in the slim build, for any region but GB, GG, JE and IM.
+    pub fn with_default_region(mut self, region: &str) -> Result<Self, PhoneError> {
+        let region = Region::from_code(region).ok_or(PhoneError::UnknownRegion)?;
+        if !slow::knows_region(region) {
+            return Err(PhoneError::UnknownRegion);
+        }
+        self.default_region = Some(region);
+        Ok(self)
+    }
+
+    /// Refuses national input: every number must carry its country code
+    /// (`+…`), as from a form with a separate country selector.
+    #[must_use]
+    pub fn without_default_region(mut self) -> Self {
+        self.default_region = None;
+        self
+    }
+
+    /// Whether the number must be able to receive SMS, that is be a mobile
+    /// (on by default). Numbers their country does not tell apart from
+    /// landlines (the North American plan) pass.
+    #[must_use]
+    pub fn require_mobile(mut self, required: bool) -> Self {
+        self.mobile = required;
+        self
+    }
+
+    /// The region national input is read in, if any.
+    pub fn default_region(&self) -> Option<&str> {
+        self.default_region.as_ref().map(Region::as_str)
+    }
+
+    /// The allowed country calling codes, ascending; `None` when all are.
+    pub fn allowed_country_codes(&self) -> Option<&[u16]> {
+        self.allowed.as_deref()
+    }
+
+    /// Whether numbers must be mobiles.
+    pub fn requires_mobile(&self) -> bool {
+        self.mobile
+    }
+
+    /// Whether numbers of `country_code` are allowed.
+    pub fn allows(&self, country_code: u16) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|codes| codes.binary_search(&country_code).is_ok())
+    }
+
+    /// The policy's last word on a number that parsed: the country first,
+    /// then the mobile rule.
+    fn admit(&self, number: PhoneNumber, mobile: bool) -> Result<PhoneNumber, PhoneError> {
+        if !self.allows(number.country_code) {
+            return Err(PhoneError::CountryNotAllowed {
+                country_code: number.country_code,
+            });
+        }
+        if self.mobile && !mobile {
+            return Err(PhoneError::NotMobile);
+        }
+        Ok(number)
+    }
+}
+
+/// Why a phone number was refused. Each says what is wrong with the caller's
+/// own input and nothing else, so it is safe to show to whoever typed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PhoneError {
+    /// The input is empty or only spaces.
+    Empty,
+    /// The input is longer than [`MAX_INPUT_BYTES`].
+    TooLong {
+        /// The cap, in bytes.
+        max: usize,
+    },
+    /// A character that has no place in a phone number: a letter, a control
+    /// character, a non-ASCII digit, punctuation other than ` -.()/`.
+    InvalidCharacter {
+        /// The character.
+        ch: char,
+        /// Its position in the input, counted in characters from 0.
+        at: usize,
+    },
+    /// A `+` after the first digit, or a second `+`.
+    MisplacedPlus {
+        /// Its position in the input, counted in characters from 0.
+        at: usize,
+    },
+    /// Parts of a split number are missing ([`PhoneNumber::from_parts`]).
+    Missing {
+        /// The country code is missing.
+        country_code: bool,
+        /// The national number is missing.
+        national: bool,
+    },
+    /// A national number (no `+`) where the policy has no default region.
+    MissingCountryCode,
+    /// A split country code that is not `+` and one to three digits.
+    InvalidCountryCode,
+    /// A country calling code that is not assigned.
+    UnknownCountryCode,
+    /// Not a valid phone number.
+    Invalid,
+    /// A valid number that cannot receive SMS (a landline, a pager, …).
+    NotMobile,
+    /// A valid number of a country the policy does not allow.
+    CountryNotAllowed {
+        /// The number's country calling code.
+        country_code: u16,
+    },
+    /// A default region the library does not know
+    /// ([`PhonePolicy::with_default_region`]).
+    UnknownRegion,
+}
+
+impl PhoneError {
+    /// The stable machine code, e.g. `"phone_not_mobile"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "phone_empty",
+            Self::TooLong { .. } => "phone_too_long",
+            Self::InvalidCharacter { .. } => "phone_invalid_character",
+            Self::MisplacedPlus { .. } => "phone_misplaced_plus",
+            Self::Missing { .. } => "phone_missing_field",
+            Self::MissingCountryCode => "phone_missing_country_code",
+            Self::InvalidCountryCode => "phone_invalid_country_code",
+            Self::UnknownCountryCode => "phone_unknown_country_code",
+            Self::Invalid => "phone_invalid",
+            Self::NotMobile => "phone_not_mobile",
+            Self::CountryNotAllowed { .. } => "phone_country_not_allowed",
+            Self::UnknownRegion => "phone_unknown_region",
+        }
+    }
+}
+
+impl fmt::Display for PhoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the phone number is empty"),
+            Self::TooLong { max } => write!(f, "the phone number is longer than {max} bytes"),
+            Self::InvalidCharacter { ch, at } => {
+                write!(
+                    f,
+                    "character {ch:?} at position {at} has no place in a phone number"
+                )
+            }
+            Self::MisplacedPlus { at } => {
+                write!(
+                    f,
+                    "the '+' at position {at} is not at the start of the number"
+                )
+            }
+            Self::Missing {
+                country_code,
+                national,
+            } => {
+                let mut parts = Vec::with_capacity(2);
+                if *national {
+                    parts.push("missing phone number");
+                }
+                if *country_code {
+                    parts.push("missing country code");
+                }
+                if parts.is_empty() {
+                    parts.push("missing part of the phone number");
+                }
+                f.write_str(&parts.join("; "))
+            }
+            Self::MissingCountryCode => f.write_str("the phone number needs its country code (+…)"),
+            Self::InvalidCountryCode => {
+                f.write_str("the country code must be '+' and one to three digits")
+            }
+            Self::UnknownCountryCode => f.write_str("the country code is not assigned"),
+            Self::Invalid => f.write_str("not a valid phone number"),
+            Self::NotMobile => f.write_str("the phone number cannot receive SMS"),
+            Self::CountryNotAllowed { country_code } => {
+                write!(f, "phone numbers of +{country_code} are not accepted")
+            }
+            Self::UnknownRegion => f.write_str("unknown region"),
+        }
+    }
+}
+
+impl std::error::Error for PhoneError {}
+
+/// The input after the guard: its digits, and whether it began with `+`.
+struct Scanned<'a> {
+    /// The input without surrounding spaces.
+    trimmed: &'a str,
+    digits: [u8; MAX_INPUT_BYTES],
+    len: usize,
+    international: bool,
+}
+
+impl<'a> Scanned<'a> {
+    /// The guard: refuses what no phone number holds, before any parsing.
+    fn new(input: &'a str, plus_allowed: bool) -> Result<Self, PhoneError> {
+        if input.len() > MAX_INPUT_BYTES {
+            return Err(PhoneError::TooLong {
+                max: MAX_INPUT_BYTES,
+            });
+        }
+        let trimmed = input.trim_matches(' ');
+        if trimmed.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        let mut scanned = Self {
+            trimmed,
+            digits: [0; MAX_INPUT_BYTES],
+            len: 0,
+            international: false,
+        };
+        for (at, ch) in input.chars().enumerate() {
+            match ch {
+                '0'..='9' => {
+                    // At most MAX_INPUT_BYTES digits: the length was checked.
+                    if let Some(slot) = scanned.digits.get_mut(scanned.len) {
+                        *slot = ch as u8;
+                        scanned.len += 1;
+                    }
+                }
+                ' ' | '-' | '.' | '(' | ')' | '/' => {}
+                '+' if plus_allowed && !scanned.international && scanned.len == 0 => {
+                    scanned.international = true;
+                }
+                '+' => return Err(PhoneError::MisplacedPlus { at }),
+                _ => return Err(PhoneError::InvalidCharacter { ch, at }),
+            }
+        }
+        if scanned.len == 0 {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(scanned)
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
+}
+
+/// The full parser: the `phonenumber` crate.
+#[cfg(feature = "phonenumber")]
+mod slow {
+    use core::str::FromStr;
+
+    use phonenumber::{Mode, Type, country};
+
+    use super::{PhoneError, PhoneNumber, PhonePolicy, Region, Scanned};
+
+    pub(super) fn knows_region(region: Region) -> bool {
+        country::Id::from_str(region.as_str()).is_ok()
+            && phonenumber::metadata::DATABASE
+                .by_id(region.as_str())
+                .is_some()
+    }
+
+    pub(super) fn parse(
+        text: &str,
+        _scanned: &Scanned<'_>,
+        policy: &PhonePolicy,
+    ) -> Result<PhoneNumber, PhoneError> {
+        let region = policy
+            .default_region
+            .and_then(|r| country::Id::from_str(r.as_str()).ok());
+        let parsed = phonenumber::parse(region, text).map_err(|e| match e {
+            phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
+            _ => PhoneError::Invalid,
+        })?;
+        let country_code = parsed.code().value();
+        if !policy.allows(country_code) {
+            return Err(PhoneError::CountryNotAllowed { country_code });
+        }
+        if !parsed.is_valid() {
+            return Err(PhoneError::Invalid);
+        }
+        let mobile = matches!(
+            parsed.number_type(&phonenumber::metadata::DATABASE),
+            Type::Mobile | Type::FixedLineOrMobile
+        );
+        let e164 = parsed.format().mode(Mode::E164).to_string();
+        let region = parsed
+            .country()
+            .id()
+            .and_then(|id| Region::from_code(id.as_ref()));
+        let code_len = country_code.to_string().len();
+        let nsn = e164
+            .as_bytes()
+            .get(1 + code_len..)
+            .ok_or(PhoneError::Invalid)?;
+        let number =
+            PhoneNumber::from_digits(country_code, nsn, region).ok_or(PhoneError::Invalid)?;
+        if number.e164() != e164 {
+            return Err(PhoneError::Invalid);
+        }
+        policy.admit(number, mobile)
+    }
+}
+
+/// The slim build's structural check, for want of metadata.
+#[cfg(not(feature = "phonenumber"))]
+mod slow {
+    use super::{MAX_DIGITS, PhoneError, PhoneNumber, PhonePolicy, Region, Scanned, codes, uk};
+
+    pub(super) fn knows_region(region: Region) -> bool {
+        region.is_uk()
+    }
+
+    pub(super) fn parse(
+        _text: &str,
+        scanned: &Scanned<'_>,
+        policy: &PhonePolicy,
+    ) -> Result<PhoneNumber, PhoneError> {
+        let digits = scanned.digits();
+        let national_ok = policy.default_region.is_some_and(Region::is_uk);
+        let international = if scanned.international {
+            digits
+        } else if let Some(rest) = digits.strip_prefix(b"00").filter(|_| national_ok) {
+            rest
+        } else if national_ok {
+            // National input in a UK region: the trunk `0` is optional.
+            let nsn = digits.strip_prefix(b"0").unwrap_or(digits);
+            return uk_number(nsn, policy);
+        } else {
+            return Err(PhoneError::MissingCountryCode);
+        };
+        let (country_code, code_len) =
+            codes::split_country_code(international).ok_or(PhoneError::UnknownCountryCode)?;
+        let national = &international[code_len..];
+        if country_code == uk::UK {
+            let nsn = national.strip_prefix(b"0").unwrap_or(national);
+            return uk_number(nsn, policy);
+        }
+        if !policy.allows(country_code) {
+            return Err(PhoneError::CountryNotAllowed { country_code });
+        }
+        if national.len() < 4 || code_len + national.len() > MAX_DIGITS {
+            return Err(PhoneError::Invalid);
+        }
+        let number =
+            PhoneNumber::from_digits(country_code, national, None).ok_or(PhoneError::Invalid)?;
+        // Without metadata a foreign number's type is unknown: it passes.
+        policy.admit(number, true)
+    }
+
+    /// A +44 number the fast path did not take: not a mobile.
+    fn uk_number(nsn: &[u8], policy: &PhonePolicy) -> Result<PhoneNumber, PhoneError> {
+        if !policy.allows(uk::UK) {
+            return Err(PhoneError::CountryNotAllowed {
+                country_code: uk::UK,
+            });
+        }
+        if !uk::is_plausible(nsn) {
+            return Err(PhoneError::Invalid);
+        }
+        let number =
+            PhoneNumber::from_digits(uk::UK, nsn, Some(Region::GB)).ok_or(PhoneError::Invalid)?;
+        policy.admit(number, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_names_the_character_and_its_place() {
+        let p = PhonePolicy::default();
+        let e = |s: &str| PhoneNumber::parse(s, &p).expect_err(s);
+        assert_eq!(e(""), PhoneError::Empty);
+        assert_eq!(e("   "), PhoneError::Empty);
+        assert_eq!(e(&"1".repeat(65)), PhoneError::TooLong { max: 64 });
+        assert_eq!(
+            e("07401 1O18O1"),
+            PhoneError::InvalidCharacter { ch: 'O', at: 7 }
+        );
+        assert_eq!(
+            e("0740\u{0}1101801"),
+            PhoneError::InvalidCharacter { ch: '\0', at: 4 }
+        );
+        assert_eq!(
+            e("07401\t101801"),
+            PhoneError::InvalidCharacter { ch: '\t', at: 5 }
+        );
+        assert_eq!(
+            e("٠7401101801"),
+            PhoneError::InvalidCharacter { ch: '٠', at: 0 }
+        );
+        assert_eq!(e("++447401101801"), PhoneError::MisplacedPlus { at: 1 });
+        assert_eq!(e("44+7401101801"), PhoneError::MisplacedPlus { at: 2 });
+        assert_eq!(e("+"), PhoneError::Invalid);
+        assert_eq!(e("()"), PhoneError::Invalid);
+    }
+
+    #[test]
+    fn builds_the_canonical_form_from_digits() {
+        let n = PhoneNumber::from_digits(44, b"7401101801", Some(Region::GB)).expect("fits");
+        assert_eq!(n.e164(), "+447401101801");
+        assert_eq!(n.digits(), "447401101801");
+        assert_eq!(n.national(), "7401101801");
+        assert_eq!(n.country_code(), 44);
+        let n = PhoneNumber::from_digits(507, b"61234567", None).expect("fits");
+        assert_eq!(n.e164(), "+50761234567");
+        assert_eq!(n.national(), "61234567");
+        assert!(PhoneNumber::from_digits(1, b"123456789012345", None).is_none());
+        assert!(PhoneNumber::from_digits(1000, b"1234", None).is_none());
+        assert!(PhoneNumber::from_digits(1, b"", None).is_none());
+    }
+}
