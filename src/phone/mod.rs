@@ -32,7 +32,9 @@
 //!    checked in `tests/phone.rs` on every `07…` prefix.
 //! 3. **The full parser.** Any other number goes to the `phonenumber` crate
 //!    (the default `phonenumber` feature), with the policy's default region
-//!    for national input. It must be a valid number; with
+//!    for national input. The crate reads the guard's canonical text (`+` if
+//!    there was one, then the digits), not the input: on its own it answers
+//!    differently for the same digits punctuated differently. It must be a valid number; with
 //!    [`PhonePolicy::require_mobile`] (the default) it must also be a mobile
 //!    (or a number its country does not tell apart from one, as in the North
 //!    American plan).
@@ -144,7 +146,7 @@ impl PhoneNumber {
         if let Some(number) = Self::fast(scanned.digits(), scanned.international, national_ok) {
             return policy.admit(number, true);
         }
-        slow::parse(scanned.trimmed, &scanned, policy)
+        slow::parse(&scanned, policy)
     }
 
     /// Builds a number from the split form some APIs send: a country calling
@@ -214,8 +216,7 @@ impl PhoneNumber {
             return policy.admit(number, true);
         }
         let text = core::str::from_utf8(whole).map_err(|_| PhoneError::Invalid)?;
-        let scanned = Scanned::new(text, true)?;
-        slow::parse(text, &scanned, policy)
+        slow::parse(&Scanned::new(text, true)?, policy)
     }
 
     /// The UK-mobile fast path over the input's digits.
@@ -558,29 +559,28 @@ impl fmt::Display for PhoneError {
 impl std::error::Error for PhoneError {}
 
 /// The input after the guard: its digits, and whether it began with `+`.
-struct Scanned<'a> {
-    /// The input without surrounding spaces.
-    trimmed: &'a str,
-    digits: [u8; MAX_INPUT_BYTES],
+/// Separators carry no meaning from here on.
+struct Scanned {
+    /// `+` then the digits: the `+` is at index 0, used only when
+    /// `international`.
+    text: [u8; 1 + MAX_INPUT_BYTES],
     len: usize,
     international: bool,
 }
 
-impl<'a> Scanned<'a> {
+impl Scanned {
     /// The guard: refuses what no phone number holds, before any parsing.
-    fn new(input: &'a str, plus_allowed: bool) -> Result<Self, PhoneError> {
+    fn new(input: &str, plus_allowed: bool) -> Result<Self, PhoneError> {
         if input.len() > MAX_INPUT_BYTES {
             return Err(PhoneError::TooLong {
                 max: MAX_INPUT_BYTES,
             });
         }
-        let trimmed = input.trim_matches(' ');
-        if trimmed.is_empty() {
+        if input.trim_matches(' ').is_empty() {
             return Err(PhoneError::Empty);
         }
         let mut scanned = Self {
-            trimmed,
-            digits: [0; MAX_INPUT_BYTES],
+            text: [b'+'; 1 + MAX_INPUT_BYTES],
             len: 0,
             international: false,
         };
@@ -588,7 +588,7 @@ impl<'a> Scanned<'a> {
             match ch {
                 '0'..='9' => {
                     // At most MAX_INPUT_BYTES digits: the length was checked.
-                    if let Some(slot) = scanned.digits.get_mut(scanned.len) {
+                    if let Some(slot) = scanned.text.get_mut(1 + scanned.len) {
                         *slot = ch as u8;
                         scanned.len += 1;
                     }
@@ -608,7 +608,18 @@ impl<'a> Scanned<'a> {
     }
 
     fn digits(&self) -> &[u8] {
-        &self.digits[..self.len]
+        &self.text[1..=self.len]
+    }
+
+    /// The canonical text of the input: `+` and the digits, or the digits.
+    /// The `phonenumber` crate reads this rather than the input itself, as
+    /// its answers change with punctuation (it refuses `+447.000703051`
+    /// and accepts `+447000703051` and ` +447.000703051`).
+    #[cfg_attr(not(feature = "phonenumber"), allow(dead_code))]
+    fn canonical(&self) -> &str {
+        let start = usize::from(!self.international);
+        // Only `+` and ASCII digits are ever written to `text`.
+        core::str::from_utf8(&self.text[start..=self.len]).unwrap_or("")
     }
 }
 
@@ -629,10 +640,10 @@ mod slow {
     }
 
     pub(super) fn parse(
-        text: &str,
-        _scanned: &Scanned<'_>,
+        scanned: &Scanned,
         policy: &PhonePolicy,
     ) -> Result<PhoneNumber, PhoneError> {
+        let text = scanned.canonical();
         let region = policy
             .default_region
             .and_then(|r| country::Id::from_str(r.as_str()).ok());
@@ -680,8 +691,7 @@ mod slow {
     }
 
     pub(super) fn parse(
-        _text: &str,
-        scanned: &Scanned<'_>,
+        scanned: &Scanned,
         policy: &PhonePolicy,
     ) -> Result<PhoneNumber, PhoneError> {
         let digits = scanned.digits();
