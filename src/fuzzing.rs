@@ -462,3 +462,119 @@ mod tests {
         }
     }
 }
+
+/// Parses `input` as a phone number under several policies: nothing
+/// panics, and a number that parses is canonical E.164 that parses back to
+/// itself.
+pub fn check_phone_parse(input: &str) {
+    for policy in phone_policies() {
+        check_phone(PhoneNumber::parse(input, &policy));
+    }
+}
+
+/// Builds a phone number from a split form under several policies, with the
+/// same checks as [`check_phone_parse`]; a split number that parses equals
+/// the whole number written `+`, code, national digits.
+pub fn check_phone_from_parts(country_code: &str, national: &str) {
+    for policy in phone_policies() {
+        let split = PhoneNumber::from_parts(country_code, national, &policy);
+        if let Ok(number) = split {
+            let digits: String = national.chars().filter(char::is_ascii_digit).collect();
+            let whole = format!("{}{digits}", country_code.trim_matches(' '));
+            assert_eq!(
+                PhoneNumber::parse(&whole, &policy),
+                Ok(number),
+                "split and whole forms differ"
+            );
+        }
+        check_phone(split);
+    }
+}
+
+fn phone_policies() -> [PhonePolicy; 3] {
+    [
+        PhonePolicy::default(),
+        PhonePolicy::default().require_mobile(false),
+        PhonePolicy::uk_only().without_default_region(),
+    ]
+}
+
+fn check_phone(result: Result<PhoneNumber, crate::PhoneError>) {
+    match result {
+        Ok(number) => {
+            let e164 = number.e164();
+            assert!(e164.starts_with('+'), "{e164}");
+            assert!((3..=16).contains(&e164.len()), "{e164}");
+            assert!(
+                number.digits().bytes().all(|b| b.is_ascii_digit()),
+                "{e164}"
+            );
+            assert!(
+                number
+                    .digits()
+                    .starts_with(&number.country_code().to_string()),
+                "{e164}"
+            );
+            assert!(number.digits().ends_with(number.national()), "{e164}");
+            let any = PhonePolicy::default().require_mobile(false);
+            assert_eq!(PhoneNumber::parse(e164, &any), Ok(number), "not canonical");
+        }
+        Err(e) => {
+            assert!(e.code().starts_with("phone_"));
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
+/// Decodes `bytes` as a stored record: never panics, and a record that
+/// decodes encodes to bytes that decode to the same record (the encoding is
+/// canonical after one round).
+pub fn check_record_bytes(bytes: &[u8]) {
+    let Ok(record) = Record::from_bytes(bytes) else {
+        return;
+    };
+    let encoded = record.to_bytes();
+    let again = Record::from_bytes(&encoded).expect("an encoded record decodes");
+    assert_eq!(again, record, "the round trip changed the record");
+    assert_eq!(again.to_bytes(), encoded, "the encoding is not canonical");
+}
+
+#[cfg(test)]
+mod phone_and_record_tests {
+    use super::*;
+
+    #[test]
+    fn phone_checks_hold_on_the_usual_forms() {
+        for input in [
+            "07401 101801",
+            "+44 (0)7401 101801",
+            "",
+            "++44",
+            "07401 1O18O1",
+        ] {
+            check_phone_parse(input);
+        }
+        check_phone_from_parts("+44", "07401 101801");
+        check_phone_from_parts("+507", "6123 4567");
+        check_phone_from_parts("", "");
+    }
+
+    #[test]
+    fn record_checks_hold_on_real_and_broken_records() {
+        let key = SecretKey::new(KeyId(1), &[1; 32]).expect("a valid key");
+        let engine = Engine::new(Policy::default(), KeyRing::new(key));
+        let step = engine.start(
+            None,
+            &subjects()[0],
+            Channel::Sms,
+            OffsetDateTime::UNIX_EPOCH,
+            &mut CountingRng(7),
+        );
+        let bytes = step.write.expect("a record").to_bytes();
+        check_record_bytes(&bytes);
+        for n in 0..bytes.len() {
+            check_record_bytes(&bytes[..n]);
+        }
+        check_record_bytes(&[0xff; 40]);
+    }
+}

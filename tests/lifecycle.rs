@@ -676,6 +676,7 @@ fn errors_serve_the_seed_apis() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads")]
 fn concurrent_checks_spend_each_attempt_once_and_validate_at_most_once() {
     use std::sync::Barrier;
     use std::sync::atomic::{AtomicU32, Ordering};
