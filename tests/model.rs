@@ -1,0 +1,764 @@
+//! Model-based property test: random sequences of calls against `Verifier` +
+//! `MemoryStore` + `ManualClock`, and against a small reference model written
+//! here from the documented rules (the `Policy` table and the state table in
+//! `otpflow::validation`). After every step the outcome, the status,
+//! `attempts_left`, `sends_left` and every `retry_after` must agree.
+//!
+//! `OTPFLOW_PROPTEST_CASES` sets the number of cases (default 4,000; use
+//! 100,000 for a long run). Failing seeds are saved under
+//! `proptest-regressions/` and committed.
+
+use std::collections::{HashMap, HashSet};
+
+use otpflow::rand_core::SeedableRng;
+use otpflow::{
+    Channel, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber, PhonePolicy, Policy,
+    Purpose, ResendMode, SecretKey, State, SubjectKey, Verifier,
+};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use rand_chacha::ChaCha20Rng;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+/// The policy knobs a case draws: small budgets, so that limits, lockouts
+/// and expiry are all reached within a short sequence.
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    max_checks: u32,
+    max_sends: u32,
+    extra_subject_sends: u32,
+    cooldown: i64,
+    lifetime: i64,
+    failure_cap: u32,
+    failure_window: i64,
+    lockout: i64,
+    send_window: i64,
+    new_code: bool,
+}
+
+impl Knobs {
+    fn policy(&self) -> Policy {
+        Policy::builder()
+            .max_checks(self.max_checks)
+            .max_sends(self.max_sends)
+            .subject_send_cap(self.max_sends + self.extra_subject_sends)
+            .resend_cooldown(Duration::seconds(self.cooldown))
+            .code_lifetime(Duration::seconds(self.lifetime))
+            .failure_cap(self.failure_cap)
+            .failure_window(Duration::seconds(self.failure_window))
+            .lockout(Duration::seconds(self.lockout))
+            .subject_send_window(Duration::seconds(self.send_window))
+            .resend_mode(if self.new_code {
+                ResendMode::NewCode
+            } else {
+                ResendMode::SameCode
+            })
+            .build()
+            .expect("the knobs are in range")
+    }
+}
+
+fn knobs() -> impl Strategy<Value = Knobs> {
+    (
+        (
+            1u32..=4,
+            1u32..=4,
+            0u32..=3,
+            prop_oneof![Just(0i64), Just(30), Just(45)],
+        ),
+        (prop_oneof![Just(60i64), Just(300)], 1u32..=8),
+        (
+            prop_oneof![Just(600i64), Just(3600)],
+            prop_oneof![Just(120i64), Just(900)],
+        ),
+        (prop_oneof![Just(600i64), Just(3600)], any::<bool>()),
+    )
+        .prop_map(
+            |(
+                (max_checks, max_sends, extra_subject_sends, cooldown),
+                (lifetime, failure_cap),
+                (failure_window, lockout),
+                (send_window, new_code),
+            )| Knobs {
+                max_checks,
+                max_sends,
+                extra_subject_sends,
+                cooldown,
+                lifetime,
+                failure_cap,
+                failure_window,
+                lockout,
+                send_window,
+                new_code,
+            },
+        )
+}
+
+/// Subjects: 0 and 1 share a phone with different purposes, 2 is another
+/// phone.
+const SUBJECTS: usize = 3;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Start(usize, Channel),
+    Resend(usize),
+    VerifyRight(usize),
+    /// The latest code with one digit changed (position, amount 1–9).
+    VerifyWrong(usize, usize, u8),
+    /// Subject `.0` checked with subject `.1`'s latest code.
+    VerifyOther(usize, usize),
+    VerifyMalformed(usize, &'static str),
+    Cancel(usize),
+    Advance(i64),
+    RotateKey,
+    RemoveOldestKey,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let s = 0..SUBJECTS;
+    let channel = prop_oneof![
+        Just(Channel::Sms),
+        Just(Channel::Whatsapp),
+        Just(Channel::Voice)
+    ];
+    prop_oneof![
+        4 => (s.clone(), channel).prop_map(|(s, c)| Op::Start(s, c)),
+        2 => s.clone().prop_map(Op::Resend),
+        3 => s.clone().prop_map(Op::VerifyRight),
+        5 => (s.clone(), 0usize..6, 1u8..=9).prop_map(|(s, p, d)| Op::VerifyWrong(s, p, d)),
+        1 => (s.clone(), s.clone()).prop_map(|(s, t)| Op::VerifyOther(s, t)),
+        1 => (s.clone(), prop_oneof![Just("12a456"), Just("12345"), Just("1234567"), Just(""), Just("12.456")])
+            .prop_map(|(s, m)| Op::VerifyMalformed(s, m)),
+        1 => s.clone().prop_map(Op::Cancel),
+        4 => prop_oneof![
+            Just(1i64), Just(10), Just(29), Just(30), Just(31), Just(44), Just(45), Just(59),
+            Just(60), Just(61), Just(119), Just(120), Just(299), Just(300), Just(600), Just(900),
+            Just(3600), 0i64..4000
+        ]
+        .prop_map(Op::Advance),
+        1 => Just(Op::RotateKey),
+        1 => Just(Op::RemoveOldestKey),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// The reference model. Time is whole seconds since T0.
+
+/// A fixed window: opens at its first event, closes `window` seconds later.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
+    count: u32,
+    since: Option<i64>,
+}
+
+impl Window {
+    fn count_at(&self, now: i64, window: i64) -> u32 {
+        match self.since {
+            Some(since) if now < since + window => self.count,
+            _ => 0,
+        }
+    }
+    fn add(&mut self, now: i64, window: i64) {
+        if self.count_at(now, window) == 0 {
+            *self = Window {
+                count: 0,
+                since: Some(now),
+            };
+        }
+        self.count += 1;
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Validation {
+    state: State,
+    channel: Channel,
+    key: u32,
+    code: String,
+    expires_at: i64,
+    last_sent_at: i64,
+    checks: u32,
+    sends: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Subject {
+    generation: u32,
+    current: Option<Validation>,
+    failures: Window,
+    sends: Window,
+    locked_until: Option<i64>,
+}
+
+/// What the model expects of a call.
+#[derive(Debug, PartialEq, Eq)]
+enum Expect {
+    /// A send: generation, resent, new_code, sends_left, expires_at, channel.
+    Sent(u32, bool, bool, u32, i64, Channel),
+    Validated(u32),
+    Canceled,
+    Refused(Refusal),
+}
+
+/// The errors, with `retry_after` in seconds.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    NotFound,
+    Malformed,
+    Mismatch(u32),
+    Expired,
+    Canceled,
+    AlreadyValidated,
+    AttemptsExhausted,
+    Locked(i64),
+    ResendTooSoon(i64),
+    SendLimit(i64),
+}
+
+struct Model {
+    k: Knobs,
+    subjects: Vec<Subject>,
+    /// Keys in the ring: the current one last.
+    keys: Vec<u32>,
+}
+
+impl Model {
+    fn locked(&self, s: usize, now: i64) -> Option<Refusal> {
+        self.subjects[s]
+            .locked_until
+            .filter(|&until| now < until)
+            .map(|until| Refusal::Locked(until - now))
+    }
+
+    /// `None` when the validation is live; else the refusal for its state
+    /// (marking a timed-out `Sent` as `Expired`).
+    fn settle(&mut self, s: usize, now: i64) -> Option<Refusal> {
+        let v = self.subjects[s].current.as_mut()?;
+        match v.state {
+            State::Sent if now < v.expires_at => None,
+            State::Sent => {
+                v.state = State::Expired;
+                Some(Refusal::Expired)
+            }
+            State::Validated => Some(Refusal::AlreadyValidated),
+            State::Expired => Some(Refusal::Expired),
+            State::Locked => Some(Refusal::AttemptsExhausted),
+            State::Canceled => Some(Refusal::Canceled),
+        }
+    }
+
+    fn is_live(&self, s: usize, now: i64) -> bool {
+        self.subjects[s]
+            .current
+            .as_ref()
+            .is_some_and(|v| v.state == State::Sent && now < v.expires_at)
+    }
+
+    fn subject_cap(&self) -> u32 {
+        self.k.max_sends + self.k.extra_subject_sends
+    }
+
+    fn sends_left(&self, s: usize, now: i64) -> u32 {
+        let sub = &self.subjects[s];
+        let v = sub.current.as_ref().expect("a validation");
+        let window = self
+            .subject_cap()
+            .saturating_sub(sub.sends.count_at(now, self.k.send_window));
+        self.k.max_sends.saturating_sub(v.sends).min(window)
+    }
+
+    fn window_full(&self, s: usize, now: i64) -> Option<Refusal> {
+        let sends = self.subjects[s].sends;
+        (sends.count_at(now, self.k.send_window) >= self.subject_cap()).then(|| {
+            let closes = sends.since.expect("a counted send") + self.k.send_window;
+            Refusal::SendLimit((closes - now).max(0))
+        })
+    }
+
+    /// `start`: the code comes from the implementation (`code`), as the
+    /// model derives none; `None` if the implementation refused.
+    fn start(&mut self, s: usize, channel: Channel, now: i64, code: Option<&str>) -> Expect {
+        if let Some(r) = self.locked(s, now) {
+            return Expect::Refused(r);
+        }
+        if self.is_live(s, now) {
+            return self.resend_live(s, Some(channel), now, code);
+        }
+        if let Some(r) = self.window_full(s, now) {
+            return Expect::Refused(r);
+        }
+        let k = self.k;
+        let key = *self.keys.last().expect("a current key");
+        let sub = &mut self.subjects[s];
+        if let Some(v) = sub.current.as_mut().filter(|v| v.state == State::Sent) {
+            v.state = State::Expired;
+        }
+        sub.generation += 1;
+        sub.current = Some(Validation {
+            state: State::Sent,
+            channel,
+            key,
+            code: code.unwrap_or_default().to_owned(),
+            expires_at: now + k.lifetime,
+            last_sent_at: now,
+            checks: 0,
+            sends: 1,
+        });
+        sub.sends.add(now, k.send_window);
+        let generation = sub.generation;
+        Expect::Sent(
+            generation,
+            false,
+            true,
+            self.sends_left(s, now),
+            now + k.lifetime,
+            channel,
+        )
+    }
+
+    fn resend(&mut self, s: usize, now: i64, code: Option<&str>) -> Expect {
+        if self.subjects[s].current.is_none() {
+            return Expect::Refused(Refusal::NotFound);
+        }
+        if let Some(r) = self.locked(s, now) {
+            return Expect::Refused(r);
+        }
+        if let Some(r) = self.settle(s, now) {
+            return Expect::Refused(r);
+        }
+        self.resend_live(s, None, now, code)
+    }
+
+    fn resend_live(
+        &mut self,
+        s: usize,
+        channel: Option<Channel>,
+        now: i64,
+        code: Option<&str>,
+    ) -> Expect {
+        let k = self.k;
+        let v = self.subjects[s].current.as_ref().expect("live");
+        if v.sends >= k.max_sends {
+            return Expect::Refused(Refusal::SendLimit(v.expires_at - now));
+        }
+        if now < v.last_sent_at + k.cooldown {
+            return Expect::Refused(Refusal::ResendTooSoon(v.last_sent_at + k.cooldown - now));
+        }
+        if let Some(r) = self.window_full(s, now) {
+            return Expect::Refused(r);
+        }
+        let key_kept = self.keys.contains(&v.key);
+        let current_key = *self.keys.last().expect("a current key");
+        let sub = &mut self.subjects[s];
+        let v = sub.current.as_mut().expect("live");
+        let new_code = k.new_code || !key_kept;
+        if new_code {
+            v.key = current_key;
+            v.code = code.unwrap_or_default().to_owned();
+            v.checks = 0;
+            v.expires_at = now + k.lifetime;
+        }
+        v.channel = channel.unwrap_or(v.channel);
+        v.sends += 1;
+        v.last_sent_at = now;
+        let (expires_at, channel) = (v.expires_at, v.channel);
+        sub.sends.add(now, k.send_window);
+        let generation = sub.generation;
+        Expect::Sent(
+            generation,
+            true,
+            new_code,
+            self.sends_left(s, now),
+            expires_at,
+            channel,
+        )
+    }
+
+    fn verify(&mut self, s: usize, input: &str, now: i64) -> Expect {
+        let digits: String = input.chars().filter(|c| *c != ' ' && *c != '-').collect();
+        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Expect::Refused(Refusal::Malformed);
+        }
+        if self.subjects[s].current.is_none() {
+            return Expect::Refused(Refusal::NotFound);
+        }
+        if let Some(r) = self.locked(s, now).or_else(|| self.settle(s, now)) {
+            return Expect::Refused(r);
+        }
+        let k = self.k;
+        let key_kept = self.subjects[s]
+            .current
+            .as_ref()
+            .is_some_and(|v| self.keys.contains(&v.key));
+        let sub = &mut self.subjects[s];
+        let generation = sub.generation;
+        let v = sub.current.as_mut().expect("live");
+        if !key_kept {
+            v.state = State::Expired;
+            return Expect::Refused(Refusal::Expired);
+        }
+        v.checks += 1;
+        if v.code == digits {
+            v.state = State::Validated;
+            return Expect::Validated(generation);
+        }
+        let attempts_left = k.max_checks.saturating_sub(v.checks);
+        sub.failures.add(now, k.failure_window);
+        if sub.failures.count >= k.failure_cap {
+            sub.locked_until = Some(now + k.lockout);
+            sub.failures = Window::default();
+            v.state = State::Locked;
+            Expect::Refused(Refusal::Locked(k.lockout))
+        } else if attempts_left == 0 {
+            v.state = State::Locked;
+            Expect::Refused(Refusal::AttemptsExhausted)
+        } else {
+            Expect::Refused(Refusal::Mismatch(attempts_left))
+        }
+    }
+
+    fn cancel(&mut self, s: usize, now: i64) -> Expect {
+        let Some(v) = self.subjects[s].current.as_ref() else {
+            return Expect::Refused(Refusal::NotFound);
+        };
+        if v.state == State::Canceled {
+            return Expect::Canceled;
+        }
+        if let Some(r) = self.settle(s, now) {
+            return Expect::Refused(r);
+        }
+        if let Some(v) = self.subjects[s].current.as_mut() {
+            v.state = State::Canceled;
+        }
+        Expect::Canceled
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The implementation's answers in the model's terms.
+
+fn refusal(e: &Error) -> Refusal {
+    let secs = |d: Duration| {
+        assert_eq!(d.subsec_nanoseconds(), 0, "retry_after in whole seconds");
+        d.whole_seconds()
+    };
+    match e {
+        Error::NotFound => Refusal::NotFound,
+        Error::MalformedCode => Refusal::Malformed,
+        Error::CodeMismatch { attempts_left } => Refusal::Mismatch(*attempts_left),
+        Error::Expired => Refusal::Expired,
+        Error::Canceled => Refusal::Canceled,
+        Error::AlreadyValidated => Refusal::AlreadyValidated,
+        Error::AttemptsExhausted => Refusal::AttemptsExhausted,
+        Error::Locked { retry_after } => Refusal::Locked(secs(*retry_after)),
+        Error::ResendTooSoon { retry_after } => Refusal::ResendTooSoon(secs(*retry_after)),
+        Error::SendLimit { retry_after } => Refusal::SendLimit(secs(*retry_after)),
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+const T0: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+fn subject_keys() -> Vec<SubjectKey> {
+    let policy = PhonePolicy::default();
+    let a = PhoneNumber::parse("+447401101801", &policy).expect("a UK mobile");
+    let b = PhoneNumber::parse("07911 123456", &policy).expect("a UK mobile");
+    vec![
+        SubjectKey::new(Purpose::Login, a),
+        SubjectKey::new(Purpose::Onboarding, a),
+        SubjectKey::new(Purpose::Login, b),
+    ]
+}
+
+fn key(id: u32) -> SecretKey {
+    let byte = u8::try_from(id % 251).expect("fits");
+    SecretKey::new(KeyId(id), &[byte; 32]).expect("a valid key")
+}
+
+fn wrong_code(code: &str, position: usize, delta: u8) -> String {
+    let mut bytes: Vec<u8> = code.bytes().collect();
+    if bytes.len() != 6 {
+        return "000000".to_owned();
+    }
+    bytes[position] = b'0' + (bytes[position] - b'0' + delta) % 10;
+    String::from_utf8(bytes).expect("digits")
+}
+
+fn run(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
+    let clock = ManualClock::new(T0);
+    let mut verifier = Verifier::new(
+        k.policy(),
+        KeyRing::new(key(1)),
+        MemoryStore::new(),
+        clock.clone(),
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5eed);
+    let subjects = subject_keys();
+    let mut model = Model {
+        k,
+        subjects: vec![Subject::default(); SUBJECTS],
+        keys: vec![1],
+    };
+    let mut now = 0i64;
+    let mut next_key = 2u32;
+    // Invariants checked on the implementation alone.
+    let mut validated: HashSet<(usize, u32)> = HashSet::new();
+    let mut mismatches: HashMap<(usize, u32, String), u32> = HashMap::new();
+
+    for (step, op) in ops.iter().enumerate() {
+        let at = format!("step {step}: {op:?}");
+        match op {
+            Op::Advance(secs) => {
+                now += secs;
+                clock.advance(Duration::seconds(*secs));
+            }
+            Op::RotateKey => {
+                verifier
+                    .engine_mut()
+                    .keys_mut()
+                    .rotate(key(next_key))
+                    .expect("a fresh id");
+                model.keys.push(next_key);
+                next_key += 1;
+            }
+            Op::RemoveOldestKey => {
+                if model.keys.len() > 1 {
+                    let oldest = model.keys.remove(0);
+                    verifier
+                        .engine_mut()
+                        .keys_mut()
+                        .remove(KeyId(oldest))
+                        .expect("a retired key");
+                }
+            }
+            Op::Start(s, channel) => {
+                let got = verifier.start(&subjects[*s], *channel, &mut rng);
+                let code = got.as_ref().ok().map(|sent| sent.code.as_str().to_owned());
+                let expect = model.start(*s, *channel, now, code.as_deref());
+                prop_assert_eq!(sent_or_refusal(&got, T0), expect, "{}", at);
+                if let Ok(sent) = &got
+                    && !sent.new_code
+                {
+                    let v = model.subjects[*s].current.as_ref().expect("live");
+                    prop_assert_eq!(
+                        sent.code.as_str(),
+                        v.code.as_str(),
+                        "same code resent: {}",
+                        at
+                    );
+                }
+            }
+            Op::Resend(s) => {
+                let got = verifier.resend(&subjects[*s], None, &mut rng);
+                let code = got.as_ref().ok().map(|sent| sent.code.as_str().to_owned());
+                let expect = model.resend(*s, now, code.as_deref());
+                prop_assert_eq!(sent_or_refusal(&got, T0), expect, "{}", at);
+                if let Ok(sent) = &got {
+                    let v = model.subjects[*s].current.as_ref().expect("live");
+                    prop_assert_eq!(sent.code.as_str(), v.code.as_str(), "{}", at);
+                }
+            }
+            Op::VerifyRight(s)
+            | Op::VerifyWrong(s, ..)
+            | Op::VerifyOther(s, _)
+            | Op::VerifyMalformed(s, _) => {
+                let latest = |m: &Model, i: usize| latest_code(m, i);
+                let input = match op {
+                    Op::VerifyRight(_) => latest(&model, *s),
+                    Op::VerifyWrong(_, position, delta) => {
+                        wrong_code(&latest(&model, *s), *position, *delta)
+                    }
+                    Op::VerifyOther(_, t) => latest(&model, *t),
+                    Op::VerifyMalformed(_, m) => (*m).to_owned(),
+                    _ => unreachable!(),
+                };
+                if let Op::VerifyWrong(..) = op {
+                    prop_assert_ne!(&input, &latest(&model, *s), "the wrong code is wrong");
+                }
+                let generation = model.subjects[*s].generation;
+                let got = verifier.verify(&subjects[*s], &input);
+                let expect = model.verify(*s, &input, now);
+                let got_view = match &got {
+                    Ok(v) => Expect::Validated(v.generation),
+                    Err(e) => Expect::Refused(refusal(e)),
+                };
+                prop_assert_eq!(&got_view, &expect, "{}", at);
+                // At most one success per validation, ever.
+                if got.is_ok() {
+                    prop_assert!(
+                        validated.insert((*s, generation)),
+                        "validated twice: {}",
+                        at
+                    );
+                }
+                // A code answers "mismatch" fewer times than its check
+                // budget: the last allowed failure ends the validation.
+                if let Expect::Refused(Refusal::Mismatch(_)) = got_view {
+                    let n = mismatches
+                        .entry((*s, generation, latest(&model, *s)))
+                        .or_default();
+                    *n += 1;
+                    prop_assert!(*n < k.max_checks, "over budget: {}", at);
+                }
+            }
+            Op::Cancel(s) => {
+                let got = verifier.cancel(&subjects[*s]);
+                let expect = model.cancel(*s, now);
+                let got_view = match &got {
+                    Ok(()) => Expect::Canceled,
+                    Err(e) => Expect::Refused(refusal(e)),
+                };
+                prop_assert_eq!(got_view, expect, "{}", at);
+            }
+        }
+        // After every step, every subject's status agrees.
+        for s in 0..SUBJECTS {
+            check_status(&verifier, &model, &subjects[s], s, now, &at)?;
+        }
+    }
+    Ok(())
+}
+
+/// The code last sent to subject `i`, or a stand-in when it has none.
+fn latest_code(model: &Model, i: usize) -> String {
+    model.subjects[i]
+        .current
+        .as_ref()
+        .map_or_else(|| "000000".to_owned(), |v| v.code.clone())
+}
+
+fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Expect {
+    match got {
+        Ok(sent) => Expect::Sent(
+            sent.generation,
+            sent.resent,
+            sent.new_code,
+            sent.sends_left,
+            (sent.expires_at - t0).whole_seconds(),
+            sent.channel,
+        ),
+        Err(e) => Expect::Refused(refusal(e)),
+    }
+}
+
+fn check_status(
+    verifier: &Verifier<MemoryStore, ManualClock>,
+    model: &Model,
+    subject: &SubjectKey,
+    s: usize,
+    now: i64,
+    at: &str,
+) -> Result<(), TestCaseError> {
+    let got = verifier.status(subject);
+    let sub = &model.subjects[s];
+    let Some(v) = sub.current.as_ref() else {
+        prop_assert!(
+            matches!(got, Err(Error::NotFound)),
+            "status of nothing: {at}: {got:?}"
+        );
+        return Ok(());
+    };
+    let status = got.map_err(|e| TestCaseError::fail(format!("status failed: {e}: {at}")))?;
+    let live = v.state == State::Sent && now < v.expires_at;
+    let state = if v.state == State::Sent && !live {
+        State::Expired
+    } else {
+        v.state
+    };
+    prop_assert_eq!(status.state, state, "state: {}", at);
+    prop_assert_eq!(status.generation, sub.generation, "generation: {}", at);
+    prop_assert_eq!(status.channel, v.channel, "channel: {}", at);
+    prop_assert_eq!(
+        (status.expires_at - T0).whole_seconds(),
+        v.expires_at,
+        "expires_at: {}",
+        at
+    );
+    let attempts_left = if live {
+        model.k.max_checks.saturating_sub(v.checks)
+    } else {
+        0
+    };
+    prop_assert_eq!(status.attempts_left, attempts_left, "attempts_left: {}", at);
+    let sends_left = if live { model.sends_left(s, now) } else { 0 };
+    prop_assert_eq!(status.sends_left, sends_left, "sends_left: {}", at);
+    let resend_at = v.last_sent_at + model.k.cooldown;
+    let resend_after = (live && now < resend_at).then(|| Duration::seconds(resend_at - now));
+    prop_assert_eq!(status.resend_after, resend_after, "resend_after: {}", at);
+    let locked_until = sub
+        .locked_until
+        .filter(|&until| now < until)
+        .map(|until| T0 + Duration::seconds(until));
+    prop_assert_eq!(status.locked_until, locked_until, "locked_until: {}", at);
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("OTPFLOW_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_verifier_behaves_like_the_model(k in knobs(), ops in prop::collection::vec(op(), 1..80)) {
+        run(k, &ops)?;
+    }
+}
+
+/// A fixed sequence through lockout and its end, so the model is known to
+/// reach the deep states without relying on the generator.
+#[test]
+fn a_scripted_run_reaches_lockout_and_back() {
+    let k = Knobs {
+        max_checks: 3,
+        max_sends: 2,
+        extra_subject_sends: 1,
+        cooldown: 30,
+        lifetime: 300,
+        failure_cap: 4,
+        failure_window: 3600,
+        lockout: 900,
+        send_window: 3600,
+        new_code: false,
+    };
+    let mut ops = vec![Op::Start(0, Channel::Sms)];
+    ops.extend((0..3).map(|i| Op::VerifyWrong(0, i, 1)));
+    ops.extend([
+        Op::Advance(31),
+        Op::Start(0, Channel::Sms),
+        Op::VerifyWrong(0, 0, 2),
+    ]);
+    ops.extend([
+        Op::Start(0, Channel::Sms),
+        Op::Advance(899),
+        Op::Start(0, Channel::Sms),
+    ]);
+    ops.extend([
+        Op::Advance(1),
+        Op::Start(0, Channel::Voice),
+        Op::VerifyRight(0),
+        Op::VerifyRight(0),
+    ]);
+    ops.extend([
+        Op::RotateKey,
+        Op::Start(2, Channel::Sms),
+        Op::RotateKey,
+        Op::RemoveOldestKey,
+    ]);
+    ops.extend([
+        Op::RemoveOldestKey,
+        Op::VerifyRight(2),
+        Op::Cancel(2),
+        Op::Cancel(2),
+    ]);
+    run(k, &ops).expect("the scripted run agrees with the model");
+}
