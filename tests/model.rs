@@ -613,8 +613,8 @@ fn run(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
             }
         }
         // After every step, every subject's status agrees.
-        for s in 0..SUBJECTS {
-            check_status(&verifier, &model, &subjects[s], s, now, &at)?;
+        for (s, subject) in subjects.iter().enumerate() {
+            check_status(&verifier, &model, subject, s, now, &at)?;
         }
     }
     Ok(())
