@@ -435,12 +435,12 @@ impl Engine {
         // Every refusal below costs one derivation too, so "not found",
         // "expired" or "locked" take as long as a wrong code.
         let Some(record) = record.filter(|r| r.current.is_some()) else {
-            self.dummy_check(subject, &input);
+            self.dummy_check(subject, &input, now);
             return Step::refuse(Error::NotFound);
         };
         let refusal = locked(&record.ledger, now).or_else(|| self.settle(record, subject, now));
         if let Some(refusal) = refusal {
-            self.dummy_check(subject, &input);
+            self.dummy_check(subject, &input, now);
             return refusal;
         }
         let mut record = record.clone();
@@ -451,7 +451,7 @@ impl Engine {
         if v.checks >= p.max_checks() {
             // Only a record written under a larger budget gets here: refuse
             // before comparing, so no code is ever checked past the budget.
-            self.dummy_check(subject, &input);
+            self.dummy_check(subject, &input, now);
             end(v, State::Locked, now);
             let events = vec![Event::Locked {
                 subject: subject.clone(),
@@ -464,9 +464,9 @@ impl Engine {
                 events,
             };
         }
-        let Some(key) = self.keys.get(v.key_id) else {
+        if self.keys.get(v.key_id).is_none() {
             // The key was removed from the ring: no one can check this code.
-            self.dummy_check(subject, &input);
+            self.dummy_check(subject, &input, now);
             end(v, State::Expired, now);
             let events = vec![Event::Expired {
                 subject: subject.clone(),
@@ -477,11 +477,33 @@ impl Engine {
                 outcome: Err(Error::Expired),
                 events,
             };
+        }
+        self.check(record, subject, &input, now)
+    }
+
+    /// The check itself on a live validation: spend an attempt, derive,
+    /// compare in constant time, and count a failure. Also run, on a
+    /// stand-in record, for every refusal of `verify`, so a refusal costs
+    /// what a wrong code costs.
+    fn check(
+        &self,
+        mut record: Record,
+        subject: &SubjectKey,
+        input: &CodeInput,
+        now: OffsetDateTime,
+    ) -> Step<Validated> {
+        let p = &self.policy;
+        let generation = record.generation;
+        let Some(v) = record.current.as_mut() else {
+            return Step::refuse(Error::NotFound);
+        };
+        let Some(key) = self.keys.get(v.key_id) else {
+            return Step::refuse(Error::Expired);
         };
         // The check is spent before the comparison.
         v.checks = v.checks.saturating_add(1);
         let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
-        if code.matches(&input) {
+        if code.matches(input) {
             end(v, State::Validated, now);
             let validated = Validated {
                 generation,
@@ -647,11 +669,29 @@ impl Engine {
         })
     }
 
-    /// One derivation and comparison whose result is thrown away.
-    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput) {
-        let length = self.policy.code_length();
-        let dummy = code::derive(self.keys.current(), subject, &[0; NONCE_LEN], 0, length);
-        core::hint::black_box(dummy.matches(input));
+    /// The work of a wrong-code check, on a stand-in validation, whose
+    /// result is thrown away: a refusal of `verify` (no validation, expired,
+    /// locked…) costs what a check costs, so its timing does not tell an
+    /// outsider which refusal it was.
+    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: OffsetDateTime) {
+        let stand_in = Record {
+            generation: 0,
+            current: Some(Validation {
+                state: State::Sent,
+                channel: Channel::Sms,
+                key_id: self.keys.current().id(),
+                nonce: [0; NONCE_LEN],
+                created_at: now,
+                last_sent_at: now,
+                // `check` does not read the expiry: no date arithmetic here.
+                expires_at: now,
+                ended_at: None,
+                checks: 0,
+                sends: 1,
+            }),
+            ledger: Ledger::default(),
+        };
+        let _ = core::hint::black_box(self.check(stand_in, subject, input, now));
     }
 
     fn sends_left(&self, v: &Validation, ledger: &Ledger, now: OffsetDateTime) -> u32 {

@@ -1,0 +1,97 @@
+//! Throughput of whole validations (start, then verify with the right code)
+//! over distinct subjects, on one thread and on two sharing one `Verifier`
+//! and `MemoryStore`, in the same run. The ratio of the two times per
+//! validation is the scaling (goal: 1.8 or more on 2 cores).
+//!
+//! `cargo bench --bench throughput`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use otpflow::rand_core::SeedableRng;
+use otpflow::{
+    Channel, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber, PhonePolicy, Policy, Purpose,
+    SecretKey, SubjectKey, Verifier,
+};
+use rand_chacha::ChaCha20Rng;
+use time::macros::datetime;
+
+/// Subjects per thread; each is validated over and over.
+const POOL: usize = 5_000;
+
+fn pools(threads: usize) -> Vec<Vec<SubjectKey>> {
+    let policy = PhonePolicy::default();
+    (0..threads)
+        .map(|t| {
+            (0..POOL)
+                .map(|i| {
+                    let number = format!("+4474{t}{i:07}");
+                    let phone = PhoneNumber::parse(&number, &policy).expect("a UK mobile");
+                    SubjectKey::new(Purpose::Login, phone)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn validate_all(
+    verifier: &Verifier<MemoryStore, ManualClock>,
+    pool: &[SubjectKey],
+    ops: u64,
+    seed: u64,
+) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    for (n, subject) in (0..ops).zip(pool.iter().cycle()) {
+        let sent = verifier
+            .start(subject, Channel::Sms, &mut rng)
+            .expect("sent");
+        let done = verifier.verify(subject, sent.code.as_str());
+        assert!(done.is_ok(), "validation {n} failed: {done:?}");
+        black_box(done.ok());
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = Policy::builder()
+        .subject_send_cap(10_000)
+        .build()
+        .expect("a valid policy");
+    let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42; 32]).expect("a valid key"));
+    let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
+    let verifier = Verifier::new(policy, keys, MemoryStore::new(), clock.clone());
+    let pools = pools(2);
+
+    let mut g = c.benchmark_group("throughput");
+    for threads in [1usize, 2] {
+        g.bench_function(format!("start+verify, {threads} thread(s)"), |b| {
+            b.iter_custom(|iters| {
+                // A new send window for everyone: the budgets are not what
+                // is measured here.
+                clock.advance(time::Duration::hours(2));
+                let per_thread = iters.div_ceil(threads as u64);
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for (t, pool) in pools.iter().take(threads).enumerate() {
+                        let verifier = &verifier;
+                        scope.spawn(move || validate_all(verifier, pool, per_thread, t as u64));
+                    }
+                });
+                let elapsed = start.elapsed();
+                // Time per validation, so the two rows compare directly.
+                elapsed.mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(30);
+    targets = bench
+}
+criterion_main!(benches);
