@@ -1,13 +1,18 @@
-// Runs a wasm32-wasip1 program (a test binary cargo built) under Node's WASI,
-// so `cargo test --target wasm32-wasip1` works with no other runtime.
-// Cargo calls it as the target's runner: node scripts/wasi-run.mjs app.wasm [args…]
+#!/usr/bin/env -S node --no-warnings
+// Runs a wasm32-wasip1 program (a test binary cargo built) under Node's WASI
+// (preview1), so `cargo test --target wasm32-wasip1` needs no other runtime.
+// Cargo calls it as the target's runner (.cargo/config.toml):
+//   scripts/wasi-run.mjs program.wasm [args…]
+// The program gets the arguments, the environment and the current directory
+// (preopened as "."); its exit code is ours. A trap (a panic aborts on
+// wasm32-wasip1) exits with 134, as SIGABRT would.
 import { readFile } from "node:fs/promises";
 import { WASI } from "node:wasi";
 import { argv, env, exit } from "node:process";
 
 const [wasmPath, ...args] = argv.slice(2);
 if (!wasmPath) {
-  console.error("usage: node scripts/wasi-run.mjs program.wasm [args…]");
+  console.error("usage: scripts/wasi-run.mjs program.wasm [args…]");
   exit(2);
 }
 
@@ -20,4 +25,12 @@ const wasi = new WASI({
 });
 const module = await WebAssembly.compile(await readFile(wasmPath));
 const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
-exit(wasi.start(instance) ?? 0);
+let code;
+try {
+  code = wasi.start(instance) ?? 0;
+} catch (e) {
+  if (!(e instanceof WebAssembly.RuntimeError)) throw e;
+  console.error(`wasm trap in ${wasmPath}: ${e.message}`);
+  code = 134;
+}
+exit(code);
