@@ -27,7 +27,7 @@ pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
 pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Record, RecordError, State};
-pub use store::{MemoryStore, Store, Swap, Version};
+pub use store::{AsyncStore, MemoryStore, Store, Swap, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;

@@ -84,6 +84,37 @@ pub trait Store {
     ) -> Result<Swap, Self::Error>;
 }
 
+/// [`Store`]'s contract for stores reached over the network from async
+/// code (Redis, PostgreSQL, a JavaScript host's database): the same two
+/// operations and the same security contract, as futures that are `Send`,
+/// so a multi-threaded executor can hold them across `.await`. otpflow
+/// depends on no runtime: a store brings its own.
+pub trait AsyncStore: Send + Sync {
+    /// The store's own failure.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The record for `key` and its version, or `None` if there is none.
+    ///
+    /// # Errors
+    /// The store's error; the caller surfaces it and changes nothing.
+    fn load(
+        &self,
+        key: &SubjectKey,
+    ) -> impl Future<Output = Result<Option<(Record, Version)>, Self::Error>> + Send;
+
+    /// Writes `new` only if the stored version is still `expected` (`None`:
+    /// only if there is no record), atomically with that comparison.
+    ///
+    /// # Errors
+    /// The store's error; then nothing may have been written.
+    fn compare_and_swap(
+        &self,
+        key: &SubjectKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> impl Future<Output = Result<Swap, Self::Error>> + Send;
+}
+
 impl<S: Store + ?Sized> Store for &S {
     type Error = S::Error;
     fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
