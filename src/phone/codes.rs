@@ -28,11 +28,17 @@ pub(crate) fn is_assigned(code: u16) -> bool {
 
 /// The country calling code that starts `digits` and its length in digits.
 /// Calling codes are a prefix code (no assigned code starts another), so at
-/// most one of the 1-, 2- and 3-digit prefixes is assigned.
-#[cfg_attr(feature = "phonenumber", allow(dead_code))]
+/// most one of the 1-, 2- and 3-digit prefixes is assigned. No code starts
+/// with 0: `+0 44 …` has none (and is not `+44 …`).
 pub(crate) fn split_country_code(digits: &[u8]) -> Option<(u16, usize)> {
+    if digits.first() == Some(&b'0') {
+        return None;
+    }
     let mut value = 0u16;
     for (i, &d) in digits.iter().take(3).enumerate() {
+        if !d.is_ascii_digit() {
+            return None;
+        }
         value = value * 10 + u16::from(d - b'0');
         if is_assigned(value) {
             return Some((value, i + 1));
@@ -62,6 +68,8 @@ mod tests {
         assert_eq!(split_country_code(b"12025550123"), Some((1, 1)));
         assert_eq!(split_country_code(b"50761234567"), Some((507, 3)));
         assert_eq!(split_country_code(b"999"), None);
+        assert_eq!(split_country_code(b"0447401101801"), None);
+        assert_eq!(split_country_code(b"044"), None);
         assert_eq!(split_country_code(b""), None);
     }
 }

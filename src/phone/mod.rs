@@ -52,7 +52,12 @@
 //! refused by [`PhonePolicy::with_default_region`].
 
 mod codes;
+#[cfg(feature = "phonenumber")]
+mod plan;
 mod uk;
+
+#[cfg(feature = "phonenumber")]
+use plan as slow;
 
 use core::fmt;
 
@@ -609,75 +614,6 @@ impl Scanned {
 
     fn digits(&self) -> &[u8] {
         &self.text[1..=self.len]
-    }
-
-    /// The canonical text of the input: `+` and the digits, or the digits.
-    /// The `phonenumber` crate reads this rather than the input itself, as
-    /// its answers change with punctuation (it refuses `+447.000703051`
-    /// and accepts `+447000703051` and ` +447.000703051`).
-    #[cfg_attr(not(feature = "phonenumber"), allow(dead_code))]
-    fn canonical(&self) -> &str {
-        let start = usize::from(!self.international);
-        // Only `+` and ASCII digits are ever written to `text`.
-        core::str::from_utf8(&self.text[start..=self.len]).unwrap_or("")
-    }
-}
-
-/// The full parser: the `phonenumber` crate.
-#[cfg(feature = "phonenumber")]
-mod slow {
-    use core::str::FromStr;
-
-    use phonenumber::{Mode, Type, country};
-
-    use super::{PhoneError, PhoneNumber, PhonePolicy, Region, Scanned};
-
-    pub(super) fn knows_region(region: Region) -> bool {
-        country::Id::from_str(region.as_str()).is_ok()
-            && phonenumber::metadata::DATABASE
-                .by_id(region.as_str())
-                .is_some()
-    }
-
-    pub(super) fn parse(
-        scanned: &Scanned,
-        policy: &PhonePolicy,
-    ) -> Result<PhoneNumber, PhoneError> {
-        let text = scanned.canonical();
-        let region = policy
-            .default_region
-            .and_then(|r| country::Id::from_str(r.as_str()).ok());
-        let parsed = phonenumber::parse(region, text).map_err(|e| match e {
-            phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
-            _ => PhoneError::Invalid,
-        })?;
-        let country_code = parsed.code().value();
-        if !policy.allows(country_code) {
-            return Err(PhoneError::CountryNotAllowed { country_code });
-        }
-        if !parsed.is_valid() {
-            return Err(PhoneError::Invalid);
-        }
-        let mobile = matches!(
-            parsed.number_type(&phonenumber::metadata::DATABASE),
-            Type::Mobile | Type::FixedLineOrMobile
-        );
-        let e164 = parsed.format().mode(Mode::E164).to_string();
-        let region = parsed
-            .country()
-            .id()
-            .and_then(|id| Region::from_code(id.as_ref()));
-        let code_len = country_code.to_string().len();
-        let nsn = e164
-            .as_bytes()
-            .get(1 + code_len..)
-            .ok_or(PhoneError::Invalid)?;
-        let number =
-            PhoneNumber::from_digits(country_code, nsn, region).ok_or(PhoneError::Invalid)?;
-        if number.e164() != e164 {
-            return Err(PhoneError::Invalid);
-        }
-        policy.admit(number, mobile)
     }
 }
 
