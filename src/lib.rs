@@ -24,7 +24,7 @@ pub use clock::{Clock, ManualClock};
 pub use code::Code;
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
-pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
+pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Record, RecordError, State};
 pub use store::{AsyncStore, MemoryStore, Store, Swap, Version};

@@ -35,8 +35,8 @@ fn every_written_form_of_a_uk_mobile_is_one_number() {
         assert_eq!(n.national(), "7401101801");
         assert_eq!(n.country_code(), 44);
         assert_eq!(n.region(), Some("GB"));
-        assert_eq!(n.to_string(), "+447401101801");
-        assert_eq!(format!("{n:?}"), "PhoneNumber(+447401101801)");
+        assert_eq!(n.to_string(), "+44 7401 ••• 801");
+        assert_eq!(format!("{n:?}"), "PhoneNumber(+44 7401 ••• 801)");
     }
 }
 
@@ -957,6 +957,112 @@ fn check(result: Result<PhoneNumber, PhoneError>) {
         Err(e) => {
             assert!(e.code().starts_with("phone_"));
             assert!(!e.to_string().is_empty());
+        }
+    }
+}
+
+/// Every formatted form of a number, as a log line would carry it.
+fn formatted(n: &PhoneNumber) -> [String; 6] {
+    [
+        n.to_string(),
+        format!("{n:?}"),
+        format!("{n:#?}"),
+        format!("{:>40}", n),
+        n.masked().to_string(),
+        format!("{:?}", n.masked()),
+    ]
+}
+
+/// No formatted form holds the whole number in any of its spellings.
+fn assert_masked(n: &PhoneNumber) {
+    for shown in formatted(n) {
+        for whole in [n.e164(), n.digits(), n.national()] {
+            assert!(!shown.contains(whole), "{shown:?} shows {whole}");
+        }
+        let digits: String = shown.chars().filter(char::is_ascii_digit).collect();
+        assert!(
+            digits.len() < n.digits().len(),
+            "{shown:?} shows as many digits as {} has",
+            n.e164()
+        );
+    }
+}
+
+#[test]
+fn numbers_are_masked_in_display_and_debug() {
+    let any = PhonePolicy::default().require_mobile(false);
+    let n = parse("07401 101801").expect("a UK mobile");
+    assert_eq!(n.masked().to_string(), "+44 7401 ••• 801");
+    assert_eq!(format!("{:?}", n.masked()), "+44 7401 ••• 801");
+    assert_eq!(format!("{n:?}"), "PhoneNumber(+44 7401 ••• 801)");
+    assert_eq!(format!("{n}"), "+44 7401 ••• 801");
+    // The whole number only through the accessors.
+    assert_eq!(n.e164(), "+447401101801");
+    #[cfg(feature = "phonenumber")]
+    for (input, masked) in [
+        ("+1 202 555 0123", "+1 2025 ••• 123"),
+        ("+33 6 12 34 56 78", "+33 612 ••• 678"),
+        ("+47 02000", "+47 0 ••• 0"),
+        ("+39 02 1234 5678", "+39 0212 ••• 678"),
+        ("+882 34 8512 34567", "+882 3485 ••• 567"),
+    ] {
+        let n = PhoneNumber::parse(input, &any).unwrap_or_else(|e| panic!("{input}: {e:?}"));
+        assert_eq!(n.to_string(), masked, "{input}");
+        assert_masked(&n);
+    }
+    assert_masked(&n);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Random valid UK mobiles: no `Display` or `Debug` shows the number.
+    #[test]
+    fn no_formatted_uk_mobile_shows_the_number(nsn in "7[0-9]{9}") {
+        if let Ok(n) = PhoneNumber::parse(&format!("+44{nsn}"), &PhonePolicy::default()) {
+            assert_masked(&n);
+        }
+    }
+}
+
+/// Example numbers of the plans' common types, with their calling codes.
+#[cfg(feature = "phonenumber")]
+static EXAMPLES: std::sync::LazyLock<Vec<(u16, String)>> = std::sync::LazyLock::new(|| {
+    (1..1000u16)
+        .flat_map(|code| {
+            phonenumber::metadata::DATABASE
+                .by_code(&code)
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(move |plan| {
+                    let d = plan.descriptors();
+                    [d.fixed_line(), d.mobile(), d.toll_free(), d.voip(), d.uan()]
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.example().map(|e| (code, e.to_owned())))
+                        .collect::<Vec<_>>()
+                })
+        })
+        .collect()
+});
+
+#[cfg(feature = "phonenumber")]
+proptest! {
+    // Few cases: each random plan costs the crate's regex cache a compile.
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Random valid numbers of every plan (an example number of a random
+    /// region and type with random last digits): no `Display` or `Debug`
+    /// shows the number.
+    #[test]
+    fn no_formatted_number_shows_the_number(pick in any::<u32>(), tail in "[0-9]{1,4}") {
+        let examples = &*EXAMPLES;
+        let (code, example) = &examples[usize::try_from(pick).expect("fits") % examples.len()];
+        let keep = example.len().saturating_sub(tail.len());
+        let national = format!("{}{}", &example[..keep], &tail[..example.len() - keep]);
+        let any = PhonePolicy::default().require_mobile(false);
+        if let Ok(n) = PhoneNumber::parse(&format!("+{code}{national}"), &any) {
+            assert_masked(&n);
         }
     }
 }

@@ -104,7 +104,11 @@ impl Region {
 ///
 /// Build one with [`PhoneNumber::parse`] or [`PhoneNumber::from_parts`]. It is
 /// small and `Copy`, and two values are equal exactly when they are the same
-/// number, whatever way each was written.
+/// number, whatever way each was written. Its `Display` and `Debug` are
+/// masked ([`PhoneNumber::masked`]): the whole number is read only through
+/// [`e164`](Self::e164), [`digits`](Self::digits) and
+/// [`national`](Self::national), so it reaches a log only where a caller
+/// asks for it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber {
     /// `+` and up to 15 digits, zero-padded.
@@ -299,15 +303,74 @@ impl PhoneNumber {
     }
 }
 
-impl fmt::Display for PhoneNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.e164())
+impl PhoneNumber {
+    /// The number masked for logs and support screens: the country code and
+    /// enough digits to recognise it, the middle hidden
+    /// (`+44 7401 ••• 801`). This is also what `Display` and `Debug` show;
+    /// the whole number comes only from [`e164`](Self::e164),
+    /// [`digits`](Self::digits) and [`national`](Self::national).
+    ///
+    /// ```
+    /// use otpflow::{PhoneNumber, PhonePolicy};
+    ///
+    /// let n = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
+    /// assert_eq!(n.masked().to_string(), "+44 7401 ••• 801");
+    /// assert_eq!(n.to_string(), "+44 7401 ••• 801");
+    /// assert_eq!(format!("{n:?}"), "PhoneNumber(+44 7401 ••• 801)");
+    /// assert_eq!(n.e164(), "+447401101801");
+    /// # Ok::<(), otpflow::PhoneError>(())
+    /// ```
+    ///
+    /// At least three digits of the national number are always hidden, and
+    /// at most seven shown (four first, three last); a short number shows
+    /// fewer (`+47 0 ••• 0` for `+47 02000`, nothing of three digits or
+    /// fewer). The mask is always three dots, whatever it hides.
+    pub fn masked(&self) -> MaskedNumber<'_> {
+        MaskedNumber(self)
     }
 }
 
+/// A [`PhoneNumber`] masked for display (`+44 7401 ••• 801`): see
+/// [`PhoneNumber::masked`]. `Display` and `Debug` print the same.
+#[derive(Clone, Copy)]
+pub struct MaskedNumber<'a>(&'a PhoneNumber);
+
+impl fmt::Display for MaskedNumber<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let national = self.0.national();
+        let len = national.len();
+        let shown = len.saturating_sub(3).min(7);
+        let head = shown.div_ceil(2).min(4);
+        let tail = shown - head;
+        write!(f, "+{} ", self.0.country_code)?;
+        if let Some(first) = national.get(..head).filter(|s| !s.is_empty()) {
+            write!(f, "{first} ")?;
+        }
+        f.write_str("•••")?;
+        if let Some(last) = national.get(len - tail..).filter(|s| !s.is_empty()) {
+            write!(f, " {last}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MaskedNumber<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Masked: see [`PhoneNumber::masked`].
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.masked(), f)
+    }
+}
+
+/// Masked: see [`PhoneNumber::masked`].
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhoneNumber({})", self.e164())
+        write!(f, "PhoneNumber({})", self.masked())
     }
 }
 
