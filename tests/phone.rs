@@ -379,6 +379,175 @@ fn the_slim_build_checks_foreign_numbers_by_structure() {
     );
 }
 
+/// An example number of `region`'s `kind` from the metadata, in E.164.
+#[cfg(feature = "phonenumber")]
+fn example(
+    region: &str,
+    kind: fn(&phonenumber::metadata::Descriptors) -> Option<&phonenumber::metadata::Descriptor>,
+) -> String {
+    let plan = phonenumber::metadata::DATABASE
+        .by_id(region)
+        .expect("a region");
+    let number = kind(plan.descriptors())
+        .and_then(|d| d.example())
+        .expect("an example");
+    format!("+{}{number}", plan.country_code())
+}
+
+#[cfg(feature = "phonenumber")]
+#[test]
+fn regions_narrow_a_calling_code() {
+    use phonenumber::metadata::Descriptors;
+    let us_ca = PhonePolicy::default()
+        .allow_only(&[1])
+        .allow_regions(&["US", "ca", "US"])
+        .expect("known regions");
+    assert_eq!(us_ca.allowed_regions(), Some(vec!["CA", "US"]));
+    for region in ["US", "CA"] {
+        let n = PhoneNumber::parse(&example(region, Descriptors::mobile), &us_ca)
+            .unwrap_or_else(|e| panic!("{region}: {e:?}"));
+        assert_eq!(n.region(), Some(region));
+    }
+    // The pumping destinations of the North American plan stay out.
+    for region in ["JM", "DO", "AG", "BS", "GD"] {
+        let number = example(region, Descriptors::mobile);
+        assert_eq!(
+            PhoneNumber::parse(&number, &us_ca),
+            Err(PhoneError::RegionNotAllowed),
+            "{region} {number}"
+        );
+        assert!(
+            PhoneNumber::parse(&number, &PhonePolicy::default()).is_ok(),
+            "{number}"
+        );
+    }
+    // Other codes are still kept out by the calling-code list.
+    assert_eq!(
+        PhoneNumber::parse(&example("FR", Descriptors::mobile), &us_ca),
+        Err(PhoneError::CountryNotAllowed { country_code: 33 })
+    );
+    // A deny-list keeps the rest open.
+    let no_caribbean = PhonePolicy::default()
+        .deny_regions(&["JM", "DO", "AG"])
+        .expect("known regions");
+    assert_eq!(no_caribbean.denied_regions(), ["AG", "DO", "JM"]);
+    assert_eq!(
+        PhoneNumber::parse(&example("JM", Descriptors::mobile), &no_caribbean),
+        Err(PhoneError::RegionNotAllowed)
+    );
+    assert!(PhoneNumber::parse(&example("US", Descriptors::mobile), &no_caribbean).is_ok());
+    assert!(PhoneNumber::parse("07401 101801", &no_caribbean).is_ok());
+    for bad in ["UK", "XX", "G", "GBR", "", "1A"] {
+        assert_eq!(
+            PhonePolicy::default().allow_regions(&["US", bad]),
+            Err(PhoneError::UnknownRegion),
+            "{bad:?}"
+        );
+        assert_eq!(
+            PhonePolicy::default().deny_regions(&[bad]),
+            Err(PhoneError::UnknownRegion),
+            "{bad:?}"
+        );
+    }
+    let err = PhoneError::RegionNotAllowed;
+    assert_eq!(err.code(), "phone_region_not_allowed");
+    assert_eq!(
+        err.to_string(),
+        "phone numbers of this region are not accepted"
+    );
+}
+
+#[cfg(feature = "phonenumber")]
+#[test]
+fn non_geographic_numbers_need_a_policy_that_names_them() {
+    let any = PhonePolicy::default().require_mobile(false);
+    let mut seen = 0;
+    for code in [800u16, 808, 870, 878, 881, 882, 883, 888, 979] {
+        let plans = phonenumber::metadata::DATABASE
+            .by_code(&code)
+            .expect("assigned");
+        for plan in plans {
+            let d = plan.descriptors();
+            let kinds = [
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.voip(),
+                d.personal_number(),
+                d.uan(),
+            ];
+            for number in kinds.iter().flatten().filter_map(|k| k.example()) {
+                seen += 1;
+                let input = format!("+{code}{number}");
+                for policy in [PhonePolicy::default(), any.clone(), any.clone().allow_all()] {
+                    assert_eq!(
+                        PhoneNumber::parse(&input, &policy),
+                        Err(PhoneError::NonGeographic { country_code: code }),
+                        "{input}"
+                    );
+                }
+                assert_eq!(
+                    PhoneNumber::parse(&input, &any.clone().allow_only(&[44, 1])),
+                    Err(PhoneError::CountryNotAllowed { country_code: code }),
+                    "{input}"
+                );
+                let named = any.clone().allow_only(&[44, code]);
+                let n =
+                    PhoneNumber::parse(&input, &named).unwrap_or_else(|e| panic!("{input}: {e:?}"));
+                assert_eq!((n.country_code(), n.region()), (code, None));
+                // Region lists govern geographic numbers only.
+                let named_gb = named.clone().allow_regions(&["GB"]).expect("GB");
+                assert_eq!(PhoneNumber::parse(&input, &named_gb), Ok(n));
+            }
+        }
+    }
+    assert!(seen >= 9, "{seen}");
+    // Satellite phones "as mobiles" by default: no more.
+    assert_eq!(
+        PhoneNumber::parse("+881 6 1234 5678", &PhonePolicy::default())
+            .map(|n| n.e164().to_owned()),
+        Err(PhoneError::NonGeographic { country_code: 881 })
+    );
+    let err = PhoneError::NonGeographic { country_code: 881 };
+    assert_eq!(err.code(), "phone_non_geographic");
+    assert_eq!(
+        err.to_string(),
+        "non-geographic numbers (+881) are not accepted"
+    );
+}
+
+#[cfg(not(feature = "phonenumber"))]
+#[test]
+fn the_slim_build_knows_only_uk_regions() {
+    let gb = PhonePolicy::default()
+        .allow_regions(&["GB"])
+        .expect("two letters");
+    assert!(parse("07401 101801").is_ok());
+    assert!(PhoneNumber::parse("07401 101801", &gb).is_ok());
+    assert_eq!(
+        PhoneNumber::parse("+1 202 555 0123", &gb),
+        Err(PhoneError::RegionNotAllowed)
+    );
+    // A deny-list fails closed where the region is unknown.
+    let no_jm = PhonePolicy::default()
+        .deny_regions(&["JM"])
+        .expect("two letters");
+    assert_eq!(
+        PhoneNumber::parse("+1 202 555 0123", &no_jm),
+        Err(PhoneError::RegionNotAllowed)
+    );
+    assert!(PhoneNumber::parse("07401 101801", &no_jm).is_ok());
+    assert_eq!(
+        PhoneNumber::parse("+881 6 1234 5678", &PhonePolicy::default()),
+        Err(PhoneError::NonGeographic { country_code: 881 })
+    );
+    assert_eq!(
+        PhonePolicy::default().allow_regions(&["GBR"]),
+        Err(PhoneError::UnknownRegion)
+    );
+}
+
 /// The differential tests: the crate's answer, and ours, for the same input.
 #[cfg(feature = "phonenumber")]
 mod differential {
@@ -711,6 +880,12 @@ mod differential {
                     d.uan(),
                     d.voicemail(),
                 ];
+                // Non-geographic numbers need a policy that names them.
+                let any = if plan.id() == "001" {
+                    any.clone().allow_only(&[code])
+                } else {
+                    any.clone()
+                };
                 for example in types.iter().flatten().filter_map(|t| t.example()) {
                     examples += 1;
                     let e164 = format!("+{code}{example}");
@@ -990,7 +1165,6 @@ fn assert_masked(n: &PhoneNumber) {
 
 #[test]
 fn numbers_are_masked_in_display_and_debug() {
-    let any = PhonePolicy::default().require_mobile(false);
     let n = parse("07401 101801").expect("a UK mobile");
     assert_eq!(n.masked().to_string(), "+44 7401 ••• 801");
     assert_eq!(format!("{:?}", n.masked()), "+44 7401 ••• 801");
@@ -1006,6 +1180,9 @@ fn numbers_are_masked_in_display_and_debug() {
         ("+39 02 1234 5678", "+39 0212 ••• 678"),
         ("+882 34 8512 34567", "+882 3485 ••• 567"),
     ] {
+        let any = PhonePolicy::default()
+            .require_mobile(false)
+            .allow_only(&[1, 33, 39, 47, 882]);
         let n = PhoneNumber::parse(input, &any).unwrap_or_else(|e| panic!("{input}: {e:?}"));
         assert_eq!(n.to_string(), masked, "{input}");
         assert_masked(&n);
@@ -1060,7 +1237,7 @@ proptest! {
         let (code, example) = &examples[usize::try_from(pick).expect("fits") % examples.len()];
         let keep = example.len().saturating_sub(tail.len());
         let national = format!("{}{}", &example[..keep], &tail[..example.len() - keep]);
-        let any = PhonePolicy::default().require_mobile(false);
+        let any = PhonePolicy::default().require_mobile(false).allow_only(&[*code]);
         if let Ok(n) = PhoneNumber::parse(&format!("+{code}{national}"), &any) {
             assert_masked(&n);
         }

@@ -21,6 +21,17 @@ const ASSIGNED: [u16; 215] = [
     968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 992, 993, 994, 995, 996, 998,
 ];
 
+/// The non-geographic calling codes (ITU-T E.164 "global services":
+/// freephone, shared cost, Inmarsat, personal numbering, satellite,
+/// international networks, premium rate), ascending: libphonenumber's `001`
+/// entities, checked against them in `tests/phone.rs`.
+pub(crate) const NON_GEOGRAPHIC: [u16; 9] = [800, 808, 870, 878, 881, 882, 883, 888, 979];
+
+/// Whether `code` is a non-geographic calling code.
+pub(crate) fn is_non_geographic(code: u16) -> bool {
+    NON_GEOGRAPHIC.binary_search(&code).is_ok()
+}
+
 /// Whether `code` is an assigned country calling code.
 pub(crate) fn is_assigned(code: u16) -> bool {
     ASSIGNED.binary_search(&code).is_ok()
@@ -60,6 +71,20 @@ mod tests {
                 assert!(a == b || !b.starts_with(&a), "{a} is a prefix of {b}");
             }
         }
+    }
+
+    #[cfg(feature = "phonenumber")]
+    #[test]
+    fn the_non_geographic_codes_are_the_metadatas() {
+        let ours: Vec<u16> = (1..1000u16)
+            .filter(|code| {
+                phonenumber::metadata::DATABASE
+                    .region(code)
+                    .is_some_and(|regions| regions == ["001"])
+            })
+            .collect();
+        assert_eq!(ours, NON_GEOGRAPHIC);
+        assert!(NON_GEOGRAPHIC.iter().all(|&code| is_assigned(code)));
     }
 
     #[test]

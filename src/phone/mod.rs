@@ -71,8 +71,14 @@ pub const MAX_INPUT_BYTES: usize = 64;
 const MAX_DIGITS: usize = 15;
 
 /// A two-letter region (ISO 3166-1 alpha-2, as libphonenumber uses them).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Region([u8; 2]);
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl Region {
     const GB: Self = Self(*b"GB");
@@ -396,6 +402,10 @@ impl fmt::Debug for PhoneNumber {
 pub struct PhonePolicy {
     default_region: Option<Region>,
     allowed: Option<Vec<u16>>,
+    /// Regions allowed (ascending); `None` when every region is.
+    regions: Option<Vec<Region>>,
+    /// Regions refused (ascending).
+    denied: Vec<Region>,
     mobile: bool,
 }
 
@@ -404,6 +414,8 @@ impl Default for PhonePolicy {
         Self {
             default_region: Some(Region::GB),
             allowed: None,
+            regions: None,
+            denied: Vec::new(),
             mobile: true,
         }
     }
@@ -419,6 +431,12 @@ impl PhonePolicy {
 
     /// Allows only numbers whose country calling code is in `codes`
     /// (`&[44, 353]`). An empty list refuses every number.
+    ///
+    /// Non-geographic calling codes (+800, +808, +870, +878, +881, +882,
+    /// +883, +888, +979: satellite phones, international networks,
+    /// freephone, premium rate) are refused
+    /// ([`PhoneError::NonGeographic`]) unless named here: the default
+    /// policy, and any list that does not name them, keeps them out.
     #[must_use]
     pub fn allow_only(mut self, codes: &[u16]) -> Self {
         let mut codes = codes.to_vec();
@@ -428,7 +446,8 @@ impl PhonePolicy {
         self
     }
 
-    /// Allows every country (the default).
+    /// Allows every country (the default); non-geographic calling codes
+    /// stay refused (see [`allow_only`](Self::allow_only)).
     #[must_use]
     pub fn allow_all(mut self) -> Self {
         self.allowed = None;
@@ -482,26 +501,121 @@ impl PhonePolicy {
         self.mobile
     }
 
-    /// Whether numbers of `country_code` are allowed.
+    /// Whether numbers of `country_code` are allowed by the calling-code
+    /// list ([`allow_only`](Self::allow_only)). A non-geographic code must
+    /// also be named there: see [`allow_only`](Self::allow_only).
     pub fn allows(&self, country_code: u16) -> bool {
         self.allowed
             .as_ref()
             .is_none_or(|codes| codes.binary_search(&country_code).is_ok())
     }
 
-    /// The policy's last word on a number that parsed: the country first,
-    /// then the mobile rule.
+    /// Allows only numbers of these regions (two-letter codes, either case),
+    /// on top of the calling-code list: `allow_only(&[1])` then
+    /// `allow_regions(&["US", "CA"])` keeps the other countries of the North
+    /// American plan out (Jamaica +1 876, the Dominican Republic +1 809,
+    /// Antigua +1 268, …), whose numbers are favourite SMS-pumping targets.
+    /// Numbers whose region is unknown are refused: non-geographic numbers
+    /// (governed by [`allow_only`](Self::allow_only) alone) aside, that is
+    /// every non-UK number in the slim build, which has no metadata to tell
+    /// regions apart.
+    ///
+    /// ```
+    /// use otpflow::{PhoneError, PhoneNumber, PhonePolicy};
+    ///
+    /// let us_ca = PhonePolicy::default().allow_only(&[1]).allow_regions(&["US", "ca"])?;
+    /// # #[cfg(feature = "phonenumber")] {
+    /// assert!(PhoneNumber::parse("+1 202 555 0123", &us_ca).is_ok());
+    /// assert_eq!(
+    ///     PhoneNumber::parse("+1 876 210 1234", &us_ca),
+    ///     Err(PhoneError::RegionNotAllowed),
+    /// );
+    /// # }
+    /// # Ok::<(), PhoneError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PhoneError::UnknownRegion`] for a code that is not two letters or,
+    /// with the `phonenumber` feature, that the metadata does not know.
+    pub fn allow_regions(mut self, regions: &[&str]) -> Result<Self, PhoneError> {
+        self.regions = Some(region_list(regions)?);
+        Ok(self)
+    }
+
+    /// Refuses numbers of these regions (two-letter codes, either case),
+    /// whatever else allows them. Numbers whose region is unknown are
+    /// refused too while the list is not empty (see
+    /// [`allow_regions`](Self::allow_regions)): a deny-list fails closed.
+    ///
+    /// # Errors
+    /// As [`allow_regions`](Self::allow_regions).
+    pub fn deny_regions(mut self, regions: &[&str]) -> Result<Self, PhoneError> {
+        self.denied = region_list(regions)?;
+        Ok(self)
+    }
+
+    /// The allowed regions, ascending; `None` when all are.
+    pub fn allowed_regions(&self) -> Option<Vec<&str>> {
+        self.regions
+            .as_ref()
+            .map(|list| list.iter().map(Region::as_str).collect())
+    }
+
+    /// The refused regions, ascending.
+    pub fn denied_regions(&self) -> Vec<&str> {
+        self.denied.iter().map(Region::as_str).collect()
+    }
+
+    /// The policy's last word on a number that parsed: the calling code,
+    /// then non-geographic numbers, the region, and the mobile rule.
     fn admit(&self, number: PhoneNumber, mobile: bool) -> Result<PhoneNumber, PhoneError> {
-        if !self.allows(number.country_code) {
-            return Err(PhoneError::CountryNotAllowed {
-                country_code: number.country_code,
-            });
+        let country_code = number.country_code;
+        if !self.allows(country_code) {
+            return Err(PhoneError::CountryNotAllowed { country_code });
+        }
+        if codes::is_non_geographic(country_code) {
+            let named = self
+                .allowed
+                .as_ref()
+                .is_some_and(|codes| codes.binary_search(&country_code).is_ok());
+            if !named {
+                return Err(PhoneError::NonGeographic { country_code });
+            }
+        } else {
+            let region = number.region;
+            let allowed = self
+                .regions
+                .as_ref()
+                .is_none_or(|list| region.is_some_and(|r| list.binary_search(&r).is_ok()));
+            let denied = !self.denied.is_empty()
+                && region.is_none_or(|r| self.denied.binary_search(&r).is_ok());
+            if !allowed || denied {
+                return Err(PhoneError::RegionNotAllowed);
+            }
         }
         if self.mobile && !mobile {
             return Err(PhoneError::NotMobile);
         }
         Ok(number)
     }
+}
+
+/// A list of regions, checked, ascending, without duplicates.
+fn region_list(regions: &[&str]) -> Result<Vec<Region>, PhoneError> {
+    let mut list = regions
+        .iter()
+        .map(|code| {
+            let region = Region::from_code(code).ok_or(PhoneError::UnknownRegion)?;
+            // The slim build has no list of regions: any two letters.
+            if cfg!(feature = "phonenumber") && !slow::knows_region(region) {
+                return Err(PhoneError::UnknownRegion);
+            }
+            Ok(region)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    list.sort_unstable();
+    list.dedup();
+    Ok(list)
 }
 
 /// Why a phone number was refused. Each says what is wrong with the caller's
@@ -551,9 +665,21 @@ pub enum PhoneError {
         /// The number's country calling code.
         country_code: u16,
     },
-    /// A default region the library does not know
-    /// ([`PhonePolicy::with_default_region`]).
+    /// A region the library does not know ([`PhonePolicy::with_default_region`],
+    /// [`PhonePolicy::allow_regions`], [`PhonePolicy::deny_regions`]).
     UnknownRegion,
+    /// A valid number of a region the policy does not allow
+    /// ([`PhonePolicy::allow_regions`], [`PhonePolicy::deny_regions`]), or
+    /// whose region is unknown while the policy lists regions.
+    RegionNotAllowed,
+    /// A number of a non-geographic calling code (+800 freephone, +808
+    /// shared cost, +870 Inmarsat, +878 personal, +881 satellite, +882 and
+    /// +883 international networks, +888, +979 premium) that the policy does
+    /// not name in [`PhonePolicy::allow_only`]: none is allowed by default.
+    NonGeographic {
+        /// The number's calling code.
+        country_code: u16,
+    },
 }
 
 impl PhoneError {
@@ -572,6 +698,8 @@ impl PhoneError {
             Self::NotMobile => "phone_not_mobile",
             Self::CountryNotAllowed { .. } => "phone_country_not_allowed",
             Self::UnknownRegion => "phone_unknown_region",
+            Self::RegionNotAllowed => "phone_region_not_allowed",
+            Self::NonGeographic { .. } => "phone_non_geographic",
         }
     }
 }
@@ -620,6 +748,11 @@ impl fmt::Display for PhoneError {
                 write!(f, "phone numbers of +{country_code} are not accepted")
             }
             Self::UnknownRegion => f.write_str("unknown region"),
+            Self::RegionNotAllowed => f.write_str("phone numbers of this region are not accepted"),
+            Self::NonGeographic { country_code } => write!(
+                f,
+                "non-geographic numbers (+{country_code}) are not accepted"
+            ),
         }
     }
 }
