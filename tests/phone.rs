@@ -517,6 +517,74 @@ fn non_geographic_numbers_need_a_policy_that_names_them() {
     );
 }
 
+/// Issue 15 item 6: without metadata, one foreign number written with or
+/// without its trunk prefix is still one subject.
+#[cfg(not(feature = "phonenumber"))]
+#[test]
+fn the_slim_build_strips_a_trunk_prefix_where_the_plan_has_one() {
+    let any = PhonePolicy::default().require_mobile(false);
+    let e164 = |s: &str| PhoneNumber::parse(s, &any).map(|n| n.e164().to_owned());
+    for (forms, want) in [
+        (
+            &[
+                "+33 6 12 34 56 78",
+                "+33 (0)6 12 34 56 78",
+                "0033 (0)6 12 34 56 78",
+            ][..],
+            "+33612345678",
+        ),
+        (
+            &["+49 1512 3456789", "+49 (0)1512 3456789"][..],
+            "+4915123456789",
+        ),
+        (
+            &["+353 85 012 3456", "+353 (0)85 012 3456"][..],
+            "+353850123456",
+        ),
+        (
+            &[
+                "+1 202 555 0123",
+                "+1 1 202 555 0123",
+                "+1 (1) 202-555-0123",
+            ][..],
+            "+12025550123",
+        ),
+        (
+            &["+44 20 7031 3000", "+44 (0)20 7031 3000"][..],
+            "+442070313000",
+        ),
+    ] {
+        for form in forms {
+            assert_eq!(e164(form).as_deref(), Ok(want), "{form}");
+            let split_at = form.find(' ').expect("a space");
+            let split = PhoneNumber::from_parts(&form[..split_at], &form[split_at..], &any);
+            if form.starts_with('+') {
+                assert_eq!(
+                    split.map(|n| n.e164().to_owned()).as_deref(),
+                    Ok(want),
+                    "{form}"
+                );
+            }
+        }
+    }
+    // A trunk prefix written twice is no number.
+    for form in [
+        "+33 00 6 12 34 56 78",
+        "+33 000 6 12 34 56 78",
+        "+49 (0)0 1512 3456789",
+        "+353 00 85 012 3456",
+        "+1 1 1 202 555 0123",
+        "+44 00 20 7031 3000",
+    ] {
+        assert_eq!(e164(form), Err(PhoneError::Invalid), "{form}");
+    }
+    // Where the plan's numbers may begin with the digit, it is kept.
+    assert_eq!(e164("+39 02 1234 5678").as_deref(), Ok("+390212345678"));
+    assert_eq!(e164("+225 01 23 45 67 89").as_deref(), Ok("+2250123456789"));
+    assert_eq!(e164("+241 06 03 12 34").as_deref(), Ok("+24106031234"));
+    assert_eq!(e164("+7 800 123 4567").as_deref(), Ok("+78001234567"));
+}
+
 #[cfg(not(feature = "phonenumber"))]
 #[test]
 fn the_slim_build_knows_only_uk_regions() {

@@ -30,21 +30,40 @@
 //!    Jersey and the Isle of Man, which share +44) is recognised from a table
 //!    without allocating. Its answer is the `phonenumber` crate's answer,
 //!    checked in `tests/phone.rs` on every `07…` prefix.
-//! 3. **The full parser.** Any other number goes to the `phonenumber` crate
-//!    (the default `phonenumber` feature), with the policy's default region
-//!    for national input. The crate reads the guard's canonical text (`+` if
-//!    there was one, then the digits), not the input: on its own it answers
-//!    differently for the same digits punctuated differently. It must be a valid number; with
-//!    [`PhonePolicy::require_mobile`] (the default) it must also be a mobile
-//!    (or a number its country does not tell apart from one, as in the North
-//!    American plan).
+//! 3. **The full parser.** Any other number is read in the numbering plan of
+//!    its own country, from the metadata the `phonenumber` crate carries (the
+//!    default `phonenumber` feature): the calling code, then a trunk prefix
+//!    only where that country's plan has one (`+33 (0)6 …` is `+33 6 …`,
+//!    while the `0` of `+39 02 …`, `+225 01 …` or `+241 06 …` is the
+//!    number's own digit), then its region and type. National input is read
+//!    in the policy's default region. The crate's own `parse` is not used:
+//!    it reads every number in the default region's plan (see `plan.rs`).
+//!    It must be a valid number; with [`PhonePolicy::require_mobile`] (the
+//!    default) it must also be a mobile (or a number its country does not
+//!    tell apart from one, as in the North American plan).
+//! 4. **The policy.** The calling code ([`PhonePolicy::allow_only`]),
+//!    non-geographic codes (+800, +881, +882, … refused unless named), the
+//!    region ([`PhonePolicy::allow_regions`], [`PhonePolicy::deny_regions`])
+//!    and the mobile rule.
+//!
+//! # Masked by default
+//! `Display` and `Debug` show `+44 7401 ••• 801` ([`PhoneNumber::masked`]);
+//! the whole number only through [`PhoneNumber::e164`],
+//! [`PhoneNumber::digits`] and [`PhoneNumber::national`].
 //!
 //! # Without the `phonenumber` feature
 //! The slim build (for small wasm modules) keeps the guard and the UK fast
 //! path, so UK mobiles give the same answers. Other numbers get a structural
 //! check only: the input must be international (`+` or `00`), its country
 //! calling code assigned, and its national part 4 to 14 digits with at most
-//! 15 digits in all. It cannot tell a valid foreign number from an invalid
+//! 15 digits in all. After the calling code, a trunk prefix is stripped once
+//! where the plan has one that no number of the plan begins with (98 calling
+//! codes, from the metadata: `+33 (0)6 …` and `+33 6 …` are one number,
+//! `+1 1 202 …` is `+1 202 …`), and written twice it is refused
+//! (`+33 00 6 …`); where a plan's numbers may begin with its trunk prefix
+//! (Russia's `8`, or a plan without one, as Italy's), the digits are kept
+//! as written, so there `+7 8 800 …` and `+7 800 …` stay two numbers in this
+//! build. It cannot tell a valid foreign number from an invalid
 //! one, nor a foreign mobile from a landline, and [`PhoneNumber::region`] is
 //! `None` for them; UK numbers that are not mobiles are
 //! [`PhoneError::NotMobile`] when the policy requires a mobile and checked
@@ -849,6 +868,16 @@ mod slow {
         if !policy.allows(country_code) {
             return Err(PhoneError::CountryNotAllowed { country_code });
         }
+        // A trunk prefix after the calling code, where the plan has one that
+        // no number begins with: stripped once; written twice, no number.
+        let national = match codes::trunk_prefix(country_code) {
+            Some(prefix) => match national.strip_prefix(&[prefix]) {
+                Some(rest) if rest.first() == Some(&prefix) => return Err(PhoneError::Invalid),
+                Some(rest) => rest,
+                None => national,
+            },
+            None => national,
+        };
         if national.len() < 4 || code_len + national.len() > MAX_DIGITS {
             return Err(PhoneError::Invalid);
         }
