@@ -15,6 +15,8 @@ pub mod policy;
 pub mod record;
 pub mod store;
 pub mod subject;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod validation;
 pub mod verifier;
 
