@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod clock;
 pub mod code;
 pub mod error;
@@ -20,13 +21,13 @@ pub mod verifier;
 
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
 pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
-pub use record::{Record, RecordError, State};
+pub use record::{Contradiction, Record, RecordError, State};
 pub use store::{AsyncStore, MemoryStore, Store, Swap, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
