@@ -225,25 +225,40 @@ impl Subjects {
 }
 
 /// A record whose [`Record::expires_at`] is `expires_at` under every
-/// policy (it has no ledger windows), carrying `counter` as its generation.
+/// policy (it has no ledger windows), carrying `counter` as its generation
+/// less one (a stored validation's generation is at least 1), read back
+/// with [`counter_of`].
+///
+/// The record is one a transition could write (it started ten minutes
+/// before it expires, on whole seconds), so it survives the byte codec's
+/// consistency checks unchanged.
 fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
     let nonce_byte = counter.to_be_bytes()[3];
+    let expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
+    let created_at = expires_at - Duration::minutes(10);
     Record {
-        generation: counter,
+        generation: counter.saturating_add(1),
         current: Some(Validation {
             state: State::Sent,
             channel: Channel::Sms,
+            derivation: crate::record::DERIVATION_V1,
             key_id: KeyId(1),
             nonce: [nonce_byte; NONCE_LEN],
-            created_at: expires_at,
-            last_sent_at: expires_at,
+            created_at,
+            last_sent_at: created_at,
             expires_at,
             ended_at: None,
             checks: 0,
             sends: 1,
         }),
         ledger: Ledger::default(),
+        written_at: created_at,
     }
+}
+
+/// The counter a [`record`] carries.
+fn counter_of(record: &Record) -> u32 {
+    record.generation.saturating_sub(1)
 }
 
 fn far() -> OffsetDateTime {
@@ -253,7 +268,7 @@ fn far() -> OffsetDateTime {
 fn describe(loaded: &Option<(Record, Version)>) -> String {
     match loaded {
         None => "nothing".to_owned(),
-        Some((r, v)) => format!("counter {} at version {}", r.generation, v.0),
+        Some((r, v)) => format!("counter {} at version {}", counter_of(r), v.0),
     }
 }
 
@@ -515,7 +530,7 @@ async fn isolation<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<
     let loaded = store.load(&login).await.map_err(failed(C, "load"))?;
     ensure!(
         C,
-        loaded.as_ref().is_some_and(|(r, _)| r.generation == 1),
+        loaded.as_ref().is_some_and(|(r, _)| counter_of(r) == 1),
         "writing the onboarding subject changed the login one to {}",
         describe(&loaded)
     );
@@ -630,13 +645,13 @@ fn next_counter(
     let Some((r, v)) = loaded else {
         return Err("the record vanished".to_owned());
     };
-    if r.generation < own_last {
+    if counter_of(&r) < own_last {
         return Err(format!(
             "a worker that wrote counter {own_last} then loaded counter {}: a lost or resurrected write",
-            r.generation
+            counter_of(&r)
         ));
     }
-    Ok((r.generation + 1, v))
+    Ok((counter_of(&r) + 1, v))
 }
 
 fn record_win(tally: &Mutex<Tally>, expected: Version, counter: u32) -> Result<(), String> {
@@ -692,7 +707,7 @@ async fn final_counter<S: AsyncStore>(store: &S, key: &SubjectKey) -> Result<u32
         .load(key)
         .await
         .map_err(failed("concurrent_update", "load"))?;
-    Ok(loaded.map_or(0, |(r, _)| r.generation))
+    Ok(loaded.map_or(0, |(r, _)| counter_of(&r)))
 }
 
 fn concurrent_update_threads<S: Store + Sync>(
@@ -737,7 +752,7 @@ fn concurrent_update_threads<S: Store + Sync>(
     let loaded = store
         .load(&key)
         .map_err(failed("concurrent_update", "load"))?;
-    let last = loaded.map_or(0, |(r, _)| r.generation);
+    let last = loaded.map_or(0, |(r, _)| counter_of(&r));
     settle(tally, errors, last)
 }
 
@@ -784,7 +799,9 @@ async fn expiry<S: AsyncStore>(
 ) -> Result<(), Violation> {
     const C: &str = "expiry";
     let key = subjects.subject();
+    // On a whole second: the byte codec keeps instants to the second.
     let expires_at = OffsetDateTime::now_utc() + EXPIRY_DELAY;
+    let expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
     let swap = store
         .compare_and_swap(&key, None, &record(1, expires_at))
         .await
