@@ -1045,3 +1045,44 @@ fn unlocking_nothing_writes_nothing() {
     assert!(w.verifier.store().load(&s).unwrap().is_none());
     assert!(w.take_events().is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Answers to outsiders (issue 15, item 4).
+
+#[test]
+fn start_and_resend_answer_an_outsider_alike_for_a_live_validation_and_none() {
+    let mut w = world(Policy::default());
+    let victim = login();
+    let stranger = subject(Purpose::Onboarding);
+    w.start(&victim).unwrap();
+    w.clock.advance(Duration::seconds(12));
+    // What an outsider's calls get, through `public_send`: `Ok(())` is
+    // "answered as a send".
+    let answer = |r: Result<Sent, Error>| r.map(|_| ()).or_else(|e| e.public_send());
+    let live_start = w.start(&victim);
+    assert!(matches!(live_start, Err(Error::ResendTooSoon { .. })));
+    assert_eq!(answer(live_start), Ok(()));
+    assert_eq!(answer(w.resend(&victim)), Ok(()));
+    assert_eq!(answer(w.resend(&stranger)), Ok(()));
+    assert_eq!(answer(w.start(&stranger)), Ok(()));
+    // Terminal states, spent sends and the send budget answer alike too.
+    w.verifier.cancel(&stranger).unwrap();
+    assert_eq!(answer(w.resend(&stranger)), Ok(()));
+    for _ in 0..5 {
+        let _ = w.start(&stranger);
+        let _ = w.verifier.cancel(&stranger);
+    }
+    let spent = w.start(&stranger);
+    assert!(matches!(spent, Err(Error::SendLimit { .. })), "{spent:?}");
+    assert_eq!(answer(spent), Ok(()));
+    // Where `public()` is used anyway, a cooldown's time comes in whole
+    // minutes, not the second the code went out.
+    let err = w.resend(&victim).unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::seconds(18)));
+    assert_eq!(err.public().retry_after(), Some(Duration::minutes(1)));
+    // The caller's own bad input and an unavailable store are refused.
+    assert_eq!(
+        Error::Contention.public_send(),
+        Err(PublicError::Unavailable)
+    );
+}
