@@ -568,7 +568,7 @@ fn store_failures_surface_and_change_nothing() {
     impl Store for ReadOnly {
         type Error = Down;
         fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Down> {
-            Ok(self.0.load(k).unwrap_or_else(|e| match e {}))
+            Ok(Store::load(&self.0, k).unwrap_or_else(|e| match e {}))
         }
         fn compare_and_swap(
             &self,
@@ -589,10 +589,10 @@ fn store_failures_surface_and_change_nothing() {
     );
     let s = login();
     let code = inner.start(&s, Channel::Sms, &mut rng).unwrap().code;
-    let (record, _) = inner.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(inner.store(), &s).unwrap().unwrap();
     let broken_store = MemoryStore::new();
     assert!(matches!(
-        broken_store.compare_and_swap(&s, None, &record),
+        Store::compare_and_swap(&broken_store, &s, None, &record),
         Ok(Swap::Done(_))
     ));
     let broken = Verifier::new(
@@ -620,7 +620,7 @@ fn endless_conflicts_end_in_contention() {
     impl Store for Busy {
         type Error = std::convert::Infallible;
         fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
-            self.0.load(k)
+            Store::load(&self.0, k)
         }
         fn compare_and_swap(
             &self,
@@ -651,7 +651,7 @@ fn records_round_trip_through_bytes_mid_flight() {
     let s = login();
     let code = w.start(&s).unwrap().code;
     let _ = w.verifier.verify(&s, &wrong(&code));
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     let bytes = record.to_bytes();
     assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
     // A record holds neither the code nor its digits in any obvious form.
@@ -677,7 +677,7 @@ fn records_round_trip_through_bytes_mid_flight() {
     // A live validation's record, encoded, stays within 96 bytes.
     let other = subject(Purpose::Onboarding);
     w.start(&other).unwrap();
-    let (record, _) = w.verifier.store().load(&other).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &other).unwrap().unwrap();
     assert!(record.to_bytes().len() <= 96);
 }
 
@@ -877,7 +877,7 @@ fn a_forward_clock_step_locks_no_one_for_a_year() {
     assert!(matches!(err, Error::Locked { .. }));
     assert!(err.retry_after().unwrap() <= Duration::hours(1), "{err:?}");
     // And the record a store keeps says so too (its TTL).
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     let ttl = record.expires_at(w.verifier.engine().policy());
     assert!(
         ttl <= T0 + Duration::days(365) + Duration::days(366),
@@ -993,7 +993,7 @@ fn lockouts_escalate_then_block_until_unlocked() {
     assert!(matches!(err, Error::Blocked));
     assert_eq!(err.next_call(), Some("unlock"));
     assert_eq!(err.public(), PublicError::Blocked);
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     assert!(record.expires_at(w.verifier.engine().policy()) > T0 + Duration::days(365 * 7000));
     // An operator unlocks; the count starts again.
     w.verifier.unlock(&s).unwrap();
@@ -1042,7 +1042,7 @@ fn unlocking_nothing_writes_nothing() {
     let w = world(Policy::default());
     let s = login();
     w.verifier.unlock(&s).unwrap();
-    assert!(w.verifier.store().load(&s).unwrap().is_none());
+    assert!(Store::load(w.verifier.store(), &s).unwrap().is_none());
     assert!(w.take_events().is_empty());
 }
 
