@@ -9,7 +9,8 @@
 use core::fmt;
 
 use rand_core::CryptoRng;
-use zeroize::Zeroizing;
+use sha2::block_api::compress256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Names a key in records, so a code is checked with the key that made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,8 +28,12 @@ pub const MIN_KEY_LEN: usize = 32;
 /// hashes the key first.
 pub const MAX_KEY_LEN: usize = 64;
 
-/// A secret HMAC-SHA256 key with its id. The bytes are zeroized on drop and
-/// never printed: `Debug` shows only the id.
+/// A secret HMAC-SHA256 key with its id. The key itself is not kept: only
+/// the two HMAC midstates it stands for (the SHA-256 state after
+/// compressing key ⊕ ipad and key ⊕ opad), computed once, in heap memory
+/// zeroized on drop. They compute HMAC(key, ·) exactly as the key does, and
+/// save two of the four compressions of every derivation. They are never
+/// printed: `Debug` shows only the id.
 ///
 /// ```
 /// use otpflow::{KeyId, SecretKey};
@@ -36,15 +41,79 @@ pub const MAX_KEY_LEN: usize = 64;
 /// assert_eq!(format!("{key:?}"), "SecretKey { id: KeyId(1), bytes: <redacted> }");
 /// # Ok::<(), otpflow::KeyError>(())
 /// ```
-#[derive(Clone)]
 pub struct SecretKey {
     id: KeyId,
-    bytes: Zeroizing<Vec<u8>>,
+    states: Box<MacStates>,
+}
+
+/// HMAC-SHA256's precomputed inner and outer states.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct MacStates {
+    pub(crate) inner: [u32; 8],
+    pub(crate) outer: [u32; 8],
+}
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+pub(crate) const SHA256_H0: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// The key xor a pad, on the heap, zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct KeyBlock([u8; 64]);
+
+const IPAD: u8 = 0x36;
+const OPAD: u8 = 0x5c;
+
+impl MacStates {
+    /// The states of `key` (at most one block: HMAC pads it with zeros).
+    /// Every intermediate lives on the heap and is zeroized; the stack the
+    /// compressions used is scrubbed.
+    fn of(key: &[u8]) -> Box<Self> {
+        let mut states = Box::new(Self {
+            inner: SHA256_H0,
+            outer: SHA256_H0,
+        });
+        let mut block = Box::new(KeyBlock([0; 64]));
+        for (pad, state) in [(IPAD, &mut states.inner), (OPAD, &mut states.outer)] {
+            block.0.fill(0);
+            block.0.iter_mut().zip(key).for_each(|(b, k)| *b = *k);
+            block.0.iter_mut().for_each(|b| *b ^= pad);
+            compress256(state, core::slice::from_ref(&block.0));
+        }
+        crate::code::scrub_stack();
+        states
+    }
+}
+
+impl Clone for SecretKey {
+    fn clone(&self) -> Self {
+        // Copied field by field into a new heap block, never through a
+        // temporary on the stack.
+        let mut states = Box::new(MacStates {
+            inner: [0; 8],
+            outer: [0; 8],
+        });
+        states.inner.copy_from_slice(&self.states.inner);
+        states.outer.copy_from_slice(&self.states.outer);
+        Self {
+            id: self.id,
+            states,
+        }
+    }
 }
 
 impl SecretKey {
     /// A key from secret bytes, 32 to 64 of them (from a secrets manager,
-    /// not from source code).
+    /// not from source code). The bytes are not kept (see the type's
+    /// documentation); zeroize your copy once the key is made.
     ///
     /// # Errors
     /// [`KeyError::Length`] when the key is shorter than 32 or longer than 64
@@ -55,7 +124,7 @@ impl SecretKey {
         }
         Ok(Self {
             id,
-            bytes: Zeroizing::new(bytes.to_vec()),
+            states: MacStates::of(bytes),
         })
     }
 
@@ -63,7 +132,10 @@ impl SecretKey {
     pub fn generate<R: CryptoRng + ?Sized>(id: KeyId, rng: &mut R) -> Self {
         let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_LEN]);
         rng.fill_bytes(&mut bytes);
-        Self { id, bytes }
+        Self {
+            id,
+            states: MacStates::of(&bytes[..]),
+        }
     }
 
     /// The key's id.
@@ -71,8 +143,8 @@ impl SecretKey {
         self.id
     }
 
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+    pub(crate) fn states(&self) -> &MacStates {
+        &self.states
     }
 }
 
