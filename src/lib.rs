@@ -23,7 +23,7 @@ pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock};
 pub use code::Code;
 pub use error::{Error, PublicError, StoreError};
-pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
+pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
 pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Record, RecordError, State};
@@ -34,3 +34,6 @@ pub use verifier::Verifier;
 
 /// The random-source traits otpflow takes (`rand_core` 0.10).
 pub use rand_core;
+/// The date and time types otpflow takes and returns (`time` 0.3): use
+/// this re-export so your `OffsetDateTime` and `Duration` are otpflow's.
+pub use time;
