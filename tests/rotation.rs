@@ -70,7 +70,7 @@ fn rotating_under_concurrent_load_loses_no_validation() {
             let verifier = Arc::clone(&verifier);
             std::thread::spawn(move || {
                 let mut rng = ChaCha20Rng::seed_from_u64(t as u64);
-                let mut expired = 0u32;
+                let mut expired = 0usize;
                 for i in 0..PER_WORKER {
                     let s = subject(t, i);
                     let sent = verifier.start(&s, Channel::Sms, &mut rng).expect("sent");
@@ -86,7 +86,7 @@ fn rotating_under_concurrent_load_loses_no_validation() {
             })
         })
         .collect();
-    let expired: u32 = workers
+    let expired: usize = workers
         .into_iter()
         .map(|w| w.join().expect("a worker"))
         .sum();
@@ -104,7 +104,7 @@ fn rotating_under_concurrent_load_loses_no_validation() {
     // Expiries from removal are possible, but only rarely: the workers'
     // gap between start and verify is short.
     assert!(
-        expired < (WORKERS * PER_WORKER / 10) as u32,
+        expired < WORKERS * PER_WORKER / 10,
         "{expired} validations lost their key"
     );
     assert_eq!(
