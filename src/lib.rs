@@ -27,7 +27,7 @@ pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
 pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Record, RecordError, State};
-pub use store::{AsyncStore, MemoryStore, Store, Swap, Version};
+pub use store::{AsyncStore, MemoryStore, Store, Swap, Transition, Update, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;
