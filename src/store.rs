@@ -400,3 +400,109 @@ impl Store for MemoryStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyId, KeyRing, SecretKey};
+    use crate::phone::{PhoneNumber, PhonePolicy};
+    use crate::subject::{Channel, Purpose};
+    use crate::validation::Engine;
+    use rand_core::SeedableRng;
+
+    fn subject() -> SubjectKey {
+        let phone = PhoneNumber::parse("+447401101801", &PhonePolicy::default());
+        SubjectKey::new(Purpose::Login, phone.unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn record() -> Record {
+        let key = SecretKey::new(KeyId(1), &[1; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let engine = Engine::new(Policy::default(), KeyRing::new(key));
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let step = engine.start(None, &subject(), Channel::Sms, now, &mut rng);
+        step.write.unwrap_or_else(|| panic!("a record"))
+    }
+
+    /// Only the required methods: `update` is the provided one.
+    struct Forward<'a>(&'a MemoryStore);
+
+    impl Store for Forward<'_> {
+        type Error = std::convert::Infallible;
+        fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+            self.0.load(key)
+        }
+        fn compare_and_swap(
+            &self,
+            key: &SubjectKey,
+            expected: Option<Version>,
+            new: &Record,
+        ) -> Result<Swap, Self::Error> {
+            self.0.compare_and_swap(key, expected, new)
+        }
+    }
+
+    #[test]
+    fn memory_update_reads_writes_and_leaves_alone() {
+        let store = MemoryStore::with_shards(3);
+        let key = subject();
+        let mut seen = Vec::new();
+        let first = store.update(&key, &mut |r| {
+            seen.push(r.is_some());
+            Some(record())
+        });
+        let Ok(Update::Written(v1)) = first else {
+            panic!("{first:?}")
+        };
+        let unchanged = store.update(&key, &mut |r| {
+            seen.push(r.is_some());
+            None
+        });
+        assert_eq!(unchanged, Ok(Update::Unchanged));
+        assert_eq!(store.load(&key).ok().flatten().map(|(_, v)| v), Some(v1));
+        let second = store.update(&key, &mut |r| r.cloned());
+        assert!(matches!(second, Ok(Update::Written(v2)) if v2 != v1));
+        assert_eq!(seen, [false, true]);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn provided_update_reports_a_conflict_and_writes_nothing() {
+        let inner = MemoryStore::new();
+        let store = Forward(&inner);
+        let key = subject();
+        assert!(matches!(
+            store.update(&key, &mut |_| Some(record())),
+            Ok(Update::Written(_))
+        ));
+        let before = inner.load(&key).ok().flatten().map(|(_, v)| v);
+        // Another writer comes between the read and the write.
+        let raced = store.update(&key, &mut |r| {
+            let (_, version) = inner.load(&key).ok().flatten()?;
+            let _ = inner.compare_and_swap(&key, Some(version), &record());
+            r.cloned()
+        });
+        assert_eq!(raced, Ok(Update::Conflict));
+        let after = inner.load(&key).ok().flatten().map(|(_, v)| v);
+        assert_ne!(after, before, "the other writer's record stays");
+        assert_eq!(store.update(&key, &mut |_| None), Ok(Update::Unchanged));
+    }
+
+    #[test]
+    fn shards_spread_keys_and_tables_stay_usable() {
+        let store = MemoryStore::with_shards(4);
+        let policy = PhonePolicy::default();
+        for i in 0..400 {
+            let phone = PhoneNumber::parse(&format!("+4474011{i:05}"), &policy)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let key = SubjectKey::new(Purpose::Login, phone);
+            assert!(matches!(
+                store.compare_and_swap(&key, None, &record()),
+                Ok(Swap::Done(_))
+            ));
+        }
+        let sizes: Vec<usize> = store.shards.iter().map(|s| lock(s).records.len()).collect();
+        assert!(sizes.iter().all(|&n| n > 50), "{sizes:?}");
+        assert_eq!(store.len(), 400);
+    }
+}
