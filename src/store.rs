@@ -401,6 +401,29 @@ impl Store for MemoryStore {
     }
 }
 
+/// `MemoryStore` as an [`AsyncStore`]: every future is ready at once (it
+/// never waits), so async code and [`AsyncVerifier`](crate::AsyncVerifier)
+/// can run over it in tests or in one process.
+impl AsyncStore for MemoryStore {
+    type Error = std::convert::Infallible;
+
+    fn load(
+        &self,
+        key: &SubjectKey,
+    ) -> impl Future<Output = Result<Option<(Record, Version)>, Self::Error>> + Send {
+        std::future::ready(Store::load(self, key))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &SubjectKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> impl Future<Output = Result<Swap, Self::Error>> + Send {
+        std::future::ready(Store::compare_and_swap(self, key, expected, new))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,7 +453,7 @@ mod tests {
     impl Store for Forward<'_> {
         type Error = std::convert::Infallible;
         fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
-            self.0.load(key)
+            Store::load(self.0, key)
         }
         fn compare_and_swap(
             &self,
@@ -438,7 +461,7 @@ mod tests {
             expected: Option<Version>,
             new: &Record,
         ) -> Result<Swap, Self::Error> {
-            self.0.compare_and_swap(key, expected, new)
+            Store::compare_and_swap(self.0, key, expected, new)
         }
     }
 
@@ -459,7 +482,10 @@ mod tests {
             None
         });
         assert_eq!(unchanged, Ok(Update::Unchanged));
-        assert_eq!(store.load(&key).ok().flatten().map(|(_, v)| v), Some(v1));
+        assert_eq!(
+            Store::load(&store, &key).ok().flatten().map(|(_, v)| v),
+            Some(v1)
+        );
         let second = store.update(&key, &mut |r| r.cloned());
         assert!(matches!(second, Ok(Update::Written(v2)) if v2 != v1));
         assert_eq!(seen, [false, true]);
@@ -475,15 +501,15 @@ mod tests {
             store.update(&key, &mut |_| Some(record())),
             Ok(Update::Written(_))
         ));
-        let before = inner.load(&key).ok().flatten().map(|(_, v)| v);
+        let before = Store::load(&inner, &key).ok().flatten().map(|(_, v)| v);
         // Another writer comes between the read and the write.
         let raced = store.update(&key, &mut |r| {
-            let (_, version) = inner.load(&key).ok().flatten()?;
-            let _ = inner.compare_and_swap(&key, Some(version), &record());
+            let (_, version) = Store::load(&inner, &key).ok().flatten()?;
+            let _ = Store::compare_and_swap(&inner, &key, Some(version), &record());
             r.cloned()
         });
         assert_eq!(raced, Ok(Update::Conflict));
-        let after = inner.load(&key).ok().flatten().map(|(_, v)| v);
+        let after = Store::load(&inner, &key).ok().flatten().map(|(_, v)| v);
         assert_ne!(after, before, "the other writer's record stays");
         assert_eq!(store.update(&key, &mut |_| None), Ok(Update::Unchanged));
     }
@@ -497,35 +523,12 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             let key = SubjectKey::new(Purpose::Login, phone);
             assert!(matches!(
-                store.compare_and_swap(&key, None, &record()),
+                Store::compare_and_swap(&store, &key, None, &record()),
                 Ok(Swap::Done(_))
             ));
         }
         let sizes: Vec<usize> = store.shards.iter().map(|s| lock(s).records.len()).collect();
         assert!(sizes.iter().all(|&n| n > 50), "{sizes:?}");
         assert_eq!(store.len(), 400);
-    }
-}
-
-/// `MemoryStore` as an [`AsyncStore`]: every future is ready at once (it
-/// never waits), so async code and [`AsyncVerifier`](crate::AsyncVerifier)
-/// can run over it in tests or in one process.
-impl AsyncStore for MemoryStore {
-    type Error = std::convert::Infallible;
-
-    fn load(
-        &self,
-        key: &SubjectKey,
-    ) -> impl Future<Output = Result<Option<(Record, Version)>, Self::Error>> + Send {
-        std::future::ready(Store::load(self, key))
-    }
-
-    fn compare_and_swap(
-        &self,
-        key: &SubjectKey,
-        expected: Option<Version>,
-        new: &Record,
-    ) -> impl Future<Output = Result<Swap, Self::Error>> + Send {
-        std::future::ready(Store::compare_and_swap(self, key, expected, new))
     }
 }
