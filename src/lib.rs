@@ -11,6 +11,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod guide;
 pub mod keys;
+pub mod message;
 pub mod phone;
 pub mod policy;
 pub mod record;
