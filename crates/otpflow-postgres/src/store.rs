@@ -137,9 +137,8 @@ impl PgStoreBuilder {
         self
     }
 
-    /// The store. Connections are opened on first use, so this needs no
-    /// server; it must be called inside a tokio runtime's context only if
-    /// the configuration has no runtime of its own (it does: tokio 1).
+    /// The store. Connections are opened on first use, so this needs
+    /// neither a server nor a runtime; the store's calls run on tokio.
     ///
     /// # Errors
     /// [`PgStoreError::Pool`] if the pool cannot be built.
@@ -281,9 +280,11 @@ impl PgStore {
         }
     }
 
-    /// A blocking [`Store`] over this store, running its calls on `runtime`
-    /// (a multi-thread tokio runtime the caller owns and keeps alive). Call
-    /// it from threads that are not the runtime's.
+    /// A blocking [`Store`] over this store, running its calls on `runtime`:
+    /// a multi-thread tokio runtime the caller owns and keeps running for as
+    /// long as the blocking store is used (tokio's timers refuse to run on
+    /// a runtime that was shut down). Call it from threads that are not the
+    /// runtime's.
     ///
     /// # Errors
     /// [`PgStoreError::CurrentThreadRuntime`] for a current-thread runtime,

@@ -102,30 +102,40 @@ fn coordinator() -> Option<String> {
                 .unwrap()
         })
         .collect();
-    // Read each worker's report; a worker past the limit is killed by its id.
+    // Read each worker's report; a worker past the limit is killed by its
+    // id. Every worker is waited for before any verdict.
     let deadline = Instant::now() + RUN_LIMIT + Duration::from_secs(30);
-    let mut reports = Vec::new();
+    let readers: Vec<_> = children
+        .iter_mut()
+        .map(|child| {
+            let mut stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                let mut out = String::new();
+                let _ = stdout.read_to_string(&mut out);
+                out
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
     for child in &mut children {
-        let mut out = String::new();
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let _ = stdout.read_to_string(&mut out);
-            out
-        });
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "a worker failed: {status}");
+                if !status.success() {
+                    failures.push(format!("a worker failed: {status}"));
+                }
                 break;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("a worker ran past its limit");
+                failures.push("a worker ran past its limit".to_owned());
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        reports.push(reader.join().unwrap());
     }
+    let reports: Vec<String> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(failures.is_empty(), "{failures:?}");
     let stored = runtime.block_on(async { store(server.port()).load(&subject()).await.unwrap() });
     Some(check(&reports, stored))
 }
