@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod async_verifier;
 pub mod clock;
 pub mod code;
 pub mod error;
@@ -10,14 +11,18 @@ pub mod error;
 pub mod fuzzing;
 pub mod guide;
 pub mod keys;
+pub mod message;
 pub mod phone;
 pub mod policy;
 pub mod record;
 pub mod store;
 pub mod subject;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod validation;
 pub mod verifier;
 
+pub use async_verifier::AsyncVerifier;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock};

@@ -529,7 +529,7 @@ fn store_failures_surface_and_change_nothing() {
     impl Store for ReadOnly {
         type Error = Down;
         fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Down> {
-            Ok(self.0.load(k).unwrap_or_else(|e| match e {}))
+            Ok(Store::load(&self.0, k).unwrap_or_else(|e| match e {}))
         }
         fn compare_and_swap(
             &self,
@@ -550,10 +550,10 @@ fn store_failures_surface_and_change_nothing() {
     );
     let s = login();
     let code = inner.start(&s, Channel::Sms, &mut rng).unwrap().code;
-    let (record, _) = inner.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(inner.store(), &s).unwrap().unwrap();
     let broken_store = MemoryStore::new();
     assert!(matches!(
-        broken_store.compare_and_swap(&s, None, &record),
+        Store::compare_and_swap(&broken_store, &s, None, &record),
         Ok(Swap::Done(_))
     ));
     let broken = Verifier::new(
@@ -581,7 +581,7 @@ fn endless_conflicts_end_in_contention() {
     impl Store for Busy {
         type Error = std::convert::Infallible;
         fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
-            self.0.load(k)
+            Store::load(&self.0, k)
         }
         fn compare_and_swap(
             &self,
@@ -612,7 +612,7 @@ fn records_round_trip_through_bytes_mid_flight() {
     let s = login();
     let code = w.start(&s).unwrap().code;
     let _ = w.verifier.verify(&s, &wrong(&code));
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     let bytes = record.to_bytes();
     assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
     // A record holds neither the code nor its digits in any obvious form.

@@ -1,5 +1,6 @@
 //! Model-based property test: random sequences of calls against `Verifier` +
-//! `MemoryStore` + `ManualClock`, and against a small reference model written
+//! `MemoryStore` + `ManualClock` (and the same sequence against
+//! `AsyncVerifier`, driven by a tiny executor), and against a small reference model written
 //! here from the documented rules (the `Policy` table and the state table in
 //! `otpflow::validation`). After every step the outcome, the status,
 //! `attempts_left`, `sends_left` and every `retry_after` must agree.
@@ -12,8 +13,9 @@ use std::collections::{HashMap, HashSet};
 
 use otpflow::rand_core::SeedableRng;
 use otpflow::{
-    Channel, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber, PhonePolicy, Policy,
-    Purpose, ResendMode, SecretKey, State, SubjectKey, Verifier,
+    AsyncVerifier, Channel, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber,
+    PhonePolicy, Policy, Purpose, ResendMode, SecretKey, Sent, State, Status, SubjectKey,
+    Validated, Verifier,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -485,14 +487,93 @@ fn wrong_code(code: &str, position: usize, delta: u8) -> String {
     String::from_utf8(bytes).expect("digits")
 }
 
+/// The two drivers, seen the same way: `Verifier`, and `AsyncVerifier`
+/// with each call run to completion by `futures_executor::block_on`.
+trait Driver {
+    fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self;
+    fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error>;
+    fn resend(
+        &self,
+        s: &SubjectKey,
+        c: Option<Channel>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error>;
+    fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error>;
+    fn cancel(&self, s: &SubjectKey) -> Result<(), Error>;
+    fn status(&self, s: &SubjectKey) -> Result<Status, Error>;
+    fn engine_mut(&mut self) -> &mut Engine;
+}
+
+type SyncDriver = Verifier<MemoryStore, ManualClock>;
+struct AsyncDriver(AsyncVerifier<MemoryStore, ManualClock>);
+
+impl Driver for SyncDriver {
+    fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self {
+        Verifier::new(policy, keys, MemoryStore::new(), clock)
+    }
+    fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
+        Verifier::start(self, s, c, rng)
+    }
+    fn resend(
+        &self,
+        s: &SubjectKey,
+        c: Option<Channel>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        Verifier::resend(self, s, c, rng)
+    }
+    fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error> {
+        Verifier::verify(self, s, code)
+    }
+    fn cancel(&self, s: &SubjectKey) -> Result<(), Error> {
+        Verifier::cancel(self, s)
+    }
+    fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
+        Verifier::status(self, s)
+    }
+    fn engine_mut(&mut self) -> &mut Engine {
+        Verifier::engine_mut(self)
+    }
+}
+
+impl Driver for AsyncDriver {
+    fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self {
+        AsyncDriver(AsyncVerifier::new(policy, keys, MemoryStore::new(), clock))
+    }
+    fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
+        futures_executor::block_on(self.0.start(s, c, rng))
+    }
+    fn resend(
+        &self,
+        s: &SubjectKey,
+        c: Option<Channel>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        futures_executor::block_on(self.0.resend(s, c, rng))
+    }
+    fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error> {
+        futures_executor::block_on(self.0.verify(s, code))
+    }
+    fn cancel(&self, s: &SubjectKey) -> Result<(), Error> {
+        futures_executor::block_on(self.0.cancel(s))
+    }
+    fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
+        futures_executor::block_on(self.0.status(s))
+    }
+    fn engine_mut(&mut self) -> &mut Engine {
+        self.0.engine_mut()
+    }
+}
+
+/// The case against both drivers.
 fn run(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
+    run_on::<SyncDriver>(k, ops)?;
+    run_on::<AsyncDriver>(k, ops)
+}
+
+fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(T0);
-    let mut verifier = Verifier::new(
-        k.policy(),
-        KeyRing::new(key(1)),
-        MemoryStore::new(),
-        clock.clone(),
-    );
+    let mut verifier = D::new(k.policy(), KeyRing::new(key(1)), clock.clone());
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eed);
     let subjects = subject_keys();
     let mut model = Model {
@@ -643,7 +724,7 @@ fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Ex
 }
 
 fn check_status(
-    verifier: &Verifier<MemoryStore, ManualClock>,
+    verifier: &impl Driver,
     model: &Model,
     subject: &SubjectKey,
     s: usize,
