@@ -240,6 +240,20 @@ async fn a_hung_server_gives_timeouts_then_recovers() {
         assert!(verified.is_err());
         assert!(started.elapsed() < OPERATION_LIMIT);
     }
+    // Through otpflow's own driver the same failure is `Error::Store`,
+    // `store_unavailable` to operators and `unavailable` (503) to outsiders,
+    // within the timeout.
+    let keys =
+        otpflow::KeyRing::new(otpflow::SecretKey::new(otpflow::KeyId(1), &[42u8; 32]).unwrap());
+    let verifier =
+        otpflow::AsyncVerifier::new(hammer_policy(), keys, store.clone(), otpflow::SystemClock);
+    let started = Instant::now();
+    let error = verifier.verify(&key, "000000").await.unwrap_err();
+    assert!(started.elapsed() < OPERATION_LIMIT);
+    assert!(matches!(error, otpflow::Error::Store(_)), "{error:?}");
+    assert_eq!(error.code(), "store_unavailable");
+    assert_eq!(error.public().code(), "unavailable");
+    assert_eq!(error.http_status(), 503);
     // A compare-and-swap during the hang times out. Its statement may
     // still reach the server and be applied when it wakes: whole, or not
     // at all; the timed-out calls before it wrote nothing.

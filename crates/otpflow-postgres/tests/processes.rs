@@ -1,11 +1,13 @@
 //! Many processes, one PostgreSQL: 4 OS processes × 8 tasks hammer one
-//! subject with right and wrong codes. Each task loops: a subject with no
-//! live validation gets a new one (its code published in a side table for
-//! the others), a live one gets the right code or a wrong one. Each process
-//! reports every acknowledged write; this process then checks that every
-//! validation ended with exactly one success or with its checks spent,
-//! that no validation took more checks than its budget, and that no write
-//! was lost (versions unique, the stored record the last one written).
+//! subject with right and wrong codes through otpflow's `AsyncVerifier`.
+//! Each task loops: a subject with no live validation gets a new one (its
+//! code published in a side table for the others), a live one gets the
+//! right code or a wrong one. Each process reports the events of every
+//! acknowledged write (the verifier emits them only after the write); this
+//! process then checks that every validation was started once and ended
+//! with exactly one success or with its checks spent, that no validation
+//! took more checks than its budget or spent an attempt twice, and that no
+//! write was lost (the stored record holds what the last events say).
 //!
 //! This file is its own test harness: run without `OTPFLOW_PG_WORKER` it is
 //! the coordinator, which starts PostgreSQL and runs itself four times as
@@ -21,11 +23,16 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otpflow::{AsyncStore, Channel, Error, PhoneNumber, PhonePolicy, Purpose, State, SubjectKey};
+use std::sync::Mutex;
+
+use otpflow::{
+    AsyncStore, AsyncVerifier, Channel, Error, Event, KeyId, KeyRing, PhoneNumber, PhonePolicy,
+    Purpose, SecretKey, State, SubjectKey, SystemClock,
+};
 use otpflow_postgres::{PgStore, SubjectHasher};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-use support::{PgServer, drive, engine, hammer_policy};
+use support::{PgServer, engine, hammer_policy};
 use time::OffsetDateTime;
 
 const PROCESSES: usize = 4;
@@ -137,7 +144,7 @@ fn coordinator() -> Option<String> {
     let reports: Vec<String> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     assert!(failures.is_empty(), "{failures:?}");
     let stored = runtime.block_on(async { store(server.port()).load(&subject()).await.unwrap() });
-    Some(check(&reports, stored))
+    Some(check(&reports, stored.map(|(record, _)| record)))
 }
 
 /// What one generation saw, over all processes.
@@ -150,39 +157,36 @@ struct Generation {
     failed: Vec<u32>,
 }
 
-fn check(reports: &[String], stored: Option<(otpflow::Record, otpflow::Version)>) -> String {
+fn check(reports: &[String], stored: Option<otpflow::Record>) -> String {
     let mut generations: BTreeMap<u32, Generation> = BTreeMap::new();
-    let mut versions = BTreeSet::new();
-    let mut last_written: Option<(u64, String)> = None;
-    let mut writes = 0_u64;
     let mut refusals = 0_u64;
+    let mut events = 0_u64;
     for line in reports.iter().flat_map(|r| r.lines()) {
         let fields: Vec<&str> = line.split(' ').collect();
-        match fields.as_slice() {
-            ["refused", _] => refusals += 1,
-            [kind, generation, version, detail, bytes] => {
-                let generation: u32 = generation.parse().unwrap();
-                let version: u64 = version.parse().unwrap();
-                assert!(versions.insert(version), "version {version} written twice");
-                writes += 1;
-                if last_written.as_ref().is_none_or(|(v, _)| version > *v) {
-                    last_written = Some((version, (*bytes).to_owned()));
-                }
-                let entry = generations.entry(generation).or_default();
-                match *kind {
-                    "start" => entry.starts += 1,
-                    "valid" => entry.successes += 1,
-                    "failed" => entry.failed.push(detail.parse().unwrap()),
-                    other => panic!("unknown report {other}"),
-                }
-            }
+        if let ["refused", _] = fields.as_slice() {
+            refusals += 1;
+            continue;
+        }
+        let (kind, generation, detail) = match fields.as_slice() {
+            [kind, generation] => (*kind, *generation, None),
+            [kind, generation, detail] => (*kind, *generation, Some(*detail)),
             _ => panic!("unreadable report line {line:?}"),
+        };
+        events += 1;
+        let entry = generations.entry(generation.parse().unwrap()).or_default();
+        match kind {
+            "sent" => entry.starts += 1,
+            "validated" => entry.successes += 1,
+            "failed" => entry.failed.push(detail.unwrap().parse().unwrap()),
+            "locked" => {}
+            other => panic!("unexpected event {other}"),
         }
     }
-    let policy = hammer_policy();
-    let max = policy.max_checks();
+    let max = hammer_policy().max_checks();
     let last = *generations.keys().last().expect("some validations ran");
     assert!(last >= 2, "only {last} validations ran");
+    let expected: Vec<u32> = (1..=last).collect();
+    assert_eq!(generations.keys().copied().collect::<Vec<_>>(), expected);
     for (number, g) in &generations {
         assert_eq!(
             g.starts, 1,
@@ -211,33 +215,35 @@ fn check(reports: &[String], stored: Option<(otpflow::Record, otpflow::Version)>
             );
         }
     }
-    let expected: Vec<u32> = (1..=last).collect();
-    assert_eq!(generations.keys().copied().collect::<Vec<_>>(), expected);
-    // No write lost: the stored record is the last one acknowledged.
-    let (record, version) = stored.expect("the subject's record is stored");
-    let (last_version, last_bytes) = last_written.unwrap();
-    assert_eq!(
-        version.0, last_version,
-        "the stored version is not the last written"
-    );
-    assert_eq!(
-        hex(&record.to_bytes()),
-        last_bytes,
-        "the stored record is not the last written"
-    );
+    // No write lost: the stored record is the last validation, with every
+    // check its events report.
+    let record = stored.expect("the subject's record is stored");
     assert_eq!(record.generation(), last);
+    let g = &generations[&last];
+    let status = engine(hammer_policy())
+        .status(Some(&record), OffsetDateTime::now_utc())
+        .unwrap();
+    let checks = g.successes + u32::try_from(g.failed.len()).unwrap();
+    assert_eq!(
+        status.attempts_left,
+        max - checks,
+        "checks of the last validation lost"
+    );
+    let state = match (g.successes, g.failed.contains(&0)) {
+        (1, _) => State::Validated,
+        (_, true) => State::Locked,
+        _ => State::Sent,
+    };
+    assert_eq!(status.state, state);
     let successes: u32 = generations.values().map(|g| g.successes).sum();
     format!(
         "{PROCESSES} processes × {TASKS} tasks: {last} validations ({successes} validated), \
-         {writes} writes, {refusals} refusals without a write"
+         {events} events of acknowledged writes, {refusals} refusals"
     )
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One worker process: `TASKS` tasks on a multi-thread runtime.
+/// One worker process: `TASKS` tasks sharing one `AsyncVerifier` on a
+/// multi-thread runtime; prints the events of its writes and its refusals.
 fn worker(id: &str) {
     let id: u64 = id.parse().unwrap();
     let port: u16 = std::env::var("OTPFLOW_PG_PORT").unwrap().parse().unwrap();
@@ -246,8 +252,28 @@ fn worker(id: &str) {
         .enable_all()
         .build()
         .unwrap();
-    let lines = runtime.block_on(async move {
-        let store = Arc::new(store(port));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log = lines.clone();
+    let shared = lines.clone();
+    runtime.block_on(async move {
+        let lines = shared;
+        let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32]).unwrap());
+        let verifier = AsyncVerifier::new(hammer_policy(), keys, store(port), SystemClock)
+            .on_event(move |event| {
+                let line = match event {
+                    Event::Sent { generation, .. } => format!("sent {generation}"),
+                    Event::CheckFailed {
+                        generation,
+                        attempts_left,
+                        ..
+                    } => format!("failed {generation} {attempts_left}"),
+                    Event::Validated { generation, .. } => format!("validated {generation}"),
+                    Event::Locked { generation, .. } => format!("locked {generation}"),
+                    other => format!("{other:?}"),
+                };
+                log.lock().unwrap().push(line);
+            });
+        let verifier = Arc::new(verifier);
         let (codes, connection) = tokio_postgres::connect(
             &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
             tokio_postgres::NoTls,
@@ -258,133 +284,85 @@ fn worker(id: &str) {
         let codes = Arc::new(codes);
         let tasks: Vec<_> = (0..TASKS as u64)
             .map(|task| {
-                let (store, codes) = (store.clone(), codes.clone());
-                tokio::spawn(async move { hammer(&store, &codes, id * 100 + task).await })
+                let (verifier, codes, lines) = (verifier.clone(), codes.clone(), lines.clone());
+                tokio::spawn(async move {
+                    hammer(&verifier, &codes, &lines, id * 100 + task).await;
+                })
             })
             .collect();
-        let mut lines = Vec::new();
         for task in tasks {
-            lines.extend(task.await.unwrap());
+            task.await.unwrap();
         }
-        lines
     });
-    println!("{}", lines.join("\n"));
+    println!("{}", lines.lock().unwrap().join("\n"));
 }
 
-/// One task's loop; returns its report lines.
-async fn hammer(store: &PgStore, codes: &tokio_postgres::Client, seed: u64) -> Vec<String> {
-    let engine = engine(hammer_policy());
+type Verifier = AsyncVerifier<PgStore, SystemClock>;
+
+/// One task's loop.
+async fn hammer(
+    verifier: &Verifier,
+    codes: &tokio_postgres::Client,
+    lines: &Mutex<Vec<String>>,
+    seed: u64,
+) {
     let subject = subject();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let mut lines = Vec::new();
+    let refused = |error: Error| {
+        assert!(!matches!(error, Error::Store(_)), "{error}");
+        lines
+            .lock()
+            .unwrap()
+            .push(format!("refused {}", error.code()));
+    };
     let deadline = Instant::now() + RUN_LIMIT;
     while Instant::now() < deadline {
-        let now = OffsetDateTime::now_utc();
-        let (record, _) = store.load(&subject).await.unwrap().unzip();
-        if record
-            .as_ref()
-            .is_some_and(|r| r.generation() >= GENERATIONS)
+        let status = verifier.status(&subject).await;
+        if let Ok(s) = &status
+            && s.state == State::Sent
         {
-            break;
-        }
-        let live = engine
-            .status(record.as_ref(), now)
-            .is_ok_and(|s| s.state == State::Sent);
-        if !live {
-            // A new validation, unless another task started one meanwhile.
-            let mut start_rng = ChaCha20Rng::seed_from_u64(rng.next_u64());
-            let driven = drive(store, &subject, 8, |r| {
-                let live = engine.status(r, now).is_ok_and(|s| s.state == State::Sent);
-                if live {
-                    otpflow::Step {
-                        write: None,
-                        outcome: Err(Error::Contention),
-                        events: Vec::new(),
-                    }
-                } else {
-                    engine.start(r, &subject, Channel::Sms, now, &mut start_rng)
+            let mut code = format!("{:06}", rng.next_u32() % 1_000_000);
+            if rng.next_u32() % 4 != 0 {
+                let published = codes
+                    .query_opt(
+                        &format!("SELECT code FROM {SCHEMA}.codes WHERE generation = $1"),
+                        &[&i32::try_from(s.generation).unwrap()],
+                    )
+                    .await
+                    .unwrap();
+                if let Some(row) = published {
+                    code = row.get(0);
                 }
-            })
-            .await
-            .unwrap();
-            match (driven.outcome, driven.written) {
-                (Ok(sent), Some(version)) => {
-                    codes
-                        .execute(
-                            &format!("INSERT INTO {SCHEMA}.codes VALUES ($1, $2)"),
-                            &[
-                                &i32::try_from(sent.generation).unwrap(),
-                                &sent.code.as_str(),
-                            ],
-                        )
-                        .await
-                        .unwrap();
-                    lines.push(line(
-                        "start",
-                        sent.generation,
-                        version,
-                        None,
-                        driven.record.as_ref(),
-                    ));
-                }
-                (outcome, written) => {
-                    assert!(written.is_none(), "a refused start wrote: {outcome:?}");
-                    lines.push(format!(
-                        "refused {}",
-                        outcome.err().map_or("ok", |e| e.code())
-                    ));
-                }
+            }
+            if let Err(error) = verifier.verify(&subject, &code).await
+                && !matches!(error, Error::CodeMismatch { .. } | Error::AttemptsExhausted)
+            {
+                refused(error);
             }
             continue;
         }
-        let generation = record.as_ref().map_or(0, |r| r.generation());
-        let mut code = format!("{:06}", rng.next_u32() % 1_000_000);
-        if rng.next_u32() % 4 != 0 {
-            let published = codes
-                .query_opt(
-                    &format!("SELECT code FROM {SCHEMA}.codes WHERE generation = $1"),
-                    &[&i32::try_from(generation).unwrap()],
-                )
-                .await
-                .unwrap();
-            if let Some(row) = published {
-                code = row.get(0);
-            }
+        match status {
+            Ok(s) if s.generation >= GENERATIONS => break,
+            Ok(_) | Err(Error::NotFound) => {}
+            Err(other) => panic!("status: {other}"),
         }
-        let mut checked = 0;
-        let driven = drive(store, &subject, 8, |r| {
-            checked = r.map_or(0, |r| r.generation());
-            engine.verify(r, &subject, &code, now)
-        })
-        .await
-        .unwrap();
-        let Some(version) = driven.written else {
-            lines.push(format!(
-                "refused {}",
-                driven.outcome.err().map_or("ok", |e| e.code())
-            ));
-            continue;
-        };
-        let (kind, left) = match driven.outcome {
-            Ok(_) => ("valid", None),
-            Err(Error::CodeMismatch { attempts_left }) => ("failed", Some(attempts_left)),
-            Err(Error::AttemptsExhausted) => ("failed", Some(0)),
-            Err(other) => panic!("a check wrote and answered {other:?}"),
-        };
-        lines.push(line(kind, checked, version, left, driven.record.as_ref()));
+        // A new validation; when another task was first, this acts as a
+        // resend and is refused (too soon).
+        match verifier.start(&subject, Channel::Sms, &mut rng).await {
+            Ok(sent) if !sent.resent => {
+                codes
+                    .execute(
+                        &format!("INSERT INTO {SCHEMA}.codes VALUES ($1, $2)"),
+                        &[
+                            &i32::try_from(sent.generation).unwrap(),
+                            &sent.code.as_str(),
+                        ],
+                    )
+                    .await
+                    .unwrap();
+            }
+            Ok(_) => panic!("a resend within the cooldown"),
+            Err(error) => refused(error),
+        }
     }
-    lines
-}
-
-/// `kind generation version detail record-hex`: one acknowledged write.
-fn line(
-    kind: &str,
-    generation: u32,
-    version: otpflow::Version,
-    attempts_left: Option<u32>,
-    record: Option<&otpflow::Record>,
-) -> String {
-    let detail = attempts_left.map_or_else(|| "-".to_owned(), |a| a.to_string());
-    let record = record.map_or_else(String::new, |r| hex(&r.to_bytes()));
-    format!("{kind} {generation} {} {detail} {record}", version.0)
 }
