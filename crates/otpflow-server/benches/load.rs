@@ -1,4 +1,8 @@
-#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_sign_loss)] // statistics over counts and durations
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss
+)] // statistics over counts and durations
 //! Load run against the real binary: requests/s and p50/p99 latency of
 //! start (`POST /otp`) and verify (`POST /auth/token`) over keep-alive
 //! connections, beside the same axum service answering a constant 200
@@ -68,14 +72,20 @@ async fn drive(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, bodies, next) = (client.clone(), url.clone(), bodies.clone(), next.clone());
+        let (client, url, bodies, next) =
+            (client.clone(), url.clone(), bodies.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 let t = Instant::now();
-                let r = client.post(&url).json(body).send().await.expect("an answer");
+                let r = client
+                    .post(&url)
+                    .json(body)
+                    .send()
+                    .await
+                    .expect("an answer");
                 let status = r.status().as_u16();
                 let bytes = r.bytes().await.expect("a body");
                 let lat = t.elapsed();
@@ -94,7 +104,15 @@ async fn drive(
         }
     }
     let elapsed = started.elapsed();
-    (Phase { name, requests: n, elapsed, latencies }, results)
+    (
+        Phase {
+            name,
+            requests: n,
+            elapsed,
+            latencies,
+        },
+        results,
+    )
 }
 
 /// utime + stime of a process, in nanoseconds.
@@ -182,21 +200,38 @@ async fn run(base: &str, pid: u32, n: usize, concurrency: usize, outbox: &std::p
         .pool_max_idle_per_host(concurrency)
         .build()
         .expect("client");
-    let phones: Vec<String> = (0..n).map(|i| format!("4474{:08}", 10_000_000 + i)).collect();
-    println!("load: {n} numbers, {concurrency} keep-alive connections, client and server on one machine");
+    let phones: Vec<String> = (0..n)
+        .map(|i| format!("4474{:08}", 10_000_000 + i))
+        .collect();
+    println!(
+        "load: {n} numbers, {concurrency} keep-alive connections, client and server on one machine"
+    );
 
     // Start.
-    let bodies = phones.iter().map(|p| json!({ "phone": p, "channel": "sms" })).collect();
-    let (start, answers) = drive(&client, format!("{base}/otp"), "start", bodies, concurrency).await;
-    assert!(answers.iter().all(|(s, _)| *s == 200), "every start answers 200");
+    let bodies = phones
+        .iter()
+        .map(|p| json!({ "phone": p, "channel": "sms" }))
+        .collect();
+    let (start, answers) =
+        drive(&client, format!("{base}/otp"), "start", bodies, concurrency).await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200),
+        "every start answers 200"
+    );
     start.print();
 
     // The codes, as the phones received them: one message per number.
     let mut codes: HashMap<String, String> = HashMap::new();
     for line in std::fs::read_to_string(outbox).expect("outbox").lines() {
         let m: Value = serde_json::from_str(line).expect("a JSON line");
-        let to = m["to"].as_str().expect("to").trim_start_matches('+').to_owned();
-        let fresh = codes.insert(to, m["code"].as_str().expect("code").to_owned()).is_none();
+        let to = m["to"]
+            .as_str()
+            .expect("to")
+            .trim_start_matches('+')
+            .to_owned();
+        let fresh = codes
+            .insert(to, m["code"].as_str().expect("code").to_owned())
+            .is_none();
         assert!(fresh, "one message per number");
     }
     assert_eq!(codes.len(), n, "no lost send");
@@ -232,9 +267,17 @@ async fn run(base: &str, pid: u32, n: usize, concurrency: usize, outbox: &std::p
     let inside = otpflow_nanos(&client, base).await.saturating_sub(in0);
     verify.print();
     // No lost validation: every right code validated, each number once new.
-    assert!(answers.iter().all(|(s, b)| *s == 200 && b["new_client"] == true), "every verify succeeds");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, b)| *s == 200 && b["new_client"] == true),
+        "every verify succeeds"
+    );
 
-    println!("verify / constant throughput: {:.2}x", verify.rps() / floor.rps());
+    println!(
+        "verify / constant throughput: {:.2}x",
+        verify.rps() / floor.rps()
+    );
     if cpu > 0 {
         println!(
             "service CPU during verify: {:.3} s; inside otpflow: {:.3} s ({:.1} %)",
@@ -245,35 +288,85 @@ async fn run(base: &str, pid: u32, n: usize, concurrency: usize, outbox: &std::p
     }
 
     // No code validates twice.
-    let (_, again) = drive(&client, format!("{base}/auth/token"), "reuse", verify_bodies, concurrency).await;
-    assert!(again.iter().all(|(s, _)| *s == 400), "no code validated twice");
+    let (_, again) = drive(
+        &client,
+        format!("{base}/auth/token"),
+        "reuse",
+        verify_bodies,
+        concurrency,
+    )
+    .await;
+    assert!(
+        again.iter().all(|(s, _)| *s == 400),
+        "no code validated twice"
+    );
 
     // No check over budget: on fresh codes for a sample, six wrong checks
     // (concurrently), then the right code is refused.
     let sample: Vec<&String> = phones.iter().take(n.min(50)).collect();
-    let bodies = sample.iter().map(|p| json!({ "phone": p, "channel": "sms" })).collect();
-    let (_, answers) = drive(&client, format!("{base}/otp"), "restart", bodies, concurrency).await;
+    let bodies = sample
+        .iter()
+        .map(|p| json!({ "phone": p, "channel": "sms" }))
+        .collect();
+    let (_, answers) = drive(
+        &client,
+        format!("{base}/otp"),
+        "restart",
+        bodies,
+        concurrency,
+    )
+    .await;
     assert!(answers.iter().all(|(s, _)| *s == 200));
     let mut fresh: HashMap<String, String> = HashMap::new();
     for line in std::fs::read_to_string(outbox).expect("outbox").lines() {
         let m: Value = serde_json::from_str(line).expect("json");
-        fresh.insert(m["to"].as_str().expect("to").trim_start_matches('+').to_owned(), m["code"].as_str().expect("code").to_owned());
+        fresh.insert(
+            m["to"]
+                .as_str()
+                .expect("to")
+                .trim_start_matches('+')
+                .to_owned(),
+            m["code"].as_str().expect("code").to_owned(),
+        );
     }
     let mut wrong = Vec::new();
     for p in &sample {
         let right = &fresh[p.as_str()];
-        let bad = if right == "000000" { "111111" } else { "000000" };
+        let bad = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
         for _ in 0..6 {
             wrong.push(json!({ "grant_type": "password", "username": p, "password": bad, "channel": "sms" }));
         }
     }
-    let (_, answers) = drive(&client, format!("{base}/auth/token"), "wrong", wrong, concurrency).await;
+    let (_, answers) = drive(
+        &client,
+        format!("{base}/auth/token"),
+        "wrong",
+        wrong,
+        concurrency,
+    )
+    .await;
     assert!(answers.iter().all(|(s, _)| *s == 400));
     let rights = sample
         .iter()
         .map(|p| json!({ "grant_type": "password", "username": p, "password": fresh[p.as_str()], "channel": "sms" }))
         .collect();
-    let (_, answers) = drive(&client, format!("{base}/auth/token"), "after", rights, concurrency).await;
-    assert!(answers.iter().all(|(s, _)| *s == 400), "no check past the budget");
-    println!("invariants: every send delivered once, every right code validated once, reuse refused, no check past the budget");
+    let (_, answers) = drive(
+        &client,
+        format!("{base}/auth/token"),
+        "after",
+        rights,
+        concurrency,
+    )
+    .await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == 400),
+        "no check past the budget"
+    );
+    println!(
+        "invariants: every send delivered once, every right code validated once, reuse refused, no check past the budget"
+    );
 }

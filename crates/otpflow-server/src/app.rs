@@ -123,7 +123,12 @@ impl AppState {
         Ok(sent)
     }
 
-    fn deliver(&self, subject: &SubjectKey, sent: &Sent, out: Outgoing<'_>) -> Result<(), Delivery> {
+    fn deliver(
+        &self,
+        subject: &SubjectKey,
+        sent: &Sent,
+        out: Outgoing<'_>,
+    ) -> Result<(), Delivery> {
         let message = Message {
             to: subject.phone().e164().to_owned(),
             channel: sent.channel.as_str(),
@@ -162,10 +167,9 @@ pub fn json(status: StatusCode, value: &Value) -> Response {
 pub fn json_as(status: StatusCode, content_type: &'static str, value: &Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -207,7 +211,10 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/otp", post(crate::seeds::kavoon::request_otp))
         .route("/auth/token", post(crate::seeds::kavoon::token))
-        .route("/v2/projects/phone-login", post(crate::seeds::verifik::login))
+        .route(
+            "/v2/projects/phone-login",
+            post(crate::seeds::verifik::login),
+        )
         .route(
             "/v2/projects/phone-login/confirm",
             post(crate::seeds::verifik::login_confirm),
@@ -232,8 +239,14 @@ pub fn router(state: Shared) -> Router {
             "/fe/users/auth/otp/register",
             post(crate::seeds::kgen::register),
         )
-        .route("/fe/users/auth/otp/resend", post(crate::seeds::kgen::resend))
-        .route("/fe/users/auth/otp/verify", post(crate::seeds::kgen::verify));
+        .route(
+            "/fe/users/auth/otp/resend",
+            post(crate::seeds::kgen::resend),
+        )
+        .route(
+            "/fe/users/auth/otp/verify",
+            post(crate::seeds::kgen::verify),
+        );
     #[cfg(feature = "test-hooks")]
     let router = crate::test_hooks::routes(router);
     router.with_state(state)

@@ -7,9 +7,10 @@ use serde_json::{Map, Value};
 /// as an object of strings. `None` for anything else.
 pub fn object(content_type: Option<&str>, bytes: &[u8]) -> Option<Map<String, Value>> {
     let form = content_type.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
     });
     if form {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).ok()?;

@@ -63,8 +63,8 @@ fn load_keys() -> Result<Option<ServiceKeys>, StartError> {
 pub fn build_state(config: &Config) -> Result<Shared, StartError> {
     let keys = match &config.keys_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| StartError::Keys(KeysError::Read(e)))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| StartError::Keys(KeysError::Read(e)))?;
             Some(ServiceKeys::from_json(&text).map_err(StartError::Keys)?)
         }
         None => load_keys()?,
@@ -85,8 +85,8 @@ pub fn build_state(config: &Config) -> Result<Shared, StartError> {
     };
     let kii = match &config.kii_apps {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| StartError::Kii(KiiError::Read(e)))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| StartError::Kii(KiiError::Read(e)))?;
             KiiDirectory::from_json(&text).map_err(StartError::Kii)?
         }
         None => KiiDirectory::empty(),

@@ -188,7 +188,11 @@ impl Tokens {
     /// A 24-hex-digit id (the shape of a MongoDB `_id`) bound to one
     /// validation: the subject and its generation.
     pub fn validation_id(&self, subject: &str, generation: u32) -> String {
-        let mac = self.mac(&[b"validation-id", subject.as_bytes(), &generation.to_be_bytes()]);
+        let mac = self.mac(&[
+            b"validation-id",
+            subject.as_bytes(),
+            &generation.to_be_bytes(),
+        ]);
         mac[..12].iter().map(|b| format!("{b:02x}")).collect()
     }
 

@@ -27,7 +27,11 @@ fn general(text: &str) -> Response {
 
 /// The documented 400 of `POST /auth/token`.
 fn check_otp_exception() -> Response {
-    err(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Check OTP exception")
+    err(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "Check OTP exception",
+    )
 }
 
 fn unavailable() -> Response {
@@ -77,7 +81,11 @@ fn uk_phone(map: &serde_json::Map<String, serde_json::Value>, name: &str) -> Opt
         (status = 400, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"invalid Device-Id\"}`, `…\"invalid request\"`, `…\"invalid phone\"`, `…\"invalid channel\"`"),
         (status = 429, description = "`{\"errCode\":\"TOO_MANY_REQUESTS\",\"errText\":\"too many requests\"}` with `Retry-After`"),
         (status = 503, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"service unavailable\"}`")))]
-pub async fn request_otp(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+pub async fn request_otp(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
     if !device_id_ok(&headers) {
         return general("invalid Device-Id");
     }

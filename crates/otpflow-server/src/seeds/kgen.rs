@@ -132,9 +132,10 @@ pub async fn verify(State(state): State<Shared>, headers: HeaderMap, bytes: Byte
         Err(r) => return r,
     };
     let length = state.otp.policy().code_length();
-    let (Field::Text(auth_code), Field::Text(code)) =
-        (body::field(&map, "authCode"), body::code(&map, "otp", length))
-    else {
+    let (Field::Text(auth_code), Field::Text(code)) = (
+        body::field(&map, "authCode"),
+        body::code(&map, "otp", length),
+    ) else {
         return message(StatusCode::BAD_REQUEST, "INVALID_REQUEST");
     };
     let invalid = || message(StatusCode::BAD_REQUEST, "INVALID_OTP");

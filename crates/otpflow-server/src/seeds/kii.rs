@@ -265,7 +265,11 @@ pub async fn resend(
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(Delivery::Failed) => unavailable(),
         Err(Delivery::Refused(e)) => refused(&e).unwrap_or_else(|| {
-            plain(StatusCode::BAD_REQUEST, "INVALID_INPUT_DATA", "The code cannot be sent")
+            plain(
+                StatusCode::BAD_REQUEST,
+                "INVALID_INPUT_DATA",
+                "The code cannot be sent",
+            )
         }),
     }
 }

@@ -90,10 +90,9 @@ fn refused_check(e: &Error) -> Response {
             StatusCode::PRECONDITION_FAILED,
             "phoneValidation_has_expired",
         ),
-        Error::AttemptsExhausted | Error::Locked { .. } => app::with_retry_after(
-            coded(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
-            e,
-        ),
+        Error::AttemptsExhausted | Error::Locked { .. } => {
+            app::with_retry_after(coded(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"), e)
+        }
         Error::Store(_) | Error::Contention => unavailable(),
         _ => not_found(),
     }
@@ -140,7 +139,12 @@ fn phone_of(
     if country.is_missing() {
         absent.push("countryCode");
     }
-    absent.extend(extra.iter().filter(|(_, present)| !present).map(|(n, _)| *n));
+    absent.extend(
+        extra
+            .iter()
+            .filter(|(_, present)| !present)
+            .map(|(n, _)| *n),
+    );
     if !absent.is_empty() {
         return Err(PhoneProblem::Missing(absent));
     }
@@ -174,9 +178,8 @@ fn gateway(map: &Map<String, Value>) -> Result<Channel, Response> {
 }
 
 fn timestamp(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.to_offset(time::UtcOffset::UTC)
         .format(fmt)
         .unwrap_or_default()
@@ -219,11 +222,7 @@ fn sent_data(
     })
 }
 
-async fn send(
-    state: &Shared,
-    subject: &SubjectKey,
-    channel: Channel,
-) -> Result<Sent, Response> {
+async fn send(state: &Shared, subject: &SubjectKey, channel: Channel) -> Result<Sent, Response> {
     state
         .start_and_send(subject, channel, Outgoing { service: "Verifik" })
         .await
@@ -234,8 +233,13 @@ async fn send(
 }
 
 fn object(headers: &HeaderMap, bytes: &Bytes) -> Result<Map<String, Value>, Response> {
-    body::object(body::content_type(headers), bytes)
-        .ok_or_else(|| err(StatusCode::BAD_REQUEST, "InvalidContent", "Invalid JSON body"))
+    body::object(body::content_type(headers), bytes).ok_or_else(|| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "InvalidContent",
+            "Invalid JSON body",
+        )
+    })
 }
 
 /// `POST /v2/projects/phone-login` `{countryCode, phone, type: "login"}`.
@@ -413,9 +417,12 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let now = state.otp.now();
-    let Some(claims) =
-        token.and_then(|t| state.tokens.check(t, "verifik", "app_registration", now).ok())
-    else {
+    let Some(claims) = token.and_then(|t| {
+        state
+            .tokens
+            .check(t, "verifik", "app_registration", now)
+            .ok()
+    }) else {
         return err(
             StatusCode::UNAUTHORIZED,
             "InvalidCredentials",
@@ -462,4 +469,3 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
         Err(e) => refused_check(&e),
     }
 }
-

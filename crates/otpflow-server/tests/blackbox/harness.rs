@@ -60,10 +60,8 @@ impl Server {
     /// Starts one with extra arguments.
     pub fn start_with(extra: &[&str]) -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!(
-            "otpflow-server-test-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("otpflow-server-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         std::fs::write(dir.join("keys.json"), KEYS).expect("keys written");
         std::fs::write(dir.join("kii.json"), KII_APPS).expect("apps written");
@@ -204,5 +202,9 @@ pub fn json(r: Response) -> (u16, Value) {
 
 /// A code other than `code` of the same length.
 pub fn wrong(code: &str) -> String {
-    if code == "000000" { "111111".into() } else { "000000".into() }
+    if code == "000000" {
+        "111111".into()
+    } else {
+        "000000".into()
+    }
 }

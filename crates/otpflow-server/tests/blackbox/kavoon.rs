@@ -62,7 +62,10 @@ fn happy_path_issues_tokens_with_documented_lifetime_and_new_client() {
     )
     .expect("a valid token")
     .claims;
-    assert_eq!(claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"), 300);
+    assert_eq!(
+        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
+        300
+    );
     assert_eq!(claims["phone"], "+447401101801");
     assert_ne!(body["access_token"], body["refresh_token"]);
 
@@ -108,7 +111,11 @@ fn refusals_of_post_otp() {
     assert_eq!(text(r), (400, general("invalid Device-Id")));
     // Not a UK number, a landline, letters, no number.
     for phone in ["+33 6 12 34 56 78", "02079460000", "07401 1O18O1", ""] {
-        assert_eq!(request(&s, phone), (400, general("invalid phone")), "{phone}");
+        assert_eq!(
+            request(&s, phone),
+            (400, general("invalid phone")),
+            "{phone}"
+        );
     }
     let r = s
         .post("/otp")
@@ -141,33 +148,56 @@ fn wrong_expired_reused_and_locked_codes_answer_the_documented_400() {
     // Wrong.
     request(&s, "447401101801");
     let code = s.code("+447401101801", "kavoon");
-    assert_eq!(text(token(&s, "447401101801", &json!(wrong(&code)))), (400, BAD_OTP.into()));
+    assert_eq!(
+        text(token(&s, "447401101801", &json!(wrong(&code)))),
+        (400, BAD_OTP.into())
+    );
     // Right, then reused.
     assert_eq!(token(&s, "447401101801", &json!(code)).status(), 200);
-    assert_eq!(text(token(&s, "447401101801", &json!(code))), (400, BAD_OTP.into()));
+    assert_eq!(
+        text(token(&s, "447401101801", &json!(code))),
+        (400, BAD_OTP.into())
+    );
     // Expired.
     request(&s, "447401101802");
     let code = s.code("+447401101802", "kavoon");
     s.advance(601);
-    assert_eq!(text(token(&s, "447401101802", &json!(code))), (400, BAD_OTP.into()));
+    assert_eq!(
+        text(token(&s, "447401101802", &json!(code))),
+        (400, BAD_OTP.into())
+    );
     // Five wrong codes spend the code's checks: the right one is refused.
     request(&s, "447401101803");
     let code = s.code("+447401101803", "kavoon");
     for _ in 0..5 {
-        assert_eq!(text(token(&s, "447401101803", &json!(wrong(&code)))), (400, BAD_OTP.into()));
+        assert_eq!(
+            text(token(&s, "447401101803", &json!(wrong(&code)))),
+            (400, BAD_OTP.into())
+        );
     }
-    assert_eq!(text(token(&s, "447401101803", &json!(code))), (400, BAD_OTP.into()));
+    assert_eq!(
+        text(token(&s, "447401101803", &json!(code))),
+        (400, BAD_OTP.into())
+    );
     // Unknown number, other grant type.
-    assert_eq!(text(token(&s, "447401101899", &json!("123456"))), (400, BAD_OTP.into()));
+    assert_eq!(
+        text(token(&s, "447401101899", &json!("123456"))),
+        (400, BAD_OTP.into())
+    );
     let r = s
         .post("/auth/token")
-        .json(&json!({ "grant_type": "client_credentials", "username": "447401101801",
-                       "password": "123456", "channel": "sms" }))
+        .json(
+            &json!({ "grant_type": "client_credentials", "username": "447401101801",
+                       "password": "123456", "channel": "sms" }),
+        )
         .send()
         .expect("answer");
     assert_eq!(
         text(r),
-        (400, r#"{"errCode":"BAD_REQUEST","errText":"unsupported grant_type"}"#.into())
+        (
+            400,
+            r#"{"errCode":"BAD_REQUEST","errText":"unsupported grant_type"}"#.into()
+        )
     );
 }
 

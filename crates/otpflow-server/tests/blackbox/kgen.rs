@@ -41,7 +41,12 @@ fn every_route_refuses_a_missing_bad_or_expired_token() {
     let forged = user_token("u1", 3600, b"not-the-kgen-key-not-the-kgen-k!");
     let expired = user_token("u1", -10, KGEN_KEY);
     for route in ["register", "resend", "verify"] {
-        for token in [None, Some("garbage"), Some(forged.as_str()), Some(expired.as_str())] {
+        for token in [
+            None,
+            Some("garbage"),
+            Some(forged.as_str()),
+            Some(expired.as_str()),
+        ] {
             assert_eq!(
                 text(call(&s, route, token, &number())),
                 (401, UNAUTHORIZED.into()),
@@ -63,12 +68,30 @@ fn register_verify_links_the_user_and_is_new_user_turns_false() {
     let code = s.code(PHONE, "kgen");
     // authCode sent back as a JSON number, as in the document.
     let numeric: u64 = auth_code.parse().expect("digits");
-    let r = call(&s, "verify", Some(&token), &verify_body(&json!(numeric), &wrong(&code)));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&json!(numeric), &wrong(&code)),
+    );
     assert_eq!(text(r), (400, INVALID_OTP.into()));
-    let r = call(&s, "verify", Some(&token), &verify_body(&json!(numeric), &code));
-    assert_eq!(text(r), (200, r#"{"message":"Users linked successfully"}"#.into()));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&json!(numeric), &code),
+    );
+    assert_eq!(
+        text(r),
+        (200, r#"{"message":"Users linked successfully"}"#.into())
+    );
     // Reuse.
-    let r = call(&s, "verify", Some(&token), &verify_body(&json!(numeric), &code));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&json!(numeric), &code),
+    );
     assert_eq!(text(r), (400, INVALID_OTP.into()));
     let (_, body) = json(call(&s, "register", Some(&token), &number()));
     assert_eq!(body["isNewUser"], false);
@@ -104,16 +127,40 @@ fn an_auth_code_of_another_validation_or_user_fails() {
     let code = s.code(PHONE, "kgen");
     // Another user's token with this validation's authCode.
     let other_user = user_token("u2", 3600, KGEN_KEY);
-    let r = call(&s, "verify", Some(&other_user), &verify_body(&first["authCode"], &code));
+    let r = call(
+        &s,
+        "verify",
+        Some(&other_user),
+        &verify_body(&first["authCode"], &code),
+    );
     assert_eq!(text(r), (400, INVALID_OTP.into()));
     // The first validation ends; a second one has another authCode.
-    assert_eq!(call(&s, "verify", Some(&token), &verify_body(&first["authCode"], &code)).status(), 200);
+    assert_eq!(
+        call(
+            &s,
+            "verify",
+            Some(&token),
+            &verify_body(&first["authCode"], &code)
+        )
+        .status(),
+        200
+    );
     let (_, second) = json(call(&s, "register", Some(&token), &number()));
     assert_ne!(first["authCode"], second["authCode"]);
     let code = s.code(PHONE, "kgen");
-    let r = call(&s, "verify", Some(&token), &verify_body(&first["authCode"], &code));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&first["authCode"], &code),
+    );
     assert_eq!(text(r), (400, INVALID_OTP.into()));
-    let r = call(&s, "verify", Some(&token), &verify_body(&second["authCode"], &code));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&second["authCode"], &code),
+    );
     assert_eq!(r.status(), 200);
 }
 
@@ -124,15 +171,30 @@ fn expired_and_locked_codes() {
     let (_, body) = json(call(&s, "register", Some(&token), &number()));
     let code = s.code(PHONE, "kgen");
     s.advance(601);
-    let r = call(&s, "verify", Some(&token), &verify_body(&body["authCode"], &code));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&body["authCode"], &code),
+    );
     assert_eq!(text(r), (400, INVALID_OTP.into()));
     let (_, body) = json(call(&s, "register", Some(&token), &number()));
     let code = s.code(PHONE, "kgen");
     for _ in 0..5 {
-        let r = call(&s, "verify", Some(&token), &verify_body(&body["authCode"], &wrong(&code)));
+        let r = call(
+            &s,
+            "verify",
+            Some(&token),
+            &verify_body(&body["authCode"], &wrong(&code)),
+        );
         assert_eq!(r.status(), 400);
     }
-    let r = call(&s, "verify", Some(&token), &verify_body(&body["authCode"], &code));
+    let r = call(
+        &s,
+        "verify",
+        Some(&token),
+        &verify_body(&body["authCode"], &code),
+    );
     assert_eq!(text(r), (400, INVALID_OTP.into()));
     // A bad number.
     let bad = json!({ "phone_number": "12", "countryCode": "+91" });

@@ -64,7 +64,10 @@ fn resend_then_verify_then_already_verified() {
     let code = kii_code(&s, "+447401101801");
 
     let r = verify(&s, user, &app_auth(), &wrong(&code));
-    assert_eq!(content_type(&r), "application/vnd.kii.InvalidVerificationCodeException+json");
+    assert_eq!(
+        content_type(&r),
+        "application/vnd.kii.InvalidVerificationCodeException+json"
+    );
     assert_eq!(
         text(r),
         (
@@ -77,11 +80,20 @@ fn resend_then_verify_then_already_verified() {
     );
 
     let r = verify(&s, user, &app_auth(), &code);
-    assert_eq!(content_type(&r), "application/vnd.kii.AddressVerificationResponse+json");
-    assert_eq!(text(r), (200, r#"{"verificationStatus":"VERIFIED"}"#.into()));
+    assert_eq!(
+        content_type(&r),
+        "application/vnd.kii.AddressVerificationResponse+json"
+    );
+    assert_eq!(
+        text(r),
+        (200, r#"{"verificationStatus":"VERIFIED"}"#.into())
+    );
 
     let r = verify(&s, user, &app_auth(), &code);
-    assert_eq!(content_type(&r), "application/vnd.kii.InvalidAccountStatusException+json");
+    assert_eq!(
+        content_type(&r),
+        "application/vnd.kii.InvalidAccountStatusException+json"
+    );
     assert_eq!(
         text(r),
         (
@@ -97,7 +109,10 @@ fn resend_then_verify_then_already_verified() {
 fn documented_errors_byte_for_byte() {
     let s = Server::start();
     let r = verify(&s, "PHONE:+447401109999", &app_auth(), "123456");
-    assert_eq!(content_type(&r), "application/vnd.kii.UserNotFoundException+json");
+    assert_eq!(
+        content_type(&r),
+        "application/vnd.kii.UserNotFoundException+json"
+    );
     assert_eq!(
         text(r),
         (
@@ -119,7 +134,10 @@ fn documented_errors_byte_for_byte() {
     );
     // dave's number is verified by bob.
     let r = verify(&s, "dave", &app_auth(), "123456");
-    assert_eq!(content_type(&r), "application/vnd.kii.AddressAlreadyInUseException+json");
+    assert_eq!(
+        content_type(&r),
+        "application/vnd.kii.AddressAlreadyInUseException+json"
+    );
     assert_eq!(
         text(r),
         (
@@ -128,7 +146,10 @@ fn documented_errors_byte_for_byte() {
         )
     );
     let r = verify(&s, "carol", &app_auth(), "123456");
-    assert_eq!(content_type(&r), "application/vnd.kii.UserDisabledException+json");
+    assert_eq!(
+        content_type(&r),
+        "application/vnd.kii.UserDisabledException+json"
+    );
     assert_eq!(
         text(r),
         (
@@ -165,7 +186,10 @@ fn bearer_tokens_act_for_their_own_user_only() {
     let r = verify(&s, "erin", "Bearer alice-token", &code);
     assert_eq!(r.status(), 403);
     let r = verify(&s, "me", "Bearer erin-token", &code);
-    assert_eq!(text(r), (200, r#"{"verificationStatus":"VERIFIED"}"#.into()));
+    assert_eq!(
+        text(r),
+        (200, r#"{"verificationStatus":"VERIFIED"}"#.into())
+    );
 }
 
 #[test]
@@ -179,7 +203,10 @@ fn expired_and_exhausted_codes_are_invalid() {
     assert_eq!(resend(&s, APP, "alice", &app_auth()).status(), 204);
     let code = kii_code(&s, "+447401101801");
     for _ in 0..5 {
-        assert_eq!(verify(&s, "alice", &app_auth(), &wrong(&code)).status(), 403);
+        assert_eq!(
+            verify(&s, "alice", &app_auth(), &wrong(&code)).status(),
+            403
+        );
     }
     assert_eq!(verify(&s, "alice", &app_auth(), &code).status(), 403);
 }

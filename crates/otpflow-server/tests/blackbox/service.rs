@@ -11,7 +11,10 @@ use crate::harness::{Server, json, text};
 #[test]
 fn healthz() {
     let s = Server::start();
-    assert_eq!(text(s.get("/healthz").send().expect("answer")), (200, r#"{"status":"ok"}"#.into()));
+    assert_eq!(
+        text(s.get("/healthz").send().expect("answer")),
+        (200, r#"{"status":"ok"}"#.into())
+    );
 }
 
 #[test]
@@ -53,7 +56,9 @@ fn sigterm_stops_the_service_gracefully() {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let exit = s.wait_exit(Duration::from_secs(15)).expect("the service exits");
+    let exit = s
+        .wait_exit(Duration::from_secs(15))
+        .expect("the service exits");
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -103,8 +108,10 @@ fn seeds_do_not_share_codes_for_one_number() {
     // Each seed's own code still works: the other's attempt spent one check only.
     let r = s
         .post("/auth/token")
-        .json(&json!({ "grant_type": "password", "username": "447401101801",
-                       "password": kavoon, "channel": "sms" }))
+        .json(
+            &json!({ "grant_type": "password", "username": "447401101801",
+                       "password": kavoon, "channel": "sms" }),
+        )
         .send()
         .expect("answer");
     assert_eq!(r.status(), 200);
@@ -133,5 +140,8 @@ fn a_bad_keys_file_stops_the_start_without_printing_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(all.contains("otp key must be 32 to 64 bytes"), "{all}");
-    assert!(!all.contains("c2hvcnQ") && !all.contains("secret-value"), "{all}");
+    assert!(
+        !all.contains("c2hvcnQ") && !all.contains("secret-value"),
+        "{all}"
+    );
 }
