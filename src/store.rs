@@ -266,3 +266,26 @@ impl Store for MemoryStore {
         Ok(Swap::Done(version))
     }
 }
+
+/// `MemoryStore` as an [`AsyncStore`]: every future is ready at once (it
+/// never waits), so async code and [`AsyncVerifier`](crate::AsyncVerifier)
+/// can run over it in tests or in one process.
+impl AsyncStore for MemoryStore {
+    type Error = std::convert::Infallible;
+
+    fn load(
+        &self,
+        key: &SubjectKey,
+    ) -> impl Future<Output = Result<Option<(Record, Version)>, Self::Error>> + Send {
+        std::future::ready(Store::load(self, key))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &SubjectKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> impl Future<Output = Result<Swap, Self::Error>> + Send {
+        std::future::ready(Store::compare_and_swap(self, key, expected, new))
+    }
+}

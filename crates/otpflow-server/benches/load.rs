@@ -171,11 +171,11 @@ fn main() {
     let stdout = child.stdout.take().expect("stdout");
     let mut addr = String::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["fields"]["message"] == "listening" {
-                addr = v["fields"]["addr"].as_str().unwrap_or("").to_owned();
-                break;
-            }
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["fields"]["message"] == "listening"
+        {
+            addr = v["fields"]["addr"].as_str().unwrap_or("").to_owned();
+            break;
         }
     }
     let base = format!("http://{addr}");

@@ -252,6 +252,12 @@ pub fn router(state: Shared) -> Router {
     router.with_state(state)
 }
 
+/// The subject's stable name for derived ids: purpose and full E.164
+/// number (never `Display`, which may mask the number).
+pub fn subject_id(subject: &SubjectKey) -> String {
+    format!("{}:{}", subject.purpose().as_str(), subject.phone().e164())
+}
+
 /// A subject of `purpose` for `phone`, as a helper for the seeds.
 pub fn subject(purpose: Purpose, phone: otpflow::PhoneNumber) -> SubjectKey {
     SubjectKey::new(purpose, phone)

@@ -127,27 +127,41 @@ pub fn build_state(config: &Config) -> Result<Shared, StartError> {
     }))
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM and Ctrl-C, listened for from before the service binds, so a
+/// signal that comes right after the `listening` line is not lost.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, StartError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate()).map_err(StartError::Io)?,
+                int: signal(SignalKind::interrupt()).map_err(StartError::Io)?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves on the first of them.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -159,6 +173,7 @@ async fn shutdown_signal() {
 /// [`StartError`] when the state cannot be built or the address bound.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let state = build_state(&config)?;
+    let signals = Signals::install()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(StartError::Io)?;
@@ -173,7 +188,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             })
             .await
     });
-    shutdown_signal().await;
+    signals.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     let grace = Duration::from_secs(config.shutdown_grace_secs);

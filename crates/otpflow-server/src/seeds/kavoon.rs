@@ -108,7 +108,7 @@ pub async fn request_otp(
         Err(Delivery::Refused(e)) => {
             app::log_refusal("kavoon", &e);
             match e.public() {
-                PublicError::TooManyRequests { .. } => too_many(&e),
+                p if p.http_status() == 429 => too_many(&e),
                 PublicError::Unavailable => unavailable(),
                 _ => general("invalid request"),
             }
@@ -150,7 +150,7 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes
     if let Err(e) = state.otp.verify(&subject, &code).await {
         app::log_refusal("kavoon", &e);
         return match e.public() {
-            PublicError::TooManyRequests { .. } => too_many(&e),
+            p if p.http_status() == 429 => too_many(&e),
             PublicError::Unavailable => unavailable(),
             _ => check_otp_exception(),
         };

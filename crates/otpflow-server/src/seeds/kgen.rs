@@ -25,7 +25,7 @@ fn unauthorized() -> Response {
 fn refused(e: &otpflow::Error, otherwise: &str) -> Response {
     app::log_refusal("kgen", e);
     match e.public() {
-        PublicError::TooManyRequests { .. } => app::with_retry_after(
+        p if p.http_status() == 429 => app::with_retry_after(
             message(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
             e,
         ),
@@ -61,7 +61,7 @@ fn common(
 fn answer(state: &Shared, user: &str, subject: &SubjectKey, sent: &Sent) -> Response {
     let auth_code = state
         .tokens
-        .kgen_auth_code(user, &subject.to_string(), sent.generation);
+        .kgen_auth_code(user, &app::subject_id(subject), sent.generation);
     let is_new = !lock(&state.kgen_links).contains_key(subject.phone().e164());
     app::json(
         StatusCode::OK,
@@ -148,7 +148,7 @@ pub async fn verify(State(state): State<Shared>, headers: HeaderMap, bytes: Byte
     if !state.tokens.kgen_auth_code_matches(
         auth_code.trim(),
         &user,
-        &subject.to_string(),
+        &app::subject_id(&subject),
         status.generation,
     ) {
         return invalid();

@@ -97,7 +97,7 @@ fn disabled(user: &User, app_id: &str) -> Response {
 fn refused(e: &otpflow::Error) -> Option<Response> {
     app::log_refusal("kii", e);
     match e.public() {
-        PublicError::TooManyRequests { .. } => Some(app::with_retry_after(
+        p if p.http_status() == 429 => Some(app::with_retry_after(
             plain(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOO_MANY_REQUESTS",
@@ -152,14 +152,14 @@ fn resolve<'a>(
     let Some(user) = app.find(&lookup, &caller) else {
         return Err(user_not_found(&lookup, app_id));
     };
-    if let Caller::User(id) = &caller {
-        if *id != user.user_id {
-            return Err(plain(
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                "The token does not grant access to this user",
-            ));
-        }
+    if let Caller::User(id) = &caller
+        && *id != user.user_id
+    {
+        return Err(plain(
+            StatusCode::FORBIDDEN,
+            "ACCESS_DENIED",
+            "The token does not grant access to this user",
+        ));
     }
     if user.disabled {
         return Err(disabled(&user, app_id));

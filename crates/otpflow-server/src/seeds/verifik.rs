@@ -68,11 +68,12 @@ fn invalid_argument(what: &str) -> Response {
 fn refused_start(e: &Error) -> Response {
     app::log_refusal("verifik", e);
     match e {
-        Error::Locked { .. } | Error::ResendTooSoon { .. } | Error::SendLimit { .. } => {
-            app::with_retry_after(coded(StatusCode::TOO_MANY_REQUESTS, "too_many_requests"), e)
-        }
         Error::InvalidPhone(_) => invalid_argument("phone"),
         Error::Store(_) | Error::Contention => unavailable(),
+        // Lockouts, cooldowns and send budgets, whatever their variant.
+        _ if e.http_status() == 429 => {
+            app::with_retry_after(coded(StatusCode::TOO_MANY_REQUESTS, "too_many_requests"), e)
+        }
         _ => coded(StatusCode::BAD_REQUEST, "invalid_request"),
     }
 }
@@ -90,10 +91,11 @@ fn refused_check(e: &Error) -> Response {
             StatusCode::PRECONDITION_FAILED,
             "phoneValidation_has_expired",
         ),
-        Error::AttemptsExhausted | Error::Locked { .. } => {
+        Error::Store(_) | Error::Contention => unavailable(),
+        // Spent checks, lockouts and blocks, whatever their variant.
+        _ if e.http_status() == 429 => {
             app::with_retry_after(coded(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"), e)
         }
-        Error::Store(_) | Error::Contention => unavailable(),
         _ => not_found(),
     }
 }
@@ -214,7 +216,7 @@ fn sent_data(
         "expiresAt": timestamp(sent.expires_at),
         "type": kind,
         "language": "en",
-        "_id": tokens.validation_id(&subject.to_string(), sent.generation),
+        "_id": tokens.validation_id(&app::subject_id(subject), sent.generation),
         "updatedAt": timestamp(now),
         "createdAt": timestamp(now),
         "new": !sent.resent,
@@ -370,9 +372,10 @@ pub async fn app_registration(
         "onboarding",
         now,
     );
-    let registration = state
-        .tokens
-        .validation_id(&format!("registration:{subject}"), sent.generation);
+    let registration = state.tokens.validation_id(
+        &format!("registration:{}", app::subject_id(&subject)),
+        sent.generation,
+    );
     let Ok(token) = state.tokens.issue(
         "verifik",
         "app_registration",
@@ -457,7 +460,7 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
             StatusCode::OK,
             &json!({
                 "data": {
-                    "_id": state.tokens.validation_id(&subject.to_string(), done.generation),
+                    "_id": state.tokens.validation_id(&app::subject_id(&subject), done.generation),
                     "status": "validated",
                     "countryCode": country,
                     "phone": national,

@@ -85,14 +85,13 @@ impl Server {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if v["fields"]["message"] == "listening" {
-                            let addr = v["fields"]["addr"].as_str().unwrap_or("").to_owned();
-                            let _ = tx.send(addr);
-                            sent = true;
-                        }
-                    }
+                if !sent
+                    && let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"] == "listening"
+                {
+                    let addr = v["fields"]["addr"].as_str().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
                 }
             }
         });
