@@ -130,7 +130,7 @@ impl ServiceKeys {
         // entry ends up current.
         let mut entries = file.otp_keys.iter().rev();
         let oldest = entries.next().ok_or(KeysError::NoOtpKey)?;
-        let mut ring = KeyRing::new(secret(oldest)?);
+        let ring = KeyRing::new(secret(oldest)?);
         for e in entries {
             ring.rotate(secret(e)?)
                 .map_err(|_| KeysError::DuplicateId(e.id))?;
