@@ -218,8 +218,8 @@ pub struct Status {
     pub expires_at: OffsetDateTime,
     /// Checks left on the current code (0 in a terminal state).
     pub attempts_left: u32,
-    /// Sends left for this validation within the subject's send window (0 in
-    /// a terminal state).
+    /// Sends left for this validation within the subject's send budget (0
+    /// in a terminal state).
     pub sends_left: u32,
     /// How long until a resend is accepted, if the cooldown is running.
     pub resend_after: Option<Duration>,
