@@ -174,10 +174,10 @@ async fn a_cluster_survives_losing_the_primary_of_a_busy_subject() {
         match result {
             Ok(()) => {
                 validated += 1;
-                if let (Some(at), None) = (killed_at, recovered_after) {
-                    if failures > 0 {
-                        recovered_after = Some(at.elapsed());
-                    }
+                if let (Some(at), None) = (killed_at, recovered_after)
+                    && failures > 0
+                {
+                    recovered_after = Some(at.elapsed());
                 }
                 if recovered_after.is_some() && validated >= 40 {
                     break;
