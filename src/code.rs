@@ -208,6 +208,33 @@ impl Derivation {
             _ => None,
         }
     }
+
+    /// The code of one validation: what the [`Engine`](crate::Engine)
+    /// derives for `subject` from the validation's `nonce` and its
+    /// `generation` in the subject's record, `length` digits (4 to 10).
+    /// For interoperability checks and benches; the engine calls it itself.
+    ///
+    /// ```
+    /// use otpflow::code::Derivation;
+    /// use otpflow::*;
+    /// let key = SecretKey::new(KeyId(1), &[42u8; 32])?;
+    /// let phone = PhoneNumber::parse("+447401101801", &PhonePolicy::default())?;
+    /// let subject = SubjectKey::new(Purpose::Login, phone);
+    /// let code = Derivation::V2.derive(&key, &subject, &[0; 16], 1, 6);
+    /// assert_eq!(code.len(), 6);
+    /// assert_eq!(code, Derivation::V2.derive(&key, &subject, &[0; 16], 1, 6));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn derive(
+        self,
+        key: &SecretKey,
+        subject: &SubjectKey,
+        nonce: &[u8; NONCE_LEN],
+        generation: u32,
+        length: u8,
+    ) -> Code {
+        derive_with(self, key, subject, nonce, generation, length.clamp(4, 10))
+    }
 }
 
 /// Derives the code of one validation with [`Derivation::V1`]. `generation`
