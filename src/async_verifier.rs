@@ -193,6 +193,17 @@ impl<S: AsyncStore, C: Clock> AsyncVerifier<S, C> {
             .await
     }
 
+    /// Unlocks the subject (an operator's action), as
+    /// [`Verifier::unlock`](crate::Verifier::unlock).
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::Contention`].
+    pub async fn unlock(&self, subject: &SubjectKey) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.run(subject, |record| self.engine.unlock(record, subject, now))
+            .await
+    }
+
     /// The validation's state, budgets and timers as of now. Writes nothing.
     ///
     /// # Errors

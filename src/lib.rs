@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod async_verifier;
+pub mod budget;
 pub mod clock;
 pub mod code;
 pub mod error;
@@ -27,14 +28,16 @@ pub mod verifier;
 pub use async_verifier::AsyncVerifier;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
-pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
+pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
-pub use record::{Record, RecordError, State};
-pub use store::{AsyncStore, MemoryStore, Store, Swap, Transition, Update, Version};
+pub use record::{Contradiction, Record, RecordError, State};
+// `AsyncStore` stays in `otpflow::store`: `MemoryStore` implements both
+// store traits, and a glob import of both would make its `load` ambiguous.
+pub use store::{MemoryStore, Store, Swap, Transition, Update, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;

@@ -67,7 +67,7 @@ use time::{Duration, OffsetDateTime};
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::phone::{PhoneNumber, PhonePolicy};
-use crate::record::{Ledger, Record, State, Validation};
+use crate::record::{DERIVATION_V1, Ledger, Record, State, Validation, ceil_s};
 use crate::store::{AsyncStore, Store, Swap, Version};
 use crate::subject::{Channel, Purpose, SubjectKey};
 
@@ -224,36 +224,46 @@ impl Subjects {
     }
 }
 
-/// A record whose [`Record::expires_at`] is `expires_at` under every
-/// policy (it has no ledger windows), carrying `counter` as its generation.
+/// A record whose [`Record::expires_at`] is `expires_at` (a whole second)
+/// under every policy (it has no ledger windows), carrying `counter` as its
+/// generation less one (a record's first validation is generation 1), and
+/// consistent enough to pass [`Record::from_bytes`]'s checks.
 fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
     let nonce_byte = counter.to_be_bytes()[3];
+    let sent_at = expires_at - Duration::SECOND;
     Record {
-        generation: counter,
+        generation: counter.wrapping_add(1),
         current: Some(Validation {
             state: State::Sent,
             channel: Channel::Sms,
+            derivation: DERIVATION_V1,
             key_id: KeyId(1),
             nonce: [nonce_byte; NONCE_LEN],
-            created_at: expires_at,
-            last_sent_at: expires_at,
+            created_at: sent_at,
+            last_sent_at: sent_at,
             expires_at,
             ended_at: None,
             checks: 0,
             sends: 1,
         }),
         ledger: Ledger::default(),
+        written_at: sent_at,
     }
 }
 
+/// The counter a [`record`] carries.
+fn counter_of(r: &Record) -> u32 {
+    r.generation.wrapping_sub(1)
+}
+
 fn far() -> OffsetDateTime {
-    OffsetDateTime::now_utc() + Duration::hours(1)
+    ceil_s(OffsetDateTime::now_utc() + Duration::hours(1))
 }
 
 fn describe(loaded: &Option<(Record, Version)>) -> String {
     match loaded {
         None => "nothing".to_owned(),
-        Some((r, v)) => format!("counter {} at version {}", r.generation, v.0),
+        Some((r, v)) => format!("counter {} at version {}", counter_of(r), v.0),
     }
 }
 
@@ -515,7 +525,7 @@ async fn isolation<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<
     let loaded = store.load(&login).await.map_err(failed(C, "load"))?;
     ensure!(
         C,
-        loaded.as_ref().is_some_and(|(r, _)| r.generation == 1),
+        loaded.as_ref().is_some_and(|(r, _)| counter_of(r) == 1),
         "writing the onboarding subject changed the login one to {}",
         describe(&loaded)
     );
@@ -630,13 +640,13 @@ fn next_counter(
     let Some((r, v)) = loaded else {
         return Err("the record vanished".to_owned());
     };
-    if r.generation < own_last {
+    if counter_of(&r) < own_last {
         return Err(format!(
             "a worker that wrote counter {own_last} then loaded counter {}: a lost or resurrected write",
-            r.generation
+            counter_of(&r)
         ));
     }
-    Ok((r.generation + 1, v))
+    Ok((counter_of(&r) + 1, v))
 }
 
 fn record_win(tally: &Mutex<Tally>, expected: Version, counter: u32) -> Result<(), String> {
@@ -692,7 +702,7 @@ async fn final_counter<S: AsyncStore>(store: &S, key: &SubjectKey) -> Result<u32
         .load(key)
         .await
         .map_err(failed("concurrent_update", "load"))?;
-    Ok(loaded.map_or(0, |(r, _)| r.generation))
+    Ok(loaded.map_or(0, |(r, _)| counter_of(&r)))
 }
 
 fn concurrent_update_threads<S: Store + Sync>(
@@ -737,7 +747,7 @@ fn concurrent_update_threads<S: Store + Sync>(
     let loaded = store
         .load(&key)
         .map_err(failed("concurrent_update", "load"))?;
-    let last = loaded.map_or(0, |(r, _)| r.generation);
+    let last = loaded.map_or(0, |(r, _)| counter_of(&r));
     settle(tally, errors, last)
 }
 
@@ -784,7 +794,7 @@ async fn expiry<S: AsyncStore>(
 ) -> Result<(), Violation> {
     const C: &str = "expiry";
     let key = subjects.subject();
-    let expires_at = OffsetDateTime::now_utc() + EXPIRY_DELAY;
+    let expires_at = ceil_s(OffsetDateTime::now_utc() + EXPIRY_DELAY);
     let swap = store
         .compare_and_swap(&key, None, &record(1, expires_at))
         .await

@@ -186,6 +186,17 @@ impl<S: Store, C: Clock> Verifier<S, C> {
         self.run(subject, |record| self.engine.cancel(record, subject, now))
     }
 
+    /// Unlocks the subject (an operator's action): clears its consecutive
+    /// failures, any lockout and a block ([`Engine::unlock`]), with an
+    /// [`Event::Unlocked`].
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::Contention`].
+    pub fn unlock(&self, subject: &SubjectKey) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.run(subject, |record| self.engine.unlock(record, subject, now))
+    }
+
     /// The validation's state, budgets and timers as of now. Writes nothing.
     ///
     /// # Errors
