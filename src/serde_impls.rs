@@ -118,7 +118,7 @@ impl Serialize for SubjectKey {
 
 impl Serialize for Status {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Status", 8)?;
+        let mut m = s.serialize_struct("Status", 10)?;
         m.serialize_field("state", &self.state)?;
         m.serialize_field("generation", &self.generation)?;
         m.serialize_field("channel", &self.channel)?;
@@ -127,6 +127,8 @@ impl Serialize for Status {
         m.serialize_field("sends_left", &self.sends_left)?;
         m.serialize_field("resend_after", &self.resend_after.map(Seconds))?;
         m.serialize_field("locked_until", &self.locked_until.map(Instant))?;
+        m.serialize_field("failures_left", &self.failures_left)?;
+        m.serialize_field("blocked", &self.blocked)?;
         m.end()
     }
 }
@@ -250,6 +252,21 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             m.serialize_entry("subject", subject)?;
             m.serialize_entry("generation", generation)?;
         }
+        Event::Blocked {
+            subject,
+            generation,
+            failures,
+        } => {
+            m.serialize_entry("type", "blocked")?;
+            m.serialize_entry("subject", subject)?;
+            m.serialize_entry("generation", generation)?;
+            m.serialize_entry("failures", failures)?;
+        }
+        Event::Unlocked { subject, failures } => {
+            m.serialize_entry("type", "unlocked")?;
+            m.serialize_entry("subject", subject)?;
+            m.serialize_entry("failures", failures)?;
+        }
     }
     m.end()
 }
@@ -351,6 +368,7 @@ mod tests {
         let status = to_json(&status);
         assert_eq!(status["state"], "sent");
         assert_eq!(status["locked_until"], serde_json::Value::Null);
+        assert_eq!(status["blocked"], false);
         assert!(status["resend_after"].as_i64().is_some_and(|s| s > 0));
 
         let done = engine.verify(Some(&record), &subject(), &code, now).outcome;

@@ -315,9 +315,7 @@ impl MemoryStore {
 
     /// A store with `shards` shards (at least one).
     pub fn with_shards(shards: usize) -> Self {
-        let shards = (0..shards.max(1))
-            .map(|_| Padded::default())
-            .collect();
+        let shards = (0..shards.max(1)).map(|_| Padded::default()).collect();
         Self {
             shards,
             hasher: RandomState::new(),
@@ -534,7 +532,11 @@ mod tests {
                 Ok(Swap::Done(_))
             ));
         }
-        let sizes: Vec<usize> = store.shards.iter().map(|s| lock(&s.0).records.len()).collect();
+        let sizes: Vec<usize> = store
+            .shards
+            .iter()
+            .map(|s| lock(&s.0).records.len())
+            .collect();
         assert!(sizes.iter().all(|&n| n > 50), "{sizes:?}");
         assert_eq!(store.len(), 400);
     }
