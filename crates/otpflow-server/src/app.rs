@@ -1,0 +1,264 @@
+//! The shared state, the router and the small answers every seed uses.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use otpflow::{Channel, Error, PhonePolicy, Purpose, Sent, SubjectKey};
+use serde_json::Value;
+
+use crate::backend::Otp;
+use crate::kii::KiiDirectory;
+use crate::sender::{Message, Sender};
+use crate::tokens::Tokens;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    /// otpflow over the configured store.
+    pub otp: Otp,
+    /// Where codes go.
+    pub sender: Box<dyn Sender>,
+    /// Tokens and ids.
+    pub tokens: Tokens,
+    /// Kii apps and users.
+    pub kii: KiiDirectory,
+    /// Kavoon numbers that have validated once (`new_client`).
+    pub kavoon_clients: Mutex<HashSet<String>>,
+    /// KGen numbers linked to a user (`isNewUser`): E.164 → user id.
+    pub kgen_links: Mutex<HashMap<String, String>>,
+    /// Admin token for the test hooks (test builds only).
+    #[cfg(feature = "test-hooks")]
+    pub admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The shared state as handlers receive it.
+pub type Shared = Arc<AppState>;
+
+/// Locks a mutex, recovering from poisoning (the sets it guards stay
+/// consistent: each change is one insert).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The purposes of the seed APIs: one per seed (per app for Kii), so no two
+/// share codes, failure budgets or send budgets.
+pub mod purpose {
+    use otpflow::Purpose;
+
+    /// Kavoon's.
+    pub fn kavoon() -> Purpose {
+        Purpose::custom("kavoon").unwrap_or(Purpose::Login)
+    }
+    /// Verifik's login.
+    pub fn verifik_login() -> Purpose {
+        Purpose::custom("verifik-login").unwrap_or(Purpose::Login)
+    }
+    /// Verifik's onboarding (app registration).
+    pub fn verifik_onboarding() -> Purpose {
+        Purpose::custom("verifik-onboarding").unwrap_or(Purpose::Onboarding)
+    }
+    /// KGen's.
+    pub fn kgen() -> Purpose {
+        Purpose::custom("kgen").unwrap_or(Purpose::Login)
+    }
+}
+
+/// The phone policy of the international seeds (Verifik, KGen, Kii): any
+/// country, mobiles only.
+pub fn international() -> PhonePolicy {
+    PhonePolicy::default()
+}
+
+/// What a start or resend needs from the seed to word its message.
+pub struct Outgoing<'a> {
+    /// The service name shown in the text.
+    pub service: &'a str,
+}
+
+impl AppState {
+    /// Starts a validation (or resends a live one) and delivers its code.
+    ///
+    /// # Errors
+    /// otpflow's refusal, or [`Error::Contention`]-like
+    /// [`Delivery::Failed`] when the sender fails.
+    pub async fn start_and_send(
+        &self,
+        subject: &SubjectKey,
+        channel: Channel,
+        out: Outgoing<'_>,
+    ) -> Result<Sent, Delivery> {
+        let sent = self
+            .otp
+            .start(subject, channel)
+            .await
+            .map_err(Delivery::Refused)?;
+        self.deliver(subject, &sent, out)?;
+        Ok(sent)
+    }
+
+    /// Resends the live validation's code and delivers it.
+    ///
+    /// # Errors
+    /// As [`AppState::start_and_send`].
+    pub async fn resend_and_send(
+        &self,
+        subject: &SubjectKey,
+        out: Outgoing<'_>,
+    ) -> Result<Sent, Delivery> {
+        let sent = self
+            .otp
+            .resend(subject, None)
+            .await
+            .map_err(Delivery::Refused)?;
+        self.deliver(subject, &sent, out)?;
+        Ok(sent)
+    }
+
+    fn deliver(
+        &self,
+        subject: &SubjectKey,
+        sent: &Sent,
+        out: Outgoing<'_>,
+    ) -> Result<(), Delivery> {
+        let message = Message {
+            to: subject.phone().e164().to_owned(),
+            channel: sent.channel.as_str(),
+            purpose: subject.purpose().as_str().to_owned(),
+            code: sent.code.as_str().to_owned(),
+            text: format!(
+                "Your {} verification code is {}. It expires in {} minutes.",
+                out.service,
+                sent.code.as_str(),
+                self.otp.policy().code_lifetime().whole_minutes()
+            ),
+        };
+        self.sender.send(&message).map_err(|e| {
+            tracing::error!(error = %e, purpose = %subject.purpose(), "delivery failed");
+            Delivery::Failed
+        })
+    }
+}
+
+/// Why a start or resend gave no delivered code.
+#[derive(Debug)]
+pub enum Delivery {
+    /// otpflow refused.
+    Refused(Error),
+    /// The sender failed (the validation exists; the code did not go out).
+    Failed,
+}
+
+/// A JSON answer whose bytes are `value` serialized compactly, fields in
+/// the order written.
+pub fn json(status: StatusCode, value: &Value) -> Response {
+    json_as(status, "application/json", value)
+}
+
+/// A JSON answer with its own content type (Kii's vendor types).
+pub fn json_as(status: StatusCode, content_type: &'static str, value: &Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Adds `Retry-After` (whole seconds, rounded up) when the refusal has one.
+pub fn with_retry_after(mut response: Response, error: &Error) -> Response {
+    if let Some(after) = error.retry_after() {
+        let secs = after.whole_seconds() + i64::from(after.subsec_nanoseconds() > 0);
+        if let Ok(v) = HeaderValue::from_str(&secs.max(0).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}
+
+/// Logs a refusal the service did not expect (store failures) at `warn`.
+pub fn log_refusal(seed: &str, error: &Error) {
+    match error.http_status() {
+        500.. => tracing::warn!(seed, code = error.code(), error = %error, "refused"),
+        _ => tracing::debug!(seed, code = error.code(), "refused"),
+    }
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+async fn openapi() -> Response {
+    let doc = crate::openapi::document();
+    match serde_json::to_value(&doc) {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Every route of the service.
+pub fn router(state: Shared) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/otp", post(crate::seeds::kavoon::request_otp))
+        .route("/auth/token", post(crate::seeds::kavoon::token))
+        .route(
+            "/v2/projects/phone-login",
+            post(crate::seeds::verifik::login),
+        )
+        .route(
+            "/v2/projects/phone-login/confirm",
+            post(crate::seeds::verifik::login_confirm),
+        )
+        .route(
+            "/v2/app-registrations",
+            post(crate::seeds::verifik::app_registration),
+        )
+        .route(
+            "/v2/phone-validations",
+            put(crate::seeds::verifik::validate),
+        )
+        .route(
+            "/api/apps/{app_id}/users/{user}/phone-number/verify",
+            post(crate::seeds::kii::verify),
+        )
+        .route(
+            "/api/apps/{app_id}/users/{user}/phone-number/resend-verification-code",
+            post(crate::seeds::kii::resend),
+        )
+        .route(
+            "/fe/users/auth/otp/register",
+            post(crate::seeds::kgen::register),
+        )
+        .route(
+            "/fe/users/auth/otp/resend",
+            post(crate::seeds::kgen::resend),
+        )
+        .route(
+            "/fe/users/auth/otp/verify",
+            post(crate::seeds::kgen::verify),
+        );
+    #[cfg(feature = "test-hooks")]
+    let router = crate::test_hooks::routes(router);
+    router.with_state(state)
+}
+
+/// The subject's stable name for derived ids: purpose and full E.164
+/// number (never `Display`, which may mask the number).
+pub fn subject_id(subject: &SubjectKey) -> String {
+    format!("{}:{}", subject.purpose().as_str(), subject.phone().e164())
+}
+
+/// A subject of `purpose` for `phone`, as a helper for the seeds.
+pub fn subject(purpose: Purpose, phone: otpflow::PhoneNumber) -> SubjectKey {
+    SubjectKey::new(purpose, phone)
+}

@@ -1,0 +1,180 @@
+//! Kavoon (`kavoon-phone-number-verification.md`): `POST /otp` sends a code
+//! to a UK mobile; `POST /auth/token` (`grant_type=password`, the code as
+//! `password`) answers with tokens. Errors are `{"errCode","errText"}`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use otpflow::{Channel, Error, PhoneNumber, PhonePolicy, PublicError};
+use serde_json::json;
+
+use crate::app::{self, Delivery, Outgoing, Shared, lock, purpose};
+use crate::body::{self, Field};
+use crate::tokens::{KAVOON_ACCESS, KAVOON_REFRESH};
+
+/// The longest `Device-Id` accepted.
+pub const MAX_DEVICE_ID: usize = 128;
+
+fn err(status: StatusCode, code: &str, text: &str) -> Response {
+    app::json(status, &json!({ "errCode": code, "errText": text }))
+}
+
+/// The documented 400 of `POST /otp`.
+fn general(text: &str) -> Response {
+    err(StatusCode::BAD_REQUEST, "GENERAL_ERROR", text)
+}
+
+/// The documented 400 of `POST /auth/token`.
+fn check_otp_exception() -> Response {
+    err(
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "Check OTP exception",
+    )
+}
+
+fn unavailable() -> Response {
+    err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "GENERAL_ERROR",
+        "service unavailable",
+    )
+}
+
+fn too_many(error: &Error) -> Response {
+    app::with_retry_after(
+        err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            "too many requests",
+        ),
+        error,
+    )
+}
+
+/// `Device-Id` is optional; when sent it must be 1–128 visible ASCII
+/// characters (the document's one example error is "invalid Device-Id").
+fn device_id_ok(headers: &HeaderMap) -> bool {
+    match headers.get("device-id") {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|s| {
+            !s.is_empty() && s.len() <= MAX_DEVICE_ID && s.bytes().all(|b| b.is_ascii_graphic())
+        }),
+    }
+}
+
+fn channel_ok(map: &serde_json::Map<String, serde_json::Value>) -> bool {
+    matches!(body::field(map, "channel"), Field::Text(c) if c == "sms")
+}
+
+fn uk_phone(map: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<PhoneNumber> {
+    let text = body::field(map, name).text()?;
+    PhoneNumber::parse(&text, &PhonePolicy::uk_only()).ok()
+}
+
+/// `POST /otp` `{phone, channel: "sms"}` → `200 {}`.
+#[utoipa::path(post, path = "/otp", tag = "kavoon",
+    request_body(content = inline(serde_json::Value), description = "`{\"phone\": \"447401101801\", \"channel\": \"sms\"}`: any UK written form of a UK mobile"),
+    responses(
+        (status = 200, description = "`{}`: the code is on its way"),
+        (status = 400, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"invalid Device-Id\"}`, `…\"invalid request\"`, `…\"invalid phone\"`, `…\"invalid channel\"`"),
+        (status = 429, description = "`{\"errCode\":\"TOO_MANY_REQUESTS\",\"errText\":\"too many requests\"}` with `Retry-After`"),
+        (status = 503, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"service unavailable\"}`")))]
+pub async fn request_otp(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    if !device_id_ok(&headers) {
+        return general("invalid Device-Id");
+    }
+    let Some(map) = body::object(body::content_type(&headers), &bytes) else {
+        return general("invalid request");
+    };
+    let Some(phone) = uk_phone(&map, "phone") else {
+        return general("invalid phone");
+    };
+    if !channel_ok(&map) {
+        return general("invalid channel");
+    }
+    let subject = app::subject(purpose::kavoon(), phone);
+    match state
+        .start_and_send(&subject, Channel::Sms, Outgoing { service: "Kavoon" })
+        .await
+    {
+        Ok(_) => app::json(StatusCode::OK, &json!({})),
+        Err(Delivery::Failed) => unavailable(),
+        Err(Delivery::Refused(e)) => {
+            app::log_refusal("kavoon", &e);
+            match e.public() {
+                p if p.http_status() == 429 => too_many(&e),
+                PublicError::Unavailable => unavailable(),
+                _ => general("invalid request"),
+            }
+        }
+    }
+}
+
+/// `POST /auth/token` `{grant_type: "password", username, password, channel}`
+/// (JSON or form) → tokens.
+#[utoipa::path(post, path = "/auth/token", tag = "kavoon",
+    request_body(content = inline(serde_json::Value), description = "`{\"grant_type\":\"password\",\"username\":\"447401101801\",\"password\":\"<code>\",\"channel\":\"sms\"}`, as JSON or `application/x-www-form-urlencoded`"),
+    responses(
+        (status = 200, description = "`{\"access_token\",\"token_type\":\"Bearer\",\"expires_in\":300,\"refresh_token\",\"new_client\"}`"),
+        (status = 400, description = "`{\"errCode\":\"BAD_REQUEST\",\"errText\":\"Check OTP exception\"}` for any wrong, expired, used or unknown code; `…\"invalid request\"` / `…\"unsupported grant_type\"` / `…\"invalid channel\"`"),
+        (status = 429, description = "`{\"errCode\":\"TOO_MANY_REQUESTS\",\"errText\":\"too many requests\"}` with `Retry-After`"),
+        (status = 503, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"service unavailable\"}`")))]
+pub async fn token(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+    let bad = |text: &str| err(StatusCode::BAD_REQUEST, "BAD_REQUEST", text);
+    if !device_id_ok(&headers) {
+        return general("invalid Device-Id");
+    }
+    let Some(map) = body::object(body::content_type(&headers), &bytes) else {
+        return bad("invalid request");
+    };
+    if !matches!(body::field(&map, "grant_type"), Field::Text(g) if g == "password") {
+        return bad("unsupported grant_type");
+    }
+    if !channel_ok(&map) {
+        return bad("invalid channel");
+    }
+    let Some(phone) = uk_phone(&map, "username") else {
+        return check_otp_exception();
+    };
+    let length = state.otp.policy().code_length();
+    let Field::Text(code) = body::code(&map, "password", length) else {
+        return check_otp_exception();
+    };
+    let subject = app::subject(purpose::kavoon(), phone);
+    if let Err(e) = state.otp.verify(&subject, &code).await {
+        app::log_refusal("kavoon", &e);
+        return match e.public() {
+            p if p.http_status() == 429 => too_many(&e),
+            PublicError::Unavailable => unavailable(),
+            _ => check_otp_exception(),
+        };
+    }
+    let e164 = phone.e164();
+    let new_client = lock(&state.kavoon_clients).insert(e164.to_owned());
+    let now = state.otp.now();
+    let access = state
+        .tokens
+        .issue("kavoon", "access", e164, e164, now, KAVOON_ACCESS);
+    let refresh = state
+        .tokens
+        .issue("kavoon", "refresh", e164, e164, now, KAVOON_REFRESH);
+    let (Ok(access), Ok(refresh)) = (access, refresh) else {
+        return unavailable();
+    };
+    app::json(
+        StatusCode::OK,
+        &json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": KAVOON_ACCESS.whole_seconds(),
+            "refresh_token": refresh,
+            "new_client": new_client,
+        }),
+    )
+}

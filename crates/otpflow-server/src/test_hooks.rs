@@ -1,0 +1,71 @@
+//! Test builds only (feature `test-hooks`): an admin route that moves the
+//! service clock, a constant-200 route for load comparisons, and the time
+//! spent inside otpflow. A production build has none of this.
+//!
+//! The admin routes need `X-Admin-Token` equal to `OTPFLOW_ADMIN_TOKEN`
+//! (from the environment); without that variable they answer 404.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::app::{self, Shared};
+
+fn admin(state: &Shared, headers: &HeaderMap) -> bool {
+    let (Some(expected), Some(given)) = (
+        state.admin_token.as_deref(),
+        headers.get("x-admin-token").and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// `POST /_test/clock` `{"advance_secs": N}` → the new offset.
+async fn clock(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if !admin(&state, &headers) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(secs) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("advance_secs").and_then(serde_json::Value::as_i64))
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    state.otp.clock().advance(secs);
+    app::json(
+        StatusCode::OK,
+        &json!({ "offset_secs": state.otp.clock().offset() }),
+    )
+}
+
+/// `GET /_test/stats` → time spent inside otpflow.
+async fn stats(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !admin(&state, &headers) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (nanos, calls) = state.otp.stats().snapshot();
+    app::json(
+        StatusCode::OK,
+        &json!({ "otpflow_nanos": nanos, "otpflow_calls": calls }),
+    )
+}
+
+/// `POST /_test/constant`: reads the body and answers 200 `{}`, the floor
+/// the load run compares verify with.
+async fn constant(_bytes: Bytes) -> Response {
+    app::json(StatusCode::OK, &json!({}))
+}
+
+/// Adds the test routes.
+pub fn routes(router: Router<Shared>) -> Router<Shared> {
+    router
+        .route("/_test/clock", post(clock))
+        .route("/_test/stats", get(stats))
+        .route("/_test/constant", post(constant))
+}

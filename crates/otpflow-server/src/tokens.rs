@@ -1,0 +1,237 @@
+//! Tokens and ids: JWTs signed with the service's key (HS256), the check of
+//! KGen's `user-jwt-token`, and ids derived from a validation (Verifik's
+//! `_id`, KGen's `authCode`) with an HMAC, so they need no storage and are
+//! bound to exactly one validation.
+//!
+//! | token | lifetime |
+//! |---|---|
+//! | Kavoon `access_token` | 300 s (`expires_in`) |
+//! | Kavoon `refresh_token` | 30 days |
+//! | Verifik login `accessToken` | 30 days |
+//! | Verifik app-registration token | 1 hour |
+
+use hmac::{KeyInit, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+/// Kavoon's `access_token` lifetime (`expires_in: 300`).
+pub const KAVOON_ACCESS: Duration = Duration::seconds(300);
+/// Kavoon's `refresh_token` lifetime.
+pub const KAVOON_REFRESH: Duration = Duration::days(30);
+/// Verifik's login `accessToken` lifetime ("valid for 30 days").
+pub const VERIFIK_LOGIN: Duration = Duration::days(30);
+/// Verifik's app-registration token lifetime.
+pub const VERIFIK_REGISTRATION: Duration = Duration::hours(1);
+
+/// The claims of every token this service issues.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// Issuer: `otpflow-server`.
+    pub iss: String,
+    /// Subject: the E.164 number (or the registration id).
+    pub sub: String,
+    /// Audience: which seed API the token is for (`kavoon`, `verifik`, …).
+    pub aud: String,
+    /// Token kind: `access`, `refresh`, `app_registration`.
+    pub typ: String,
+    /// Issued at (seconds since the epoch, service clock).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch, service clock).
+    pub exp: i64,
+    /// The phone number the token speaks for, E.164.
+    pub phone: String,
+    /// A random token id, so two tokens issued in one second differ.
+    pub jti: String,
+}
+
+/// Why a token was refused. Deliberately uninformative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadToken;
+
+/// KGen's user token: the claims this service reads from it.
+#[derive(Debug, Deserialize)]
+struct KgenClaims {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    exp: i64,
+}
+
+/// Issues and checks tokens; derives ids.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kgen: DecodingKey,
+    id_key: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens { <redacted> }")
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    use otpflow::rand_core::Rng as _;
+    let mut buf = vec![0u8; bytes];
+    otpflow::rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Tokens {
+    /// Signs with `token_key`, checks KGen tokens with `kgen_key`.
+    pub fn new(token_key: &[u8], kgen_key: &[u8]) -> Self {
+        // The id key is derived from the token key, under its own label.
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(token_key)
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"otpflow-server/id-key");
+        Self {
+            encoding: EncodingKey::from_secret(token_key),
+            decoding: DecodingKey::from_secret(token_key),
+            kgen: DecodingKey::from_secret(kgen_key),
+            id_key: Zeroizing::new(mac.finalize().into_bytes().to_vec()),
+        }
+    }
+
+    /// A signed token for `phone`, of kind `typ`, for the `aud` API.
+    ///
+    /// # Errors
+    /// [`BadToken`] if signing fails (it does not with an HMAC key).
+    pub fn issue(
+        &self,
+        aud: &str,
+        typ: &str,
+        sub: &str,
+        phone: &str,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) -> Result<String, BadToken> {
+        let claims = Claims {
+            iss: "otpflow-server".into(),
+            sub: sub.into(),
+            aud: aud.into(),
+            typ: typ.into(),
+            iat: now.unix_timestamp(),
+            exp: (now + lifetime).unix_timestamp(),
+            phone: phone.into(),
+            jti: random_hex(16),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| BadToken)
+    }
+
+    /// Checks a token this service issued for `aud` and `typ`, against the
+    /// service clock.
+    ///
+    /// # Errors
+    /// [`BadToken`] for a bad signature, another audience or kind, or an
+    /// expired token.
+    pub fn check(
+        &self,
+        token: &str,
+        aud: &str,
+        typ: &str,
+        now: OffsetDateTime,
+    ) -> Result<Claims, BadToken> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false; // checked below, on the service clock
+        validation.set_audience(&[aud]);
+        validation.set_issuer(&["otpflow-server"]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| BadToken)?;
+        if data.claims.typ != typ || data.claims.exp <= now.unix_timestamp() {
+            return Err(BadToken);
+        }
+        Ok(data.claims)
+    }
+
+    /// Checks a KGen `user-jwt-token` (HS256 under `kgen_user_jwt_key`, not
+    /// expired on the service clock) and returns its user id (`user_id`,
+    /// else `sub`).
+    ///
+    /// # Errors
+    /// [`BadToken`] for anything else.
+    pub fn kgen_user(&self, token: &str, now: OffsetDateTime) -> Result<String, BadToken> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<KgenClaims>(token.trim(), &self.kgen, &validation)
+            .map_err(|_| BadToken)?;
+        if data.claims.exp <= now.unix_timestamp() {
+            return Err(BadToken);
+        }
+        data.claims
+            .user_id
+            .or(data.claims.sub)
+            .filter(|u| !u.is_empty() && u.len() <= 256)
+            .ok_or(BadToken)
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.id_key)
+            .unwrap_or_else(|_| unreachable_hmac());
+        for p in parts {
+            // Length-prefixed, so parts cannot run into each other.
+            mac.update(&u64::try_from(p.len()).unwrap_or(u64::MAX).to_be_bytes());
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A 24-hex-digit id (the shape of a MongoDB `_id`) bound to one
+    /// validation: the subject and its generation.
+    pub fn validation_id(&self, subject: &str, generation: u32) -> String {
+        let mac = self.mac(&[
+            b"validation-id",
+            subject.as_bytes(),
+            &generation.to_be_bytes(),
+        ]);
+        mac[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// KGen's `authCode`: 15 decimal digits, no leading zero (so it survives
+    /// being sent back as a JSON number), bound to the user, the subject and
+    /// the validation's generation.
+    pub fn kgen_auth_code(&self, user: &str, subject: &str, generation: u32) -> String {
+        let mac = self.mac(&[
+            b"kgen-auth-code",
+            user.as_bytes(),
+            subject.as_bytes(),
+            &generation.to_be_bytes(),
+        ]);
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&mac[..8]);
+        let n = u64::from_be_bytes(n);
+        (100_000_000_000_000 + n % 900_000_000_000_000).to_string()
+    }
+
+    /// Compares a presented `authCode` in constant time.
+    pub fn kgen_auth_code_matches(
+        &self,
+        presented: &str,
+        user: &str,
+        subject: &str,
+        generation: u32,
+    ) -> bool {
+        let expected = self.kgen_auth_code(user, subject, generation);
+        presented.len() == expected.len()
+            && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+    }
+
+    /// A short random request id (Verifik's `id`).
+    pub fn request_id() -> String {
+        random_hex(3).to_uppercase()
+    }
+}
+
+/// HMAC-SHA256 takes keys of any length: `new_from_slice` cannot fail.
+fn unreachable_hmac() -> hmac::Hmac<Sha256> {
+    unreachable!("HMAC accepts keys of any length")
+}

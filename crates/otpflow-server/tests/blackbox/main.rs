@@ -1,0 +1,9 @@
+//! Black-box tests: the real binary on a free port, each seed's flow over
+//! HTTP with reqwest, codes read from the outbox.
+
+mod harness;
+mod kavoon;
+mod kgen;
+mod kii;
+mod service;
+mod verifik;
