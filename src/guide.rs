@@ -21,7 +21,8 @@
 //! | a store thief | reads the database | records hold a nonce and a key id, never the code or an unkeyed hash of it (a 6-digit code's unkeyed hash falls to 10⁶ guesses). Without the HMAC key, the store reveals no code. It does reveal *which numbers* are being verified: protect it as personal data. |
 //! | a timing observer | measures verify latency | the comparison is constant-time ([`subtle`]); every refusal of `verify` (unknown subject, expired, locked, …) runs the whole wrong-code check on a stand-in record, so it costs what a check costs. `benches/ct.rs` measures both with dudect; the README gives the t statistics, including the small gap (about 1 %) that remains between a known and an unknown subject in the pure engine. A real store adds far larger differences (a miss reads, a check writes): answer every verify after a fixed minimum latency if enumeration by timing matters to you. |
 //! | an enumerator | asks about numbers to learn who is enrolled | [`Error::public`](crate::Error::public) collapses not-found, expired, canceled, already-validated, exhausted and mismatch into one `invalid_code`. |
-//! | an SMS pumper | makes you send many paid messages | 5 sends per validation, 30 s cooldown, 10 sends per subject per hour across validations; cancel-and-restart buys nothing. |
+//! | an SMS pumper | makes you send many paid messages | 5 sends per validation, 30 s cooldown, 10 sends per subject per hour across validations; cancel-and-restart buys nothing. Non-geographic numbers (+800, +808, +870, +878, +881, +882, +883, +888, +979: satellite, international networks, premium) are refused unless a [`PhonePolicy`](crate::PhonePolicy) names their code, and a policy can allow or deny by region (`allow_only(&[1])` then `allow_regions(&["US", "CA"])` keeps Jamaica, the Dominican Republic and the rest of the +1 Caribbean out). |
+//! | a number splitter | writes one number several ways to get several subjects (several failure and send budgets) | every written form of a number is one canonical E.164 value: a trunk prefix after the calling code is dropped only where that country's plan has one, once (`+33 (0)6 …` is `+33 6 …`; `+33 00 6 …` is refused), and a leading `0` that is part of the number (Italy, Côte d'Ivoire, Gabon, …) is kept, so no number is rewritten into another. Without the `phonenumber` feature this holds for the 98 calling codes whose trunk prefix no number begins with; elsewhere (Russia's `8`) two forms can remain two subjects. |
 //! | a malformed-input sender | sends huge, non-ASCII or letter-laden numbers and codes | a guard refuses letters, controls, non-ASCII digits and over-long input before any parsing, with a typed error; malformed codes spend no attempt. Nothing panics on any input (property tests and fuzz targets). |
 //! | a store that lies | returns corrupt or hostile records | [`Record::from_bytes`](crate::Record::from_bytes) checks every field; transitions use saturating arithmetic on counters and instants, so no stored value can cause a panic. |
 //! | a clock that jumps | NTP steps the clock back | expiry is never undone: a terminal record stays terminal, and windows keep their counts when time runs backwards. |
@@ -66,6 +67,14 @@
 //!   not trust; log the full [`Error`](crate::Error) and the
 //!   [`Event`](crate::Event)s. Never log [`Code`](crate::Code)s: their `Debug`
 //!   is redacted, and only `as_str` reads them.
+//! - **Logs**: a [`PhoneNumber`](crate::PhoneNumber) prints masked
+//!   (`+44 7401 ••• 801`) in `Display` and `Debug`, so a number logged by
+//!   accident shows the country and enough for support to recognise it, not
+//!   the number; [`PhoneNumber::e164`](crate::PhoneNumber::e164) is the
+//!   explicit way to the whole number, for the SMS provider and the store.
+//!   So does the `Debug` of a [`SubjectKey`](crate::SubjectKey), which holds
+//!   one; its `Display` (`login:+447401101801`, a store key) does not: do
+//!   not log it.
 //! - **Phone numbers**: parse with a [`PhonePolicy`](crate::PhonePolicy) that
 //!   allows only the countries you serve; that is also the cheapest defence
 //!   against SMS pumping to premium ranges.
