@@ -95,6 +95,60 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that never goes back: it answers the latest instant its inner
+/// clock has given, so within a process an NTP step backwards cannot revive
+/// a code that a `status` already reported expired. Clones share the
+/// high-water mark. Wrap [`SystemClock`] in it:
+/// `Verifier::new(policy, keys, store, MonotonicClock::new(SystemClock))`.
+///
+/// A step backwards holds time still until the inner clock catches up; a
+/// step forwards is taken as is (the engine bounds every stored instant
+/// against the policy, so a forward step that is corrected later gives no
+/// code or lockout more than its length). Across processes, each record
+/// remembers the instant it was last written (see the [guide](crate::guide)).
+/// Instants are kept to the nanosecond within the years 1678–2262.
+///
+/// ```
+/// use otpflow::{Clock, ManualClock, MonotonicClock};
+/// use time::{Duration, macros::datetime};
+///
+/// let inner = ManualClock::new(datetime!(2026-01-01 0:11 UTC));
+/// let clock = MonotonicClock::new(inner.clone());
+/// assert_eq!(clock.now(), datetime!(2026-01-01 0:11 UTC));
+/// inner.advance(Duration::minutes(-6));
+/// assert_eq!(clock.now(), datetime!(2026-01-01 0:11 UTC));
+/// ```
+#[derive(Clone, Debug)]
+pub struct MonotonicClock<C> {
+    inner: C,
+    /// The latest instant given, in nanoseconds since the Unix epoch.
+    latest: Arc<AtomicI64>,
+}
+
+impl<C: Clock> MonotonicClock<C> {
+    /// Wraps `inner`.
+    pub fn new(inner: C) -> Self {
+        Self {
+            inner,
+            latest: Arc::new(AtomicI64::new(i64::MIN)),
+        }
+    }
+
+    /// The wrapped clock.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl<C: Clock> Clock for MonotonicClock<C> {
+    fn now(&self) -> OffsetDateTime {
+        let now = to_nanos(self.inner.now());
+        let before = self.latest.fetch_max(now, Ordering::SeqCst);
+        let nanos = i128::from(before.max(now));
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
 fn to_nanos(t: OffsetDateTime) -> i64 {
     let n = t.unix_timestamp_nanos();
     i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })

@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use std::sync::Arc;
+
 use time::Duration;
 
 use crate::phone::PhoneError;
@@ -29,11 +31,22 @@ use crate::subject::PurposeError;
 /// | [`AlreadyValidated`](Self::AlreadyValidated) | `already_validated` | 409 |
 /// | [`AttemptsExhausted`](Self::AttemptsExhausted) | `max_attempts_reached` | 429 |
 /// | [`Locked`](Self::Locked) | `subject_locked` | 429 |
+/// | [`Blocked`](Self::Blocked) | `subject_blocked` | 429 |
 /// | [`ResendTooSoon`](Self::ResendTooSoon) | `resend_too_soon` | 429 |
 /// | [`SendLimit`](Self::SendLimit) | `send_limit_reached` | 429 |
+/// | [`ResendsSpent`](Self::ResendsSpent) | `resend_limit_reached` | 429 |
 /// | [`Store`](Self::Store) | `store_unavailable` | 503 |
 /// | [`Contention`](Self::Contention) | `contention` | 503 |
-#[derive(Debug)]
+///
+/// It is `Clone` and `PartialEq`, so tests compare it directly:
+///
+/// ```
+/// use otpflow::Error;
+/// let e = Error::CodeMismatch { attempts_left: 2 };
+/// assert_eq!(e.clone(), Error::CodeMismatch { attempts_left: 2 });
+/// assert_ne!(e, Error::Expired);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The phone number was refused; the inner error says why and where.
@@ -58,21 +71,40 @@ pub enum Error {
     AlreadyValidated,
     /// The code's checks are spent; start a new validation.
     AttemptsExhausted,
-    /// The subject reached its failure cap and is locked until the lockout
-    /// ends. Starting again or resending does not lift it.
+    /// The subject's consecutive failures reached a lockout. Starting again
+    /// or resending does not lift it. The validation it ended cannot be
+    /// checked or resent again: once `retry_after` has passed, call
+    /// `start` (which then succeeds, unless the send budget says otherwise).
     Locked {
-        /// Time until the lockout ends.
+        /// Time until the lockout ends and `start` succeeds.
         retry_after: Duration,
     },
-    /// A resend came before the cooldown ended.
+    /// The subject's consecutive failures reached the hard cap
+    /// ([`Policy::failure_hard_cap`](crate::Policy::failure_hard_cap)): no
+    /// time lifts it, only an operator's
+    /// [`unlock`](crate::Verifier::unlock).
+    Blocked,
+    /// A send came before the cooldown ended (or, from `start` on a live
+    /// validation, before the subject's send budget allows one).
     ResendTooSoon {
-        /// Time until a resend is allowed.
+        /// Time until the same call succeeds.
         retry_after: Duration,
     },
-    /// The send budget (per validation, or per subject and window) is spent.
+    /// The send budget is spent: the subject's (sliding, across
+    /// validations), or from `start` on a live validation, that
+    /// validation's.
     SendLimit {
-        /// Time until a send can succeed again.
+        /// Time until the same call succeeds (for `start` on a live
+        /// validation whose sends are spent: when its code expires and a new
+        /// validation can start).
         retry_after: Duration,
+    },
+    /// A `resend` cannot succeed for this validation any more: its sends are
+    /// spent, or the next allowed send would come after its code expires.
+    /// Call `start` once `start_after` has passed.
+    ResendsSpent {
+        /// Time until `start` succeeds.
+        start_after: Duration,
     },
     /// The store failed; the record is as it was.
     Store(StoreError),
@@ -95,8 +127,10 @@ impl Error {
             Self::AlreadyValidated => "already_validated",
             Self::AttemptsExhausted => "max_attempts_reached",
             Self::Locked { .. } => "subject_locked",
+            Self::Blocked => "subject_blocked",
             Self::ResendTooSoon { .. } => "resend_too_soon",
             Self::SendLimit { .. } => "send_limit_reached",
+            Self::ResendsSpent { .. } => "resend_limit_reached",
             Self::Store(_) => "store_unavailable",
             Self::Contention => "contention",
         }
@@ -113,18 +147,52 @@ impl Error {
             Self::AlreadyValidated => 409,
             Self::AttemptsExhausted
             | Self::Locked { .. }
+            | Self::Blocked
             | Self::ResendTooSoon { .. }
-            | Self::SendLimit { .. } => 429,
+            | Self::SendLimit { .. }
+            | Self::ResendsSpent { .. } => 429,
             Self::Store(_) | Self::Contention => 503,
         }
     }
 
-    /// When a retry of the same call can succeed, if time alone will do it.
+    /// When a retry can succeed, if time alone will do it: of the same call
+    /// for [`ResendTooSoon`](Self::ResendTooSoon) and
+    /// [`SendLimit`](Self::SendLimit), of `start` for
+    /// [`Locked`](Self::Locked) and [`ResendsSpent`](Self::ResendsSpent)
+    /// ([`next_call`](Self::next_call) says which).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Locked { retry_after }
             | Self::ResendTooSoon { retry_after }
-            | Self::SendLimit { retry_after } => Some(*retry_after),
+            | Self::SendLimit { retry_after }
+            | Self::ResendsSpent {
+                start_after: retry_after,
+            } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The call to make instead of repeating this one, when repeating it
+    /// cannot succeed: `"start"` after the validation ended (expired,
+    /// canceled, validated, its checks or sends spent, or a lockout), or
+    /// `"unlock"` for a blocked subject (an operator's call).
+    ///
+    /// ```
+    /// use otpflow::Error;
+    /// use time::Duration;
+    /// assert_eq!(Error::ResendsSpent { start_after: Duration::minutes(9) }.next_call(), Some("start"));
+    /// assert_eq!(Error::Blocked.next_call(), Some("unlock"));
+    /// assert_eq!(Error::CodeMismatch { attempts_left: 2 }.next_call(), None);
+    /// ```
+    pub fn next_call(&self) -> Option<&'static str> {
+        match self {
+            Self::Expired
+            | Self::Canceled
+            | Self::AlreadyValidated
+            | Self::AttemptsExhausted
+            | Self::Locked { .. }
+            | Self::ResendsSpent { .. } => Some("start"),
+            Self::Blocked => Some("unlock"),
             _ => None,
         }
     }
@@ -141,9 +209,16 @@ impl Error {
     /// ```
     ///
     /// What it cannot hide: a subject locked by its failure cap answers
-    /// [`PublicError::TooManyRequests`], and an unknown subject never does.
-    /// Only someone who spent (or watched another spend) the subject's
-    /// whole failure budget learns that it exists; rate-limit by client too.
+    /// [`PublicError::TooManyRequests`] (or [`PublicError::Blocked`]), and an
+    /// unknown subject never does. Only someone who spent (or watched
+    /// another spend) a lockout's worth of failures learns that it exists;
+    /// rate-limit by client too. A `retry_after` from a cooldown or a send
+    /// budget is rounded up to whole minutes, so it does not carry the
+    /// instant a code went out.
+    ///
+    /// For `start` and `resend`, answer with
+    /// [`public_send`](Self::public_send) instead: through `public()`, a
+    /// resend on a live validation and on none differ.
     pub fn public(&self) -> PublicError {
         match self {
             Self::InvalidPhone(e) => PublicError::InvalidPhone(e.clone()),
@@ -155,17 +230,69 @@ impl Error {
             | Self::Canceled
             | Self::AlreadyValidated
             | Self::AttemptsExhausted => PublicError::InvalidCode,
-            Self::Locked { retry_after }
-            | Self::ResendTooSoon { retry_after }
-            | Self::SendLimit { retry_after } => PublicError::TooManyRequests {
+            Self::Locked { retry_after } => PublicError::TooManyRequests {
                 retry_after: *retry_after,
+            },
+            Self::Blocked => PublicError::Blocked,
+            Self::ResendTooSoon { retry_after }
+            | Self::SendLimit { retry_after }
+            | Self::ResendsSpent {
+                start_after: retry_after,
+            } => PublicError::TooManyRequests {
+                retry_after: whole_minutes(*retry_after),
             },
             Self::Store(_) | Self::Contention => PublicError::Unavailable,
         }
     }
 
+    /// The answer to give someone who may not hold the number, for a refused
+    /// `start` or `resend`: `Ok(())` means "answer exactly as for a code
+    /// sent" (the caller knows, from the error it keeps, that nothing went
+    /// out and when to try again); `Err` is a refusal that is safe to show.
+    ///
+    /// Every refusal that depends on the subject's state — no validation, a
+    /// live one inside its cooldown or with its sends spent, a terminal
+    /// one, the subject's send budget, a lockout or a block — answers
+    /// `Ok(())`, so nothing tells an outsider whether the number is
+    /// mid-verification, nor when its code went out. Only the caller's own
+    /// bad input and an unavailable service are refused.
+    ///
+    /// ```
+    /// use otpflow::{Error, PublicError};
+    /// use time::Duration;
+    /// // A resend on no validation and one inside the cooldown answer alike:
+    /// assert_eq!(Error::NotFound.public_send(), Ok(()));
+    /// let soon = Error::ResendTooSoon { retry_after: Duration::seconds(18) };
+    /// assert_eq!(soon.public_send(), Ok(()));
+    /// assert_eq!(Error::Contention.public_send(), Err(PublicError::Unavailable));
+    /// ```
+    ///
+    /// # Errors
+    /// The [`public`](Self::public) form of a bad phone number or purpose
+    /// (the caller's own input) or of an unavailable store.
+    pub fn public_send(&self) -> Result<(), PublicError> {
+        match self {
+            Self::InvalidPhone(_)
+            | Self::InvalidPurpose(_)
+            | Self::MalformedCode
+            | Self::Store(_)
+            | Self::Contention => Err(self.public()),
+            Self::NotFound
+            | Self::CodeMismatch { .. }
+            | Self::Expired
+            | Self::Canceled
+            | Self::AlreadyValidated
+            | Self::AttemptsExhausted
+            | Self::Locked { .. }
+            | Self::Blocked
+            | Self::ResendTooSoon { .. }
+            | Self::SendLimit { .. }
+            | Self::ResendsSpent { .. } => Ok(()),
+        }
+    }
+
     pub(crate) fn store<E: std::error::Error + Send + Sync + 'static>(e: E) -> Self {
-        Self::Store(StoreError(Box::new(e)))
+        Self::Store(StoreError(Arc::new(e)))
     }
 }
 
@@ -186,10 +313,11 @@ impl fmt::Display for Error {
             Self::Locked { retry_after } => {
                 write!(
                     f,
-                    "too many failed attempts; locked for {}s",
+                    "too many failed attempts; start again in {}s",
                     ceil_secs(*retry_after)
                 )
             }
+            Self::Blocked => f.write_str("too many failed attempts; the number must be unlocked"),
             Self::ResendTooSoon { retry_after } => {
                 write!(f, "resend too soon; retry in {}s", ceil_secs(*retry_after))
             }
@@ -198,6 +326,13 @@ impl fmt::Display for Error {
                     f,
                     "send limit reached; retry in {}s",
                     ceil_secs(*retry_after)
+                )
+            }
+            Self::ResendsSpent { start_after } => {
+                write!(
+                    f,
+                    "no more resends for this code; start again in {}s",
+                    ceil_secs(*start_after)
                 )
             }
             Self::Store(_) => f.write_str("the store failed"),
@@ -229,6 +364,11 @@ impl From<PurposeError> for Error {
     }
 }
 
+/// `d` rounded up to whole minutes (what `public()` tells of a cooldown).
+fn whole_minutes(d: Duration) -> Duration {
+    Duration::minutes(ceil_secs(d).saturating_add(59) / 60)
+}
+
 /// Seconds, rounded up, for messages (a `retry_after` of 0.2 s says 1 s).
 pub(crate) fn ceil_secs(d: Duration) -> i64 {
     let whole = d.whole_seconds();
@@ -239,10 +379,20 @@ pub(crate) fn ceil_secs(d: Duration) -> i64 {
     }
 }
 
-/// A store's own error, boxed; reach it through
-/// [`source`](std::error::Error::source) or [`inner`](Self::inner).
-#[derive(Debug)]
-pub struct StoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
+/// A store's own error, shared (an `Arc`, so [`Error`] is `Clone`); reach
+/// it through [`source`](std::error::Error::source) or
+/// [`inner`](Self::inner). Two are equal when one is a clone of the other:
+/// store errors have no equality of their own.
+#[derive(Clone, Debug)]
+pub struct StoreError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StoreError {}
 
 impl StoreError {
     /// The store's error.
@@ -274,13 +424,17 @@ pub enum PublicError {
         /// When to come back.
         retry_after: Duration,
     },
+    /// Too many failed attempts: the number is blocked until the service
+    /// unlocks it.
+    Blocked,
     /// Try again later.
     Unavailable,
 }
 
 impl PublicError {
     /// `invalid_phone`'s family (the [`PhoneError`]'s code), `invalid_request`,
-    /// `malformed_code`, `invalid_code`, `too_many_requests` or `unavailable`.
+    /// `malformed_code`, `invalid_code`, `too_many_requests`, `blocked` or
+    /// `unavailable`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidPhone(e) => e.code(),
@@ -288,6 +442,7 @@ impl PublicError {
             Self::MalformedCode => "malformed_code",
             Self::InvalidCode => "invalid_code",
             Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Blocked => "blocked",
             Self::Unavailable => "unavailable",
         }
     }
@@ -297,7 +452,7 @@ impl PublicError {
         match self {
             Self::InvalidPhone(_) | Self::InvalidRequest | Self::MalformedCode => 400,
             Self::InvalidCode => 403,
-            Self::TooManyRequests { .. } => 429,
+            Self::TooManyRequests { .. } | Self::Blocked => 429,
             Self::Unavailable => 503,
         }
     }
@@ -325,6 +480,7 @@ impl fmt::Display for PublicError {
                     ceil_secs(*retry_after)
                 )
             }
+            Self::Blocked => f.write_str("too many failed attempts; contact support"),
             Self::Unavailable => f.write_str("service unavailable; try again"),
         }
     }

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod async_verifier;
+pub mod budget;
 pub mod clock;
 pub mod code;
 pub mod error;
@@ -10,27 +12,36 @@ pub mod error;
 pub mod fuzzing;
 pub mod guide;
 pub mod keys;
+pub mod message;
 pub mod phone;
 pub mod policy;
 pub mod record;
 pub mod store;
 pub mod subject;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod validation;
 pub mod verifier;
 
+pub use async_verifier::AsyncVerifier;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
-pub use clock::{Clock, ManualClock};
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
 pub use error::{Error, PublicError, StoreError};
-pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
-pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
+pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
+pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
-pub use record::{Record, RecordError, State};
-pub use store::{AsyncStore, MemoryStore, Store, Swap, Version};
+pub use record::{Contradiction, Record, RecordError, State};
+// `AsyncStore` stays in `otpflow::store`: `MemoryStore` implements both
+// store traits, and a glob import of both would make its `load` ambiguous.
+pub use store::{MemoryStore, Store, Swap, Transition, Update, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;
 
 /// The random-source traits otpflow takes (`rand_core` 0.10).
 pub use rand_core;
+/// The date and time types otpflow takes and returns (`time` 0.3): use
+/// this re-export so your `OffsetDateTime` and `Duration` are otpflow's.
+pub use time;

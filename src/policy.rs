@@ -31,15 +31,22 @@ pub enum ResendMode {
 /// | [`max_checks`](Self::max_checks) per code | 5 | 1–100 |
 /// | [`max_sends`](Self::max_sends) per validation | 5 | 1–100 |
 /// | [`resend_cooldown`](Self::resend_cooldown) | 30 s | 0 – code lifetime |
-/// | [`failure_cap`](Self::failure_cap) per subject | 20 | 1–10 000 |
-/// | [`failure_window`](Self::failure_window) | 24 h | 1 s – 30 days |
-/// | [`lockout`](Self::lockout) | 1 h | 1 s – 30 days |
+/// | [`failure_cap`](Self::failure_cap): consecutive failures per lockout | 20 | 1–10 000 |
+/// | [`failure_window`](Self::failure_window): failures remembered | 365 days | 1 s – 3650 days |
+/// | [`lockout`](Self::lockout): the first lockout | 1 h | 1 s – 30 days |
+/// | [`lockout_growth`](Self::lockout_growth): each next lockout × | 4 | 1–16 |
+/// | [`max_lockout`](Self::max_lockout) | 7 days | `lockout` – 30 days |
+/// | [`failure_hard_cap`](Self::failure_hard_cap): blocked until unlocked | 100 | 1–1 000 000 |
 /// | [`subject_send_cap`](Self::subject_send_cap) | 10 | ≥ `max_sends`, ≤ 10 000 |
 /// | [`subject_send_window`](Self::subject_send_window) | 1 h | 1 s – 30 days |
 /// | [`resend_mode`](Self::resend_mode) | `SameCode` | |
 ///
-/// Windows are fixed: a window opens at the first event counted in it and
-/// closes `window` later, when the count starts again from zero.
+/// Failures count consecutively until a success: with the defaults, the
+/// 20th, 40th, 60th and 80th failed checks in a row lock the subject for
+/// 1 h, 4 h, 16 h and 64 h, and the 100th (NIST SP 800-63B's figure) blocks
+/// it until [`Verifier::unlock`](crate::Verifier::unlock). The subject's
+/// sends are a sliding budget: no interval of `subject_send_window` holds
+/// more than `subject_send_cap` sends (see [`budget`](crate::budget)).
 ///
 /// ```
 /// use otpflow::{Policy, ResendMode};
@@ -66,6 +73,9 @@ pub struct Policy {
     failure_cap: u32,
     failure_window: Duration,
     lockout: Duration,
+    lockout_growth: u32,
+    max_lockout: Duration,
+    failure_hard_cap: u32,
     subject_send_cap: u32,
     subject_send_window: Duration,
     resend_mode: ResendMode,
@@ -80,8 +90,11 @@ impl Default for Policy {
             max_sends: 5,
             resend_cooldown: Duration::seconds(30),
             failure_cap: 20,
-            failure_window: Duration::hours(24),
+            failure_window: Duration::days(365),
             lockout: Duration::hours(1),
+            lockout_growth: 4,
+            max_lockout: Duration::days(7),
+            failure_hard_cap: 100,
             subject_send_cap: 10,
             subject_send_window: Duration::hours(1),
             resend_mode: ResendMode::SameCode,
@@ -93,8 +106,12 @@ impl Default for Policy {
 pub const MAX_CODE_LIFETIME: Duration = Duration::hours(24);
 /// The longest failure window, lockout or send window.
 pub const MAX_WINDOW: Duration = Duration::days(30);
-const MAX_BUDGET: u32 = 100;
-const MAX_SUBJECT_BUDGET: u32 = 10_000;
+pub(crate) const MAX_BUDGET: u32 = 100;
+pub(crate) const MAX_SUBJECT_BUDGET: u32 = 10_000;
+/// The longest a subject's consecutive failures are remembered without a
+/// new one (ten years).
+pub const MAX_FAILURE_MEMORY: Duration = Duration::days(3650);
+const MAX_HARD_CAP: u32 = 1_000_000;
 
 impl Policy {
     /// A builder that starts from the defaults.
@@ -124,26 +141,42 @@ impl Policy {
     pub fn resend_cooldown(&self) -> Duration {
         self.resend_cooldown
     }
-    /// Failed checks per subject, across validations and resends, within
-    /// [`failure_window`](Self::failure_window), before the subject is locked.
+    /// Consecutive failed checks per subject, across validations, resends
+    /// and lockouts, between two lockouts: every `failure_cap`-th failure in
+    /// a row locks the subject.
     pub fn failure_cap(&self) -> u32 {
         self.failure_cap
     }
-    /// The window in which failed checks are counted.
+    /// How long a subject's consecutive failures are remembered after the
+    /// last one. Only a success, an unlock or this much time without a
+    /// failure resets the count; a blocked subject is never forgotten.
     pub fn failure_window(&self) -> Duration {
         self.failure_window
     }
-    /// How long a subject stays locked once it reaches the failure cap.
+    /// How long the first lockout lasts.
     pub fn lockout(&self) -> Duration {
         self.lockout
     }
-    /// Sends per subject, across validations, within
+    /// How much longer each lockout is than the one before (1: all equal).
+    pub fn lockout_growth(&self) -> u32 {
+        self.lockout_growth
+    }
+    /// The longest lockout (never less than [`lockout`](Self::lockout)).
+    pub fn max_lockout(&self) -> Duration {
+        self.max_lockout.max(self.lockout)
+    }
+    /// Consecutive failures at which the subject is blocked until an
+    /// operator unlocks it (default 100, NIST SP 800-63B's ceiling).
+    pub fn failure_hard_cap(&self) -> u32 {
+        self.failure_hard_cap
+    }
+    /// Sends per subject, across validations, in any interval of
     /// [`subject_send_window`](Self::subject_send_window): canceling and
     /// starting again never buys more messages than this.
     pub fn subject_send_cap(&self) -> u32 {
         self.subject_send_cap
     }
-    /// The window in which sends per subject are counted.
+    /// The sliding window over which sends per subject are capped.
     pub fn subject_send_window(&self) -> Duration {
         self.subject_send_window
     }
@@ -184,12 +217,19 @@ impl PolicyBuilder {
         max_sends: u32;
         /// Time between sends, from zero up to the code lifetime.
         resend_cooldown: Duration;
-        /// Failed checks per subject before a lockout, 1–10 000.
+        /// Consecutive failed checks per subject between lockouts, 1–10 000.
         failure_cap: u32;
-        /// Window for counting failures, 1 s – 30 days.
+        /// How long failures are remembered after the last, 1 s – 3650 days.
         failure_window: Duration;
-        /// Length of a lockout, 1 s – 30 days.
+        /// Length of the first lockout, 1 s – 30 days.
         lockout: Duration;
+        /// Growth of each next lockout, 1–16 (1 turns escalation off).
+        lockout_growth: u32;
+        /// The longest lockout, up to 30 days (raised to `lockout` if less).
+        max_lockout: Duration;
+        /// Consecutive failures that block the subject until unlocked,
+        /// 1–1 000 000.
+        failure_hard_cap: u32;
         /// Sends per subject per window, from `max_sends` to 10 000.
         subject_send_cap: u32;
         /// Window for counting sends per subject, 1 s – 30 days.
@@ -205,7 +245,7 @@ impl PolicyBuilder {
     pub fn build(self) -> Result<Policy, PolicyError> {
         let p = self.policy;
         let second = Duration::SECOND;
-        let checks: [(bool, PolicyError); 10] = [
+        let checks: [(bool, PolicyError); 13] = [
             (
                 (4..=10).contains(&p.code_length),
                 PolicyError::CodeLength(p.code_length),
@@ -231,10 +271,22 @@ impl PolicyBuilder {
                 PolicyError::OutOfRange("failure_cap"),
             ),
             (
-                in_window(p.failure_window),
+                p.failure_window >= second && p.failure_window <= MAX_FAILURE_MEMORY,
                 PolicyError::OutOfRange("failure_window"),
             ),
             (in_window(p.lockout), PolicyError::OutOfRange("lockout")),
+            (
+                (1..=16).contains(&p.lockout_growth),
+                PolicyError::OutOfRange("lockout_growth"),
+            ),
+            (
+                !p.max_lockout.is_negative() && p.max_lockout <= MAX_WINDOW,
+                PolicyError::OutOfRange("max_lockout"),
+            ),
+            (
+                (1..=MAX_HARD_CAP).contains(&p.failure_hard_cap),
+                PolicyError::OutOfRange("failure_hard_cap"),
+            ),
             (
                 (p.max_sends..=MAX_SUBJECT_BUDGET).contains(&p.subject_send_cap),
                 PolicyError::OutOfRange("subject_send_cap"),
@@ -316,9 +368,15 @@ mod tests {
         );
         range(b().lockout(Duration::ZERO).build(), "lockout");
         range(
-            b().failure_window(Duration::days(31)).build(),
+            b().failure_window(Duration::days(3651)).build(),
             "failure_window",
         );
+        range(b().lockout_growth(0).build(), "lockout_growth");
+        range(b().lockout_growth(17).build(), "lockout_growth");
+        range(b().max_lockout(Duration::days(31)).build(), "max_lockout");
+        range(b().failure_hard_cap(0).build(), "failure_hard_cap");
+        let short = b().max_lockout(Duration::ZERO).build().expect("raised");
+        assert_eq!(short.max_lockout(), short.lockout());
         range(b().max_sends(20).build(), "subject_send_cap");
         assert!(b().code_lifetime(Duration::hours(24)).build().is_ok());
     }

@@ -13,6 +13,7 @@ use core::fmt;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::budget::{Guesses, SendRate};
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::subject::Channel;
@@ -81,17 +82,27 @@ impl fmt::Display for State {
     }
 }
 
+/// The code derivation a validation's code comes from. Records written by
+/// version 1 of the encoding all use derivation 1.
+pub(crate) const DERIVATION_V1: u8 = 1;
+
 /// One validation: the nonce and key that derive its code, and its budgets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Validation {
     pub(crate) state: State,
     pub(crate) channel: Channel,
+    /// Which code derivation the validation's code comes from.
+    pub(crate) derivation: u8,
     pub(crate) key_id: KeyId,
     pub(crate) nonce: [u8; NONCE_LEN],
+    /// When it started (rounded down to the second).
     pub(crate) created_at: OffsetDateTime,
+    /// When its code last went out (rounded up: a cooldown never shortens).
     pub(crate) last_sent_at: OffsetDateTime,
+    /// When its code stops working (rounded up: an expiry never moves
+    /// earlier).
     pub(crate) expires_at: OffsetDateTime,
-    /// When the validation reached its terminal state.
+    /// When the validation reached its terminal state (rounded down).
     pub(crate) ended_at: Option<OffsetDateTime>,
     /// Checks spent on the current code.
     pub(crate) checks: u32,
@@ -99,52 +110,12 @@ pub(crate) struct Validation {
     pub(crate) sends: u32,
 }
 
-/// A count within a fixed window that opens at its first event.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Window {
-    pub(crate) count: u32,
-    pub(crate) since: Option<OffsetDateTime>,
-}
-
-impl Window {
-    /// The count that still applies at `now`. A clock that went backwards
-    /// keeps the count: that errs on the side of refusing.
-    pub(crate) fn count_at(&self, now: OffsetDateTime, window: Duration) -> u32 {
-        match self.since {
-            Some(since) if now < later(since, window) => self.count,
-            _ => 0,
-        }
-    }
-
-    /// Counts one event at `now`.
-    pub(crate) fn add(&mut self, now: OffsetDateTime, window: Duration) {
-        if self.count_at(now, window) == 0 {
-            *self = Self {
-                count: 0,
-                since: Some(now),
-            };
-        }
-        self.count = self.count.saturating_add(1);
-    }
-
-    /// When the current window closes.
-    pub(crate) fn closes_at(&self, window: Duration) -> Option<OffsetDateTime> {
-        self.since.map(|s| later(s, window))
-    }
-}
-
-/// The subject's budgets that outlive any one validation.
+/// The subject's budgets that outlive any one validation (see
+/// [`budget`](crate::budget)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Ledger {
-    pub(crate) failures: Window,
-    pub(crate) sends: Window,
-    pub(crate) locked_until: Option<OffsetDateTime>,
-}
-
-impl Ledger {
-    pub(crate) fn locked_at(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.locked_until.filter(|&until| now < until)
-    }
+    pub(crate) guesses: Guesses,
+    pub(crate) sends: SendRate,
 }
 
 /// Everything a store keeps for one subject (purpose + phone number): the
@@ -153,26 +124,64 @@ impl Ledger {
 /// Records are made only by the [`Engine`](crate::Engine)'s transitions and
 /// by [`Record::from_bytes`]; their content is private. A store needs only
 /// [`expires_at`](Self::expires_at), to know when a record may be dropped.
+///
+/// Instants are kept in whole seconds. Where one is rounded, it is rounded
+/// the way that never gives more: an expiry, a lockout's end or the last
+/// send (the start of a cooldown) round up, the moments something happened
+/// round down. A code may so live up to a second longer than its lifetime,
+/// never shorter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// The number of the current validation within this subject.
     pub(crate) generation: u32,
     pub(crate) current: Option<Validation>,
     pub(crate) ledger: Ledger,
+    /// The instant of the write that stored this record (rounded down).
+    pub(crate) written_at: OffsetDateTime,
 }
 
 impl Record {
+    /// A record with no validation, as for a subject never seen.
+    pub(crate) fn empty() -> Self {
+        Self {
+            generation: 0,
+            current: None,
+            ledger: Ledger::default(),
+            written_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
     /// The latest instant at which this record still matters. Past it, the
     /// record may be dropped and behaves like an absent one, except that
     /// [`Error::AlreadyValidated`](crate::Error::AlreadyValidated) becomes
-    /// [`Error::NotFound`](crate::Error::NotFound): the validation, the failure
-    /// window, the send window and any lockout are all over. Use it as a TTL.
+    /// [`Error::NotFound`](crate::Error::NotFound): the validation, the send
+    /// rate, any lockout and the memory of consecutive failures are all over.
+    /// A subject blocked at its hard failure cap never expires (only
+    /// `unlock` opens it). Use it as a TTL.
+    ///
+    /// Each instant counted is bounded by the instant the record was written
+    /// plus the longest time the policy gives it, so a record written under
+    /// a clock that had jumped ahead does not live for the jump.
     pub fn expires_at(&self, policy: &crate::Policy) -> OffsetDateTime {
+        let g = &self.ledger.guesses;
+        if g.blocked(policy) {
+            return MAX_INSTANT;
+        }
+        let w = self.written_at;
+        let slack = Duration::SECOND;
+        let bound = |t: OffsetDateTime, most: Duration| t.min(later(w, most + slack));
+        let (burst, interval) = crate::budget::send_rate(policy);
+        let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
+        let forget = |last: OffsetDateTime| later(last, policy.failure_window());
         let candidates = [
-            self.current.as_ref().map(|v| v.expires_at),
-            self.ledger.failures.closes_at(policy.failure_window()),
-            self.ledger.sends.closes_at(policy.subject_send_window()),
-            self.ledger.locked_until,
+            self.current
+                .as_ref()
+                .map(|v| bound(v.expires_at, policy.code_lifetime())),
+            self.ledger.sends.tat.map(|t| bound(t, bucket)),
+            g.locked_until.map(|t| bound(t, policy.max_lockout())),
+            g.last_failure_at
+                .filter(|_| g.failures > 0)
+                .map(|t| forget(t.min(later(w, slack)))),
         ];
         candidates
             .into_iter()
@@ -193,102 +202,255 @@ impl Record {
         self.generation
     }
 
-    /// Encodes the record for a byte store. Version 1 layout, big-endian:
-    /// version, generation, the validation (if any), then the ledger;
-    /// instants as Unix nanoseconds (`i128`).
+    /// The record as it may be trusted at `now` under `policy`: the one place
+    /// where stored instants are bounded against the clock and the policy.
+    ///
+    /// - what happened (created, last sent, ended, the last failure) happened
+    ///   no later than `now`;
+    /// - a code lives at most [`code_lifetime`](crate::Policy::code_lifetime)
+    ///   past `now`, a lockout at most as long as the lockout the failure
+    ///   count earned, the send bucket holds at most its burst;
+    /// - a record written after `now` (under a clock that was ahead and has
+    ///   since been set back) owes what its lockout and send budget owed at
+    ///   that write, counted from `now`;
+    /// - the instant of the last write is kept: a `Sent` validation whose
+    ///   bounded expiry is at or before it is dead (its code was issued
+    ///   under a clock that has since been set back past its expiry).
+    ///
+    /// A clock that jumped ahead and was corrected so leaves no record with
+    /// a year of life or a year of lockout, and the next write stores the
+    /// bounded values (so the TTL follows them).
+    pub(crate) fn bounded(&self, now: OffsetDateTime, policy: &crate::Policy) -> Self {
+        let mut r = self.clone();
+        let (floor_now, ceil_now) = (floor_s(now), ceil_s(now));
+        // A record written after `now` (a clock that was ahead, since set
+        // back) keeps what its budgets owed at that write, counted from now.
+        let ahead = until(floor_now, r.written_at);
+        let back = |t: OffsetDateTime| later(t, -ahead);
+        if let Some(v) = r.current.as_mut() {
+            v.created_at = v.created_at.min(floor_now);
+            v.last_sent_at = v.last_sent_at.min(ceil_now);
+            v.ended_at = v.ended_at.map(|t| t.min(floor_now));
+            v.expires_at = v.expires_at.min(ceil_s(later(now, policy.code_lifetime())));
+        }
+        let g = &mut r.ledger.guesses;
+        g.last_failure_at = g.last_failure_at.map(|t| back(t).min(ceil_now));
+        // A lockout lasts at most as long as the one the count earned.
+        let nth = (g.failures / policy.failure_cap()).max(1);
+        let longest = crate::budget::lockout(policy, nth);
+        g.locked_until = g
+            .locked_until
+            .map(|t| back(t).min(ceil_s(later(now, longest))));
+        let (burst, interval) = crate::budget::send_rate(policy);
+        let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
+        let s = &mut r.ledger.sends;
+        s.tat = s.tat.map(|t| back(t).min(later(ceil_now, bucket)));
+        r
+    }
+
+    /// True when the validation is `Sent`, before its expiry and written
+    /// before it.
+    pub(crate) fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.current.as_ref().is_some_and(|v| {
+            v.state == State::Sent && now < v.expires_at && self.written_at < v.expires_at
+        })
+    }
+
+    /// Encodes the record for a byte store (version 2 layout, big-endian,
+    /// no padding; 75 bytes for a live validation):
+    ///
+    /// | field | bytes |
+    /// |---|---|
+    /// | version (2) | 1 |
+    /// | generation | 4 |
+    /// | flags: validation, ended, last failure, lockout, send bucket | 1 |
+    /// | validation: state, channel, derivation, key id, nonce | 1 + 1 + 1 + 4 + 16 |
+    /// | created, last sent, expires, ended (if flagged) | 8 each |
+    /// | checks, sends | 1 + 1 |
+    /// | consecutive failures | 4 |
+    /// | last failure, lockout end, send bucket's TAT (if flagged) | 8 each |
+    /// | written at | 8 |
+    ///
+    /// Instants are Unix seconds (`i64`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(160);
+        let mut out = Vec::with_capacity(96);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.generation.to_be_bytes());
-        match &self.current {
-            None => out.push(0),
-            Some(v) => {
-                out.push(1);
-                out.push(v.state.to_byte());
-                out.push(v.channel.to_byte());
-                out.extend_from_slice(&v.key_id.0.to_be_bytes());
-                out.extend_from_slice(&v.nonce);
-                put_time(&mut out, v.created_at);
-                put_time(&mut out, v.last_sent_at);
-                put_time(&mut out, v.expires_at);
-                put_opt_time(&mut out, v.ended_at);
-                out.extend_from_slice(&v.checks.to_be_bytes());
-                out.extend_from_slice(&v.sends.to_be_bytes());
+        let g = &self.ledger.guesses;
+        let v = self.current.as_ref();
+        let flags = [
+            v.is_some(),
+            v.is_some_and(|v| v.ended_at.is_some()),
+            g.last_failure_at.is_some(),
+            g.locked_until.is_some(),
+            self.ledger.sends.tat.is_some(),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0u8, |acc, (bit, &set)| acc | (u8::from(set) << bit));
+        out.push(flags);
+        if let Some(v) = v {
+            out.push(v.state.to_byte());
+            out.push(v.channel.to_byte());
+            out.push(v.derivation);
+            out.extend_from_slice(&v.key_id.0.to_be_bytes());
+            out.extend_from_slice(&v.nonce);
+            for t in [
+                Some(v.created_at),
+                Some(v.last_sent_at),
+                Some(v.expires_at),
+                v.ended_at,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                put_secs(&mut out, t);
             }
+            // Both are at most 100 (the policy's ceiling; checked on decode).
+            out.push(u8::try_from(v.checks).unwrap_or(u8::MAX));
+            out.push(u8::try_from(v.sends).unwrap_or(u8::MAX));
         }
-        for w in [self.ledger.failures, self.ledger.sends] {
-            out.extend_from_slice(&w.count.to_be_bytes());
-            put_opt_time(&mut out, w.since);
+        out.extend_from_slice(&g.failures.to_be_bytes());
+        for t in [g.last_failure_at, g.locked_until, self.ledger.sends.tat]
+            .into_iter()
+            .flatten()
+        {
+            put_secs(&mut out, t);
         }
-        put_opt_time(&mut out, self.ledger.locked_until);
+        put_secs(&mut out, self.written_at);
         out
     }
 
-    /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
+    /// Decodes what [`to_bytes`](Self::to_bytes) wrote, and what version 1
+    /// (the first release's encoding) wrote.
+    ///
+    /// A record from a store is input from outside: beyond the ranges of
+    /// its fields, the decoder refuses records no transition writes (see
+    /// [`RecordError::Contradiction`]).
+    ///
+    /// Version 1 records keep their validation, their lockout and their
+    /// failure count (as consecutive failures; a subject locked under
+    /// version 1 counts one). Their fixed send window is not carried over:
+    /// the send bucket starts full.
     ///
     /// # Errors
     /// [`RecordError`] for an unknown version, a truncated or over-long input,
-    /// an unknown state or channel, or an instant out of range.
+    /// an unknown state or channel, an instant out of range, or a
+    /// contradiction.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut r = Reader { bytes };
-        if r.u8()? != FORMAT_VERSION {
-            return Err(RecordError::Version);
-        }
-        let generation = r.u32()?;
-        let current = match r.u8()? {
-            0 => None,
-            1 => Some(Validation {
-                state: State::from_byte(r.u8()?).ok_or(RecordError::Invalid("state"))?,
-                channel: Channel::from_byte(r.u8()?).ok_or(RecordError::Invalid("channel"))?,
-                key_id: KeyId(r.u32()?),
-                nonce: r.array()?,
-                created_at: r.time()?,
-                last_sent_at: r.time()?,
-                expires_at: r.time()?,
-                ended_at: r.opt_time()?,
-                checks: r.u32()?,
-                sends: r.u32()?,
-            }),
-            _ => return Err(RecordError::Invalid("validation flag")),
+        let record = match r.u8()? {
+            1 => r.v1()?,
+            FORMAT_VERSION => r.v2()?,
+            _ => return Err(RecordError::Version),
         };
-        let mut window = || -> Result<Window, RecordError> {
-            Ok(Window {
-                count: r.u32()?,
-                since: r.opt_time()?,
-            })
-        };
-        let failures = window()?;
-        let sends = window()?;
-        let locked_until = r.opt_time()?;
         if !r.bytes.is_empty() {
             return Err(RecordError::TrailingBytes);
         }
-        Ok(Self {
-            generation,
-            current,
-            ledger: Ledger {
-                failures,
-                sends,
-                locked_until,
-            },
-        })
+        record.check()?;
+        Ok(record)
     }
-}
 
-const FORMAT_VERSION: u8 = 1;
-
-fn put_time(out: &mut Vec<u8>, t: OffsetDateTime) {
-    out.extend_from_slice(&t.unix_timestamp_nanos().to_be_bytes());
-}
-
-fn put_opt_time(out: &mut Vec<u8>, t: Option<OffsetDateTime>) {
-    match t {
-        None => out.push(0),
-        Some(t) => {
-            out.push(1);
-            put_time(out, t);
+    /// Refuses what no transition writes.
+    fn check(&self) -> Result<(), RecordError> {
+        use Contradiction as C;
+        let fail = |c: C| Err(RecordError::Contradiction(c));
+        let w = self.written_at;
+        let soon = later(w, Duration::SECOND);
+        let g = &self.ledger.guesses;
+        match (&self.current, self.generation) {
+            (None, 0) | (Some(_), 1..) => {}
+            (None, _) => return fail(C::GenerationWithoutValidation),
+            (Some(_), 0) => return fail(C::ValidationAtGenerationZero),
         }
+        if let Some(v) = &self.current {
+            if (v.state == State::Sent) != v.ended_at.is_none() {
+                return fail(C::EndTime);
+            }
+            if v.created_at > v.last_sent_at || v.created_at > w || v.last_sent_at > soon {
+                return fail(C::SendTime);
+            }
+            if v.expires_at <= v.created_at
+                || v.expires_at > later(v.last_sent_at, crate::policy::MAX_CODE_LIFETIME)
+            {
+                return fail(C::Expiry);
+            }
+            if v.ended_at.is_some_and(|e| e < v.created_at || e > w) {
+                return fail(C::EndTime);
+            }
+            if v.state == State::Sent && w >= v.expires_at {
+                return fail(C::Expiry);
+            }
+            if v.checks > MAX_BUDGET || v.sends == 0 || v.sends > MAX_BUDGET {
+                return fail(C::Counter);
+            }
+            if v.derivation == 0 {
+                return fail(C::Derivation);
+            }
+            if v.state == State::Validated && g.failures > 0 {
+                return fail(C::FailuresAfterSuccess);
+            }
+        }
+        if (g.failures == 0) != g.last_failure_at.is_none()
+            || g.last_failure_at.is_some_and(|t| t > soon)
+        {
+            return fail(C::Failures);
+        }
+        if g.locked_until.is_some_and(|t| {
+            g.failures == 0 || t > later(w, crate::policy::MAX_WINDOW + Duration::SECOND)
+        }) {
+            return fail(C::Lockout);
+        }
+        let widest = crate::policy::MAX_WINDOW
+            .saturating_mul(i32::try_from(MAX_SUBJECT_BUDGET).unwrap_or(i32::MAX));
+        if self
+            .ledger
+            .sends
+            .tat
+            .is_some_and(|t| t > later(soon, widest))
+        {
+            return fail(C::SendBucket);
+        }
+        Ok(())
     }
+}
+
+const FORMAT_VERSION: u8 = 2;
+use crate::policy::{MAX_BUDGET, MAX_SUBJECT_BUDGET};
+
+/// `t` rounded down to the second.
+pub(crate) fn floor_s(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// `t` rounded up to the second (saturating at the last instant).
+pub(crate) fn ceil_s(t: OffsetDateTime) -> OffsetDateTime {
+    if t.nanosecond() == 0 {
+        t
+    } else {
+        later(floor_s(t), Duration::SECOND)
+    }
+}
+
+/// `now` as the engine takes it: in UTC, and within the instants a record
+/// can hold (from the Unix epoch to the year 9000, which leaves room for
+/// every deadline the policy can add). Every engine call passes its `now`
+/// through here first.
+pub(crate) fn normalize_now(now: OffsetDateTime) -> OffsetDateTime {
+    // Through the Unix timestamp, not `to_offset`, which panics when the
+    // instant has no UTC date in range.
+    let nanos = now.unix_timestamp_nanos();
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .unwrap_or(if nanos < 0 {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            MAX_NOW
+        })
+        .clamp(OffsetDateTime::UNIX_EPOCH, MAX_NOW)
+}
+
+fn put_secs(out: &mut Vec<u8>, t: OffsetDateTime) {
+    out.extend_from_slice(&t.unix_timestamp().to_be_bytes());
 }
 
 struct Reader<'a> {
@@ -310,15 +472,140 @@ impl Reader<'_> {
     fn u32(&mut self) -> Result<u32, RecordError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
-    fn time(&mut self) -> Result<OffsetDateTime, RecordError> {
+    fn state(&mut self) -> Result<State, RecordError> {
+        State::from_byte(self.u8()?).ok_or(RecordError::Invalid("state"))
+    }
+    fn channel(&mut self) -> Result<Channel, RecordError> {
+        Channel::from_byte(self.u8()?).ok_or(RecordError::Invalid("channel"))
+    }
+    /// Version 2: Unix seconds, within the codec's range.
+    fn secs(&mut self) -> Result<OffsetDateTime, RecordError> {
+        let secs = i64::from_be_bytes(self.array()?);
+        OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .filter(|t| (OffsetDateTime::UNIX_EPOCH..=MAX_INSTANT).contains(t))
+            .ok_or(RecordError::Invalid("instant"))
+    }
+    fn opt_secs(&mut self, present: bool) -> Result<Option<OffsetDateTime>, RecordError> {
+        present.then(|| self.secs()).transpose()
+    }
+
+    fn v2(&mut self) -> Result<Record, RecordError> {
+        let generation = self.u32()?;
+        let flags = self.u8()?;
+        if flags >> 5 != 0 {
+            return Err(RecordError::Invalid("flags"));
+        }
+        let flag = |bit: u8| flags & (1 << bit) != 0;
+        if !flag(0) && flag(1) {
+            return Err(RecordError::Invalid("flags"));
+        }
+        let current = if flag(0) {
+            Some(Validation {
+                state: self.state()?,
+                channel: self.channel()?,
+                derivation: self.u8()?,
+                key_id: KeyId(self.u32()?),
+                nonce: self.array()?,
+                created_at: self.secs()?,
+                last_sent_at: self.secs()?,
+                expires_at: self.secs()?,
+                ended_at: self.opt_secs(flag(1))?,
+                checks: u32::from(self.u8()?),
+                sends: u32::from(self.u8()?),
+            })
+        } else {
+            None
+        };
+        let failures = self.u32()?;
+        let guesses = Guesses {
+            failures,
+            last_failure_at: self.opt_secs(flag(2))?,
+            locked_until: self.opt_secs(flag(3))?,
+        };
+        let sends = SendRate {
+            tat: self.opt_secs(flag(4))?,
+        };
+        Ok(Record {
+            generation,
+            current,
+            ledger: Ledger { guesses, sends },
+            written_at: self.secs()?,
+        })
+    }
+
+    /// Version 1: instants as Unix nanoseconds (`i128`), fixed windows.
+    fn v1(&mut self) -> Result<Record, RecordError> {
+        let generation = self.u32()?;
+        let current = match self.u8()? {
+            0 => None,
+            1 => Some(Validation {
+                state: self.state()?,
+                channel: self.channel()?,
+                derivation: DERIVATION_V1,
+                key_id: KeyId(self.u32()?),
+                nonce: self.array()?,
+                created_at: floor_s(self.nanos()?),
+                last_sent_at: ceil_s(self.nanos()?),
+                expires_at: ceil_s(self.nanos()?),
+                ended_at: self.opt_nanos()?.map(floor_s),
+                checks: self.u32()?,
+                sends: self.u32()?,
+            }),
+            _ => return Err(RecordError::Invalid("validation flag")),
+        };
+        let failures = self.u32()?;
+        let failures_since = self.opt_nanos()?;
+        let _send_count = self.u32()?;
+        let sends_since = self.opt_nanos()?;
+        let locked_until = self.opt_nanos()?.map(ceil_s);
+        // Version 1 kept no write instant: the latest instant it holds
+        // that marks something that happened stands in for it.
+        let happened = [
+            current.as_ref().map(|v| v.created_at),
+            current.as_ref().map(|v| floor_s(v.last_sent_at)),
+            current.as_ref().and_then(|v| v.ended_at),
+            failures_since.map(floor_s),
+            sends_since.map(floor_s),
+        ];
+        let written_at = happened
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let validated = current.as_ref().is_some_and(|v| v.state.is_validated());
+        // A version 1 lockout reset the count; the lock stands for one.
+        let failures = match (validated, locked_until) {
+            (true, _) => 0,
+            (false, Some(_)) => failures.max(1),
+            (false, None) => failures,
+        };
+        let guesses = Guesses {
+            failures,
+            last_failure_at: (failures > 0).then_some(written_at),
+            locked_until,
+        };
+        Ok(Record {
+            generation,
+            current,
+            ledger: Ledger {
+                guesses,
+                sends: SendRate::default(),
+            },
+            written_at,
+        })
+    }
+    fn nanos(&mut self) -> Result<OffsetDateTime, RecordError> {
         let nanos = i128::from_be_bytes(self.array()?);
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .map_err(|_| RecordError::Invalid("instant"))
+            .ok()
+            .filter(|t| (OffsetDateTime::UNIX_EPOCH..=MAX_INSTANT).contains(t))
+            .ok_or(RecordError::Invalid("instant"))
     }
-    fn opt_time(&mut self) -> Result<Option<OffsetDateTime>, RecordError> {
+    fn opt_nanos(&mut self) -> Result<Option<OffsetDateTime>, RecordError> {
         match self.u8()? {
             0 => Ok(None),
-            1 => self.time().map(Some),
+            1 => self.nanos().map(Some),
             _ => Err(RecordError::Invalid("option flag")),
         }
     }
@@ -336,6 +623,43 @@ pub enum RecordError {
     TrailingBytes,
     /// A field holds a value no record can have.
     Invalid(&'static str),
+    /// The fields are each in range but contradict each other: no
+    /// transition writes such a record.
+    Contradiction(Contradiction),
+}
+
+/// Which fields of a record contradict each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Contradiction {
+    /// A validation at generation 0 (the first validation is 1).
+    ValidationAtGenerationZero,
+    /// A generation past 0 without its validation.
+    GenerationWithoutValidation,
+    /// A `Sent` validation with an end time, a terminal one without, or an
+    /// end before the start or after the last write.
+    EndTime,
+    /// Created after its last send, or sent after the record was written.
+    SendTime,
+    /// An expiry not after the creation, further from the last send than
+    /// the longest code lifetime, or a `Sent` validation written at or
+    /// after its own expiry.
+    Expiry,
+    /// Checks or sends beyond any policy's budget, or a validation never
+    /// sent.
+    Counter,
+    /// Derivation 0, which no release writes.
+    Derivation,
+    /// A validated validation with failures counted after it (a success
+    /// resets the count).
+    FailuresAfterSuccess,
+    /// A failure count without the time of the last failure, or the
+    /// reverse, or a last failure after the last write.
+    Failures,
+    /// A lockout without failures, or longer than any policy's longest.
+    Lockout,
+    /// A send bucket further ahead than any policy fills it.
+    SendBucket,
 }
 
 impl fmt::Display for RecordError {
@@ -345,6 +669,7 @@ impl fmt::Display for RecordError {
             Self::Truncated => f.write_str("record bytes end early"),
             Self::TrailingBytes => f.write_str("bytes remain after the record"),
             Self::Invalid(field) => write!(f, "record field `{field}` holds an impossible value"),
+            Self::Contradiction(c) => write!(f, "record fields contradict each other: {c:?}"),
         }
     }
 }
@@ -368,53 +693,69 @@ pub(crate) fn until(a: OffsetDateTime, b: OffsetDateTime) -> Duration {
     if d.is_negative() { Duration::ZERO } else { d }
 }
 
-const MAX_INSTANT: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59.999_999_999 UTC);
+/// The last instant a record holds.
+pub(crate) const MAX_INSTANT: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+/// The last `now` the engine works with (see [`normalize_now`]).
+pub(crate) const MAX_NOW: OffsetDateTime = time::macros::datetime!(9000-01-01 0:00 UTC);
 const MIN_INSTANT: OffsetDateTime = time::macros::datetime!(-9999-01-01 0:00 UTC);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
+
+    const T: OffsetDateTime = datetime!(2024-11-22 12:00 UTC);
 
     fn sample() -> Record {
-        let t = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
         Record {
             generation: 7,
             current: Some(Validation {
                 state: State::Locked,
                 channel: Channel::Whatsapp,
+                derivation: DERIVATION_V1,
                 key_id: KeyId(3),
                 nonce: [5; NONCE_LEN],
-                created_at: t,
-                last_sent_at: t + Duration::seconds(40),
-                expires_at: t + Duration::minutes(10),
-                ended_at: Some(t + Duration::minutes(2)),
+                created_at: T,
+                last_sent_at: T + Duration::seconds(40),
+                expires_at: T + Duration::minutes(10),
+                ended_at: Some(T + Duration::minutes(2)),
                 checks: 5,
                 sends: 2,
             }),
             ledger: Ledger {
-                failures: Window {
-                    count: 4,
-                    since: Some(t),
+                guesses: Guesses {
+                    failures: 4,
+                    last_failure_at: Some(T + Duration::minutes(2)),
+                    locked_until: Some(T + Duration::hours(1)),
                 },
-                sends: Window {
-                    count: 2,
-                    since: Some(t),
+                sends: SendRate {
+                    tat: Some(T + Duration::minutes(20)),
                 },
-                locked_until: None,
             },
+            written_at: T + Duration::minutes(2),
         }
+    }
+
+    fn live() -> Record {
+        let mut r = sample();
+        if let Some(v) = r.current.as_mut() {
+            v.state = State::Sent;
+            v.ended_at = None;
+            v.checks = 0;
+            v.sends = 1;
+        }
+        r.ledger.guesses = Guesses::default();
+        r.written_at = T + Duration::seconds(40);
+        r
     }
 
     #[test]
     fn round_trip() {
-        let r = sample();
-        assert_eq!(Record::from_bytes(&r.to_bytes()), Ok(r));
-        let empty = Record {
-            generation: 0,
-            current: None,
-            ledger: Ledger::default(),
-        };
-        assert_eq!(Record::from_bytes(&empty.to_bytes()), Ok(empty));
+        for r in [sample(), live(), Record::empty()] {
+            assert_eq!(Record::from_bytes(&r.to_bytes()), Ok(r));
+        }
+        // The memory goal: at most 96 bytes for a live validation.
+        assert_eq!(live().to_bytes().len(), 75);
     }
 
     #[test]
@@ -427,8 +768,235 @@ mod tests {
         long.push(0);
         assert_eq!(Record::from_bytes(&long), Err(RecordError::TrailingBytes));
         let mut bad = bytes;
-        bad[0] = 2;
+        bad[0] = 3;
         assert_eq!(Record::from_bytes(&bad), Err(RecordError::Version));
+    }
+
+    /// Written by version 1 (the code before format 2).
+    const V1_STARTED: &str = concat!(
+        "0100000001010000000000031bdd9566764604029776c8d223b8290700000000",
+        "0000000018ea5c38bed33280000000000000000018ea5c38bed3328000000000",
+        "0000000018ea5cc4719ca2800000000000000000010000000000000000010100",
+        "0000000000000018ea5c38bed3328000",
+    );
+    /// Written by version 1 (the code before format 2).
+    const V1_ONE_FAILURE: &str = concat!(
+        "0100000001010000000000031bdd9566764604029776c8d223b8290700000000",
+        "0000000018ea5c38bed33280000000000000000018ea5c38bed3328000000000",
+        "0000000018ea5cc4719ca2800000000001000000010000000101000000000000",
+        "000018ea5c39e8d924800000000101000000000000000018ea5c38bed3328000",
+    );
+    /// Written by version 1 (the code before format 2).
+    const V1_LOCKED: &str = concat!(
+        "0100000001010300000000031bdd9566764604029776c8d223b8290700000000",
+        "0000000018ea5c38bed33280000000000000000018ea5c38bed3328000000000",
+        "0000000018ea5cc4719ca28001000000000000000018ea5c3a600eb880000000",
+        "020000000100000000000000000101000000000000000018ea5c38bed3328001",
+        "000000000000000018ea5f8090c75880",
+    );
+    /// Written by version 1 (the code before format 2).
+    const V1_CANCELED: &str = concat!(
+        "0100000001010400000000031bdd9566764604029776c8d223b8290700000000",
+        "0000000018ea5c38bed33280000000000000000018ea5c38bed3328000000000",
+        "0000000018ea5cc4719ca28001000000000000000018ea5c3ad7444c80000000",
+        "000000000100000000000000000101000000000000000018ea5c38bed3328000",
+    );
+    /// Written by version 1 (the code before format 2).
+    const V1_VALIDATED: &str = concat!(
+        "0100000001010100000000031bdd9566764604029776c8d223b8290700000000",
+        "0000000018ea5c38bed33280000000000000000018ea5c38bed3328000000000",
+        "0000000018ea5cc4719ca28001000000000000000018ea5c3b4e79e080000000",
+        "010000000100000000000000000101000000000000000018ea5c38bed3328000",
+    );
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn version_1_records_still_decode() {
+        let at = datetime!(2026-11-22 12:00:00.25 UTC);
+        let started = Record::from_bytes(&unhex(V1_STARTED)).expect("a v1 record");
+        let v = started.current.as_ref().expect("a validation");
+        assert_eq!((started.generation, v.state), (1, State::Sent));
+        assert_eq!(
+            (v.derivation, v.key_id, v.checks, v.sends),
+            (1, KeyId(3), 0, 1)
+        );
+        assert_eq!(v.created_at, datetime!(2026-11-22 12:00 UTC));
+        // Rounded up: the expiry never moves earlier.
+        assert_eq!(v.expires_at, datetime!(2026-11-22 12:10:01 UTC));
+        assert!(v.expires_at >= at + Duration::minutes(10));
+        assert_eq!(started.ledger.guesses.failures, 0);
+
+        let failed = Record::from_bytes(&unhex(V1_ONE_FAILURE)).expect("a v1 record");
+        assert_eq!(failed.ledger.guesses.failures, 1);
+        assert_eq!(failed.current.as_ref().map(|v| v.checks), Some(1));
+
+        let locked = Record::from_bytes(&unhex(V1_LOCKED)).expect("a v1 record");
+        assert_eq!(locked.state(), Some(State::Locked));
+        assert_eq!(
+            locked.ledger.guesses.locked_until,
+            Some(datetime!(2026-11-22 13:00:08 UTC))
+        );
+        assert!(locked.ledger.guesses.failures >= 1);
+
+        let canceled = Record::from_bytes(&unhex(V1_CANCELED)).expect("a v1 record");
+        assert_eq!(canceled.state(), Some(State::Canceled));
+        let validated = Record::from_bytes(&unhex(V1_VALIDATED)).expect("a v1 record");
+        assert_eq!(validated.state(), Some(State::Validated));
+
+        // Each re-encodes as version 2 and reads back the same.
+        for r in [started, failed, locked, canceled, validated] {
+            let bytes = r.to_bytes();
+            assert_eq!(bytes[0], 2);
+            assert_eq!(Record::from_bytes(&bytes), Ok(r));
+        }
+    }
+
+    fn v(r: &mut Record) -> &mut Validation {
+        r.current.as_mut().expect("a validation")
+    }
+
+    fn refused(r: &Record) -> Contradiction {
+        match Record::from_bytes(&r.to_bytes()) {
+            Err(RecordError::Contradiction(c)) => c,
+            other => panic!("accepted or refused otherwise: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        use Contradiction as C;
+        let edit = |f: &dyn Fn(&mut Record)| {
+            let mut r = live();
+            f(&mut r);
+            refused(&r)
+        };
+        assert_eq!(
+            edit(&|r| v(r).ended_at = Some(T + Duration::seconds(1))),
+            C::EndTime
+        );
+        assert_eq!(edit(&|r| r.generation = 0), C::ValidationAtGenerationZero);
+        assert_eq!(
+            edit(&|r| {
+                r.current = None;
+            }),
+            C::GenerationWithoutValidation
+        );
+        assert_eq!(
+            edit(&|r| v(r).created_at = T + Duration::hours(1)),
+            C::SendTime
+        );
+        assert_eq!(
+            edit(&|r| v(r).expires_at = datetime!(9999-12-31 0:00 UTC)),
+            C::Expiry
+        );
+        assert_eq!(edit(&|r| v(r).expires_at = v(r).created_at), C::Expiry);
+        assert_eq!(
+            edit(&|r| r.written_at = T + Duration::minutes(10)),
+            C::Expiry
+        );
+        assert_eq!(edit(&|r| v(r).checks = 101), C::Counter);
+        assert_eq!(edit(&|r| v(r).sends = 0), C::Counter);
+        assert_eq!(edit(&|r| v(r).derivation = 0), C::Derivation);
+        assert_eq!(edit(&|r| r.ledger.guesses.failures = 3), C::Failures);
+        assert_eq!(
+            edit(&|r| r.ledger.guesses.locked_until = Some(T + Duration::hours(1))),
+            C::Lockout
+        );
+        assert_eq!(
+            edit(&|r| {
+                r.ledger.guesses.failures = 1;
+                r.ledger.guesses.last_failure_at = Some(T);
+                r.ledger.guesses.locked_until = Some(T + Duration::days(365));
+            }),
+            C::Lockout
+        );
+        assert_eq!(
+            edit(&|r| r.ledger.sends.tat = Some(datetime!(9999-01-01 0:00 UTC))),
+            C::SendBucket
+        );
+        assert_eq!(
+            edit(&|r| {
+                v(r).state = State::Validated;
+                v(r).ended_at = Some(T);
+                r.ledger.guesses.failures = 1;
+                r.ledger.guesses.last_failure_at = Some(T);
+            }),
+            C::FailuresAfterSuccess
+        );
+    }
+
+    #[test]
+    fn bounded_clamps_what_a_jumped_clock_wrote() {
+        let p = crate::Policy::default();
+        // Written a year ahead (a clock that jumped), read after the
+        // correction.
+        let ahead = Duration::days(365);
+        let mut r = live();
+        r.written_at += ahead;
+        if let Some(v) = r.current.as_mut() {
+            v.created_at += ahead;
+            v.last_sent_at += ahead;
+            v.expires_at += ahead;
+        }
+        r.ledger.guesses = Guesses {
+            failures: 20,
+            last_failure_at: Some(T + ahead),
+            locked_until: Some(T + ahead + Duration::hours(1)),
+        };
+        r.ledger.sends.tat = Some(T + ahead + Duration::minutes(10));
+        let now = T + Duration::minutes(1);
+        let b = r.bounded(now, &p);
+        let v = b.current.as_ref().expect("a validation");
+        assert_eq!(v.expires_at, now + Duration::minutes(10));
+        assert!(!b.is_live(now), "a code issued a year ahead is dead");
+        // What the lockout and the send budget owed at the write, from now.
+        let written = r.written_at;
+        assert_eq!(
+            b.ledger.guesses.locked_until,
+            Some(now + (T + ahead + Duration::hours(1) - written))
+        );
+        assert_eq!(
+            b.ledger.sends.tat,
+            Some(now + (T + ahead + Duration::minutes(10) - written))
+        );
+        // And never more than the policy gives, from now.
+        r.ledger.guesses.locked_until = Some(T + ahead + Duration::days(30));
+        let b = r.bounded(now, &p);
+        assert_eq!(
+            b.ledger.guesses.locked_until,
+            Some(now + Duration::hours(1))
+        );
+        // The TTL of what is stored follows the bounded values too.
+        assert!(r.expires_at(&p) <= r.written_at + Duration::days(365) + Duration::SECOND);
+    }
+
+    #[test]
+    fn now_is_utc_and_in_range() {
+        let odd = datetime!(9999-12-31 23:59:59.999_999_999 -23:59:59);
+        assert_eq!(normalize_now(odd), MAX_NOW);
+        let east = datetime!(2026-01-01 12:00 +05:00);
+        assert_eq!(normalize_now(east).offset(), time::UtcOffset::UTC);
+        assert_eq!(normalize_now(east), east);
+        assert_eq!(
+            normalize_now(datetime!(1600-01-01 0:00 UTC)),
+            OffsetDateTime::UNIX_EPOCH
+        );
+        let low = datetime!(-9999-01-01 0:00 +23:59:59);
+        assert_eq!(normalize_now(low), OffsetDateTime::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn rounding() {
+        let t = datetime!(2026-01-01 0:00:00.1 UTC);
+        assert_eq!(floor_s(t), datetime!(2026-01-01 0:00 UTC));
+        assert_eq!(ceil_s(t), datetime!(2026-01-01 0:00:01 UTC));
+        assert_eq!(ceil_s(floor_s(t)), floor_s(t));
     }
 
     #[test]

@@ -10,33 +10,46 @@
 //! # Every (state, input) pair
 //!
 //! "Live" is [`State::Sent`] before `expires_at`; a `Sent` record at or past
-//! `expires_at` counts as [`State::Expired`]. A subject locked by its failure
-//! cap answers [`Error::Locked`] to `start`, `resend` and `verify` whatever
-//! its validation's state.
+//! `expires_at` counts as [`State::Expired`]. A subject in a lockout answers
+//! [`Error::Locked`], and a blocked one [`Error::Blocked`], to `start`,
+//! `resend` and `verify` whatever its validation's state.
 //!
 //! | state | `start` | `resend` | `verify` | `cancel` |
 //! |---|---|---|---|---|
 //! | none | new validation | `NotFound` | `NotFound` (after a dummy derivation) | `NotFound` |
-//! | live | acts as `resend` | resend, or `SendLimit` / `ResendTooSoon` | check | → `Canceled` |
+//! | live | acts as `resend` | resend, or `ResendTooSoon` / `SendLimit` / `ResendsSpent` | check | → `Canceled` |
 //! | expired | new validation | `Expired` | `Expired` | `Expired` |
 //! | validated | new validation | `AlreadyValidated` | `AlreadyValidated` | `AlreadyValidated` |
 //! | locked | new validation | `AttemptsExhausted` | `AttemptsExhausted` | `AttemptsExhausted` |
 //! | canceled | new validation | `Canceled` | `Canceled` | `Ok` (no change) |
 //!
-//! A new validation needs room in the subject's send window
+//! A new validation needs room in the subject's send budget
 //! ([`Error::SendLimit`] otherwise). A check spends an attempt before the
-//! comparison; a wrong code also counts against the subject's failure cap,
-//! and the failure that reaches it locks the subject for the lockout period.
-//! Neither a resend nor a new validation resets either count.
+//! comparison; a wrong code also counts as one more consecutive failure of
+//! the subject, which can lock or block it (see [`budget`](crate::budget)).
+//! Neither a resend, a new validation nor a lockout resets that count; a
+//! success does, and so does [`Engine::unlock`].
+//!
+//! # Time
+//!
+//! Every transition first normalizes `now` (to UTC, and into the range a
+//! record can hold) and bounds the stored record against it and the policy
+//! (`Record::bounded`: no code lives longer than its lifetime from `now`,
+//! no lockout longer than the longest, nothing happened after `now`). A
+//! refusal carries a `retry_after` at which the same call succeeds, or
+//! names the call to make instead ([`Error::next_call`]).
 
 use rand_core::CryptoRng;
 use time::{Duration, OffsetDateTime};
 
+use crate::budget::{Guesses, Penalty};
 use crate::code::{self, Code, CodeInput, NONCE_LEN};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::{Policy, ResendMode};
-use crate::record::{Ledger, Record, State, Validation, later, until};
+use crate::record::{
+    DERIVATION_V1, Record, State, Validation, ceil_s, floor_s, later, normalize_now, until,
+};
 use crate::subject::{Channel, SubjectKey};
 
 /// The result of one transition.
@@ -136,6 +149,23 @@ pub enum Event {
         /// The validation's number.
         generation: u32,
     },
+    /// The subject reached its hard cap of consecutive failures: it is
+    /// blocked until [`Engine::unlock`]. Alert someone.
+    Blocked {
+        /// Who.
+        subject: SubjectKey,
+        /// The validation the last failure ended.
+        generation: u32,
+        /// Its consecutive failures.
+        failures: u32,
+    },
+    /// An operator unlocked the subject ([`Engine::unlock`]).
+    Unlocked {
+        /// Who.
+        subject: SubjectKey,
+        /// The consecutive failures that were cleared.
+        failures: u32,
+    },
 }
 
 /// A code went out: what `start` and `resend` return.
@@ -155,9 +185,10 @@ pub struct Sent {
     pub resent: bool,
     /// True when the code differs from the one sent before.
     pub new_code: bool,
-    /// Sends left for this validation (and within the subject's send window).
+    /// Sends left for this validation (and within the subject's send budget).
     pub sends_left: u32,
-    /// The earliest a resend will be accepted.
+    /// The earliest a resend will be accepted (after the cooldown, and when
+    /// the subject's send budget allows).
     pub resend_at: OffsetDateTime,
 }
 
@@ -194,6 +225,11 @@ pub struct Status {
     pub resend_after: Option<Duration>,
     /// The end of the subject's lockout, if it is locked.
     pub locked_until: Option<OffsetDateTime>,
+    /// Failed checks the subject has left before its next lockout (or its
+    /// block), counting across validations: warn the user when it is low.
+    pub failures_left: u32,
+    /// True when the subject is blocked until [`Engine::unlock`].
+    pub blocked: bool,
 }
 
 /// The validation state machine: a [`Policy`] and a [`KeyRing`], and pure
@@ -260,17 +296,32 @@ impl Engine {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Step<Sent> {
-        let mut record = record.cloned().unwrap_or_else(empty_record);
-        if let Some(refusal) = locked(&record.ledger, now) {
+        let now = normalize_now(now);
+        let bounded = record.map(|r| r.bounded(now, &self.policy));
+        let step = self.start_bounded(bounded.clone(), subject, channel, now, rng);
+        self.keep_bounds(record, bounded, step, subject, now)
+    }
+
+    fn start_bounded<R: CryptoRng + ?Sized>(
+        &self,
+        record: Option<Record>,
+        subject: &SubjectKey,
+        channel: Channel,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Step<Sent> {
+        let p = &self.policy;
+        let mut record = record.unwrap_or_else(Record::empty);
+        if let Some(refusal) = self.barred(&record, now) {
             return refusal;
         }
-        if record.current.as_ref().is_some_and(|v| live(v, now)) {
-            return self.resend_live(record, subject, Some(channel), now, rng);
+        if record.is_live(now) {
+            return self.resend_live(record, subject, Some(channel), now, rng, true);
         }
-        let p = &self.policy;
-        let subject_sends = record.ledger.sends.count_at(now, p.subject_send_window());
-        if subject_sends >= p.subject_send_cap() {
-            return Step::refuse(self.send_window_full(&record.ledger, now));
+        if !record.ledger.sends.allows(now, p) {
+            return Step::refuse(Error::SendLimit {
+                retry_after: self.until_send(&record, now),
+            });
         }
         let mut events = Vec::new();
         if let Some(v) = record.current.as_mut().filter(|v| v.state == State::Sent) {
@@ -280,22 +331,24 @@ impl Engine {
                 generation: record.generation,
             });
         }
-        record.generation = record.generation.wrapping_add(1);
+        record.generation = record.generation.wrapping_add(1).max(1);
         let key = self.keys.current();
         let v = Validation {
             state: State::Sent,
             channel,
+            derivation: DERIVATION_V1,
             key_id: key.id(),
             nonce: nonce(rng),
-            created_at: now,
-            last_sent_at: now,
-            expires_at: later(now, p.code_lifetime()),
+            created_at: floor_s(now),
+            last_sent_at: ceil_s(now),
+            expires_at: ceil_s(later(now, p.code_lifetime())),
             ended_at: None,
             checks: 0,
             sends: 1,
         };
         let code = code::derive(key, subject, &v.nonce, record.generation, p.code_length());
-        record.ledger.sends.add(now, p.subject_send_window());
+        record.ledger.sends.spend(now, p);
+        record.written_at = floor_s(now);
         let sent = Sent {
             code: code.clone(),
             channel,
@@ -303,8 +356,8 @@ impl Engine {
             expires_at: v.expires_at,
             resent: false,
             new_code: true,
-            sends_left: self.sends_left(&v, &record.ledger, now),
-            resend_at: later(now, p.resend_cooldown()),
+            sends_left: self.sends_left(&v, &record, now),
+            resend_at: self.resend_at(&v, &record),
         };
         events.push(Event::Sent {
             subject: subject.clone(),
@@ -331,18 +384,24 @@ impl Engine {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Step<Sent> {
-        let Some(record) = record.filter(|r| r.current.is_some()) else {
+        let now = normalize_now(now);
+        let Some(stored) = record.filter(|r| r.current.is_some()) else {
             return Step::refuse(Error::NotFound);
         };
-        if let Some(refusal) = locked(&record.ledger, now) {
-            return refusal;
-        }
-        match self.settle(record, subject, now) {
-            None => self.resend_live(record.clone(), subject, channel, now, rng),
-            Some(step) => step,
-        }
+        let record = stored.bounded(now, &self.policy);
+        let step = if let Some(refusal) = self.barred(&record, now) {
+            refusal
+        } else {
+            match self.settle(&record, subject, now) {
+                None => self.resend_live(record.clone(), subject, channel, now, rng, false),
+                Some(step) => step,
+            }
+        };
+        self.keep_bounds(Some(stored), Some(record), step, subject, now)
     }
 
+    /// Sends the live validation's code again. `via_start` says which call
+    /// asked, so that a refusal names a time at which that call succeeds.
     fn resend_live<R: CryptoRng + ?Sized>(
         &self,
         mut record: Record,
@@ -350,49 +409,64 @@ impl Engine {
         channel: Option<Channel>,
         now: OffsetDateTime,
         rng: &mut R,
+        via_start: bool,
     ) -> Step<Sent> {
         let p = &self.policy;
         let generation = record.generation;
+        let rate_ready = record.ledger.sends.ready_at(p).filter(|&at| now < at);
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        if v.sends >= p.max_sends() {
-            return Step::refuse(Error::SendLimit {
-                retry_after: until(now, v.expires_at),
+        let cooldown_end = Some(later(v.last_sent_at, p.resend_cooldown())).filter(|&at| now < at);
+        let earliest = cooldown_end.max(rate_ready);
+        if v.sends >= p.max_sends() || earliest.is_some_and(|at| at >= v.expires_at) {
+            // This validation cannot send again: `start` can, once its code
+            // expired and the subject's budget allows.
+            let start_at = rate_ready.map_or(v.expires_at, |r| r.max(v.expires_at));
+            let wait = until(now, start_at);
+            return Step::refuse(if via_start {
+                Error::SendLimit { retry_after: wait }
+            } else {
+                Error::ResendsSpent { start_after: wait }
             });
         }
-        let resend_at = later(v.last_sent_at, p.resend_cooldown());
-        if now < resend_at {
-            return Step::refuse(Error::ResendTooSoon {
-                retry_after: until(now, resend_at),
+        if let Some(at) = earliest {
+            let retry_after = until(now, at);
+            return Step::refuse(if cooldown_end == earliest {
+                Error::ResendTooSoon { retry_after }
+            } else {
+                Error::SendLimit { retry_after }
             });
-        }
-        if record.ledger.sends.count_at(now, p.subject_send_window()) >= p.subject_send_cap() {
-            return Step::refuse(self.send_window_full(&record.ledger, now));
         }
         // `SameCode` re-derives the code already sent, unless its key was
-        // removed: then no one can check that code, and a new one is drawn.
+        // removed (or its derivation is not this build's): then no one can
+        // check that code, and a new one is drawn.
         let same_key = self
             .keys
             .get(v.key_id)
-            .filter(|_| p.resend_mode() == ResendMode::SameCode);
+            .filter(|_| p.resend_mode() == ResendMode::SameCode && v.derivation == DERIVATION_V1);
         let (key, new_code) = match same_key {
             Some(key) => (key, false),
             None => {
                 let key = self.keys.current();
                 v.key_id = key.id();
+                v.derivation = DERIVATION_V1;
                 v.nonce = nonce(rng);
                 v.checks = 0;
-                v.expires_at = later(now, p.code_lifetime());
+                v.expires_at = ceil_s(later(now, p.code_lifetime()));
                 (key, true)
             }
         };
         let channel = channel.unwrap_or(v.channel);
         v.channel = channel;
         v.sends = v.sends.saturating_add(1);
-        v.last_sent_at = now;
+        v.last_sent_at = ceil_s(now);
         let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
-        record.ledger.sends.add(now, p.subject_send_window());
+        record.ledger.sends.spend(now, p);
+        record.written_at = floor_s(now);
+        let Some(v) = record.current.as_ref() else {
+            return Step::refuse(Error::NotFound);
+        };
         let sent = Sent {
             code: code.clone(),
             channel,
@@ -400,8 +474,8 @@ impl Engine {
             expires_at: v.expires_at,
             resent: true,
             new_code,
-            sends_left: self.sends_left(v, &record.ledger, now),
-            resend_at: later(now, p.resend_cooldown()),
+            sends_left: self.sends_left(v, &record, now),
+            resend_at: self.resend_at(v, &record),
         };
         let event = Event::Resent {
             subject: subject.clone(),
@@ -428,22 +502,25 @@ impl Engine {
         input: &str,
         now: OffsetDateTime,
     ) -> Step<Validated> {
+        let now = normalize_now(now);
         let p = &self.policy;
         let Ok(input) = CodeInput::parse(input, p.code_length()) else {
             return Step::refuse(Error::MalformedCode);
         };
         // Every refusal below costs one derivation too, so "not found",
         // "expired" or "locked" take as long as a wrong code.
-        let Some(record) = record.filter(|r| r.current.is_some()) else {
+        let Some(stored) = record.filter(|r| r.current.is_some()) else {
             self.dummy_check(subject, &input, now);
             return Step::refuse(Error::NotFound);
         };
-        let refusal = locked(&record.ledger, now).or_else(|| self.settle(record, subject, now));
+        let mut record = stored.bounded(now, p);
+        let refusal = self
+            .barred(&record, now)
+            .or_else(|| self.settle(&record, subject, now));
         if let Some(refusal) = refusal {
             self.dummy_check(subject, &input, now);
-            return refusal;
+            return self.keep_bounds(Some(stored), Some(record), refusal, subject, now);
         }
-        let mut record = record.clone();
         let generation = record.generation;
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
@@ -453,6 +530,7 @@ impl Engine {
             // before comparing, so no code is ever checked past the budget.
             self.dummy_check(subject, &input, now);
             end(v, State::Locked, now);
+            record.written_at = floor_s(now);
             let events = vec![Event::Locked {
                 subject: subject.clone(),
                 generation,
@@ -464,10 +542,12 @@ impl Engine {
                 events,
             };
         }
-        if self.keys.get(v.key_id).is_none() {
-            // The key was removed from the ring: no one can check this code.
+        if self.keys.get(v.key_id).is_none() || v.derivation != DERIVATION_V1 {
+            // The key was removed from the ring (or the code comes from a
+            // derivation this build does not have): no one can check it.
             self.dummy_check(subject, &input, now);
             end(v, State::Expired, now);
+            record.written_at = floor_s(now);
             let events = vec![Event::Expired {
                 subject: subject.clone(),
                 generation,
@@ -494,6 +574,7 @@ impl Engine {
     ) -> Step<Validated> {
         let p = &self.policy;
         let generation = record.generation;
+        record.written_at = floor_s(now);
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
@@ -510,6 +591,7 @@ impl Engine {
                 channel: v.channel,
                 validated_at: now,
             };
+            record.ledger.guesses.succeed();
             let events = vec![Event::Validated {
                 subject: subject.clone(),
                 generation,
@@ -526,32 +608,42 @@ impl Engine {
             generation,
             attempts_left,
         }];
-        record.ledger.failures.add(now, p.failure_window());
-        let outcome = if record.ledger.failures.count >= p.failure_cap() {
-            let lock_end = later(now, p.lockout());
-            record.ledger.locked_until = Some(lock_end);
-            // The lockout is the penalty for this window's failures; the
-            // count starts again when it ends.
-            record.ledger.failures = Default::default();
-            end(v, State::Locked, now);
-            events.push(Event::Locked {
-                subject: subject.clone(),
-                generation,
-                until: Some(lock_end),
-            });
-            Err(Error::Locked {
-                retry_after: until(now, lock_end),
-            })
-        } else if attempts_left == 0 {
-            end(v, State::Locked, now);
-            events.push(Event::Locked {
-                subject: subject.clone(),
-                generation,
-                until: None,
-            });
-            Err(Error::AttemptsExhausted)
-        } else {
-            Err(Error::CodeMismatch { attempts_left })
+        let outcome = match record.ledger.guesses.fail(now, p) {
+            Penalty::Block => {
+                end(v, State::Locked, now);
+                events.push(Event::Blocked {
+                    subject: subject.clone(),
+                    generation,
+                    failures: record.ledger.guesses.failures,
+                });
+                Err(Error::Blocked)
+            }
+            Penalty::Lock(lock_end) => {
+                end(v, State::Locked, now);
+                events.push(Event::Locked {
+                    subject: subject.clone(),
+                    generation,
+                    until: Some(lock_end),
+                });
+                let start_at = record
+                    .ledger
+                    .sends
+                    .ready_at(p)
+                    .map_or(lock_end, |r| r.max(lock_end));
+                Err(Error::Locked {
+                    retry_after: until(now, start_at),
+                })
+            }
+            Penalty::None if attempts_left == 0 => {
+                end(v, State::Locked, now);
+                events.push(Event::Locked {
+                    subject: subject.clone(),
+                    generation,
+                    until: None,
+                });
+                Err(Error::AttemptsExhausted)
+            }
+            Penalty::None => Err(Error::CodeMismatch { attempts_left }),
         };
         Step {
             write: Some(record),
@@ -567,6 +659,7 @@ impl Engine {
         subject: &SubjectKey,
         now: OffsetDateTime,
     ) -> Step<()> {
+        let now = normalize_now(now);
         let Some(record) = record.filter(|r| r.current.is_some()) else {
             return Step::refuse(Error::NotFound);
         };
@@ -577,14 +670,16 @@ impl Engine {
                 events: Vec::new(),
             };
         }
-        if let Some(step) = self.settle(record, subject, now) {
-            return step;
+        let stored = record;
+        let mut record = stored.bounded(now, &self.policy);
+        if let Some(step) = self.settle(&record, subject, now) {
+            return self.keep_bounds(Some(stored), Some(record), step, subject, now);
         }
-        let mut record = record.clone();
         let generation = record.generation;
         if let Some(v) = record.current.as_mut() {
             end(v, State::Canceled, now);
         }
+        record.written_at = floor_s(now);
         let events = vec![Event::Canceled {
             subject: subject.clone(),
             generation,
@@ -596,22 +691,87 @@ impl Engine {
         }
     }
 
+    /// Unlocks the subject: an operator's action that clears its
+    /// consecutive failures, any lockout and a block. The validation a
+    /// lockout ended stays ended; the next `start` works. Unlocking a
+    /// subject with nothing to clear writes nothing.
+    ///
+    /// ```
+    /// use otpflow::*;
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// use time::macros::datetime;
+    ///
+    /// let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?);
+    /// let policy = Policy::builder().failure_hard_cap(1).build()?;
+    /// let engine = Engine::new(policy, keys);
+    /// let phone = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
+    /// let subject = SubjectKey::new(Purpose::Login, phone);
+    /// let now = datetime!(2026-11-22 12:00 UTC);
+    /// let mut rng = ChaCha20Rng::seed_from_u64(7);
+    ///
+    /// let step = engine.start(None, &subject, Channel::Sms, now, &mut rng);
+    /// let record = step.write.expect("written");
+    /// let wrong = if step.outcome?.code.as_str() == "000000" { "111111" } else { "000000" };
+    /// let step = engine.verify(Some(&record), &subject, wrong, now);
+    /// assert_eq!(step.outcome.unwrap_err().code(), "subject_blocked");
+    /// let blocked = step.write.expect("written");
+    ///
+    /// let step = engine.unlock(Some(&blocked), &subject, now);
+    /// assert!(matches!(step.events[..], [Event::Unlocked { failures: 1, .. }]));
+    /// let open = step.write.expect("written");
+    /// assert!(engine.start(Some(&open), &subject, Channel::Sms, now, &mut rng).outcome.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn unlock(
+        &self,
+        record: Option<&Record>,
+        subject: &SubjectKey,
+        now: OffsetDateTime,
+    ) -> Step<()> {
+        let now = normalize_now(now);
+        let nothing = || Step {
+            write: None,
+            outcome: Ok(()),
+            events: Vec::new(),
+        };
+        let Some(record) = record else {
+            return nothing();
+        };
+        let mut record = record.bounded(now, &self.policy);
+        let failures = record.ledger.guesses.failures;
+        if record.ledger.guesses == Guesses::default() {
+            return nothing();
+        }
+        record.ledger.guesses = Guesses::default();
+        record.written_at = floor_s(now);
+        Step {
+            write: Some(record),
+            outcome: Ok(()),
+            events: vec![Event::Unlocked {
+                subject: subject.clone(),
+                failures,
+            }],
+        }
+    }
+
     /// The validation as of `now`. Reads only: a validation whose time ran
     /// out reports [`State::Expired`] without a write.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the subject has no validation.
     pub fn status(&self, record: Option<&Record>, now: OffsetDateTime) -> Result<Status, Error> {
-        let record = record.ok_or(Error::NotFound)?;
-        let v = record.current.as_ref().ok_or(Error::NotFound)?;
+        let now = normalize_now(now);
         let p = &self.policy;
-        let is_live = live(v, now);
+        let record = record.ok_or(Error::NotFound)?.bounded(now, p);
+        let v = record.current.as_ref().ok_or(Error::NotFound)?;
+        let is_live = record.is_live(now);
         let state = if v.state == State::Sent && !is_live {
             State::Expired
         } else {
             v.state
         };
-        let resend_at = later(v.last_sent_at, p.resend_cooldown());
+        let resend_at = self.resend_at(v, &record);
+        let g = &record.ledger.guesses;
         Ok(Status {
             state,
             generation: record.generation,
@@ -623,13 +783,73 @@ impl Engine {
                 0
             },
             sends_left: if is_live {
-                self.sends_left(v, &record.ledger, now)
+                self.sends_left(v, &record, now)
             } else {
                 0
             },
             resend_after: (is_live && now < resend_at).then(|| until(now, resend_at)),
-            locked_until: record.ledger.locked_at(now),
+            locked_until: g.locked_at(now),
+            failures_left: if g.blocked(p) {
+                0
+            } else {
+                g.left_before_lock(now, p)
+            },
+            blocked: g.blocked(p),
         })
+    }
+
+    /// Stores the bounded record when a refusal would write nothing but
+    /// bounding changed the record (a clock that was ahead and has been set
+    /// back): otherwise a lockout or a send budget bounded from `now` would
+    /// move with `now` at every read. A `Sent` validation that bounding
+    /// killed is stored as expired.
+    fn keep_bounds<T>(
+        &self,
+        stored: Option<&Record>,
+        bounded: Option<Record>,
+        mut step: Step<T>,
+        subject: &SubjectKey,
+        now: OffsetDateTime,
+    ) -> Step<T> {
+        let (Some(stored), Some(mut record)) = (stored, bounded) else {
+            return step;
+        };
+        if step.write.is_some() || *stored == record {
+            return step;
+        }
+        let live = record.is_live(now);
+        let generation = record.generation;
+        if let Some(v) = record
+            .current
+            .as_mut()
+            .filter(|v| v.state == State::Sent && !live)
+        {
+            end(v, State::Expired, now);
+            step.events.push(Event::Expired {
+                subject: subject.clone(),
+                generation,
+            });
+        }
+        record.written_at = floor_s(now);
+        step.write = Some(record);
+        step
+    }
+
+    /// The refusal for a blocked subject, or one in a lockout at `now`.
+    fn barred<T>(&self, record: &Record, now: OffsetDateTime) -> Option<Step<T>> {
+        let g = &record.ledger.guesses;
+        if g.blocked(&self.policy) {
+            return Some(Step::refuse(Error::Blocked));
+        }
+        let lock_end = g.locked_at(now)?;
+        let start_at = record
+            .ledger
+            .sends
+            .ready_at(&self.policy)
+            .map_or(lock_end, |r| r.max(lock_end));
+        Some(Step::refuse(Error::Locked {
+            retry_after: until(now, start_at),
+        }))
     }
 
     /// Refuses every state but live, writing `Expired` for a `Sent` record
@@ -641,16 +861,17 @@ impl Engine {
         subject: &SubjectKey,
         now: OffsetDateTime,
     ) -> Option<Step<T>> {
-        let Some(v) = record.current.as_ref() else {
-            return Some(Step::refuse(Error::NotFound));
-        };
+        let v = record.current.as_ref()?;
+        if record.is_live(now) {
+            return None;
+        }
         Some(match v.state {
-            State::Sent if now < v.expires_at => return None,
             State::Sent => {
                 let mut record = record.clone();
                 if let Some(v) = record.current.as_mut() {
                     end(v, State::Expired, now);
                 }
+                record.written_at = floor_s(now);
                 let generation = record.generation;
                 let events = vec![Event::Expired {
                     subject: subject.clone(),
@@ -674,68 +895,50 @@ impl Engine {
     /// locked…) costs what a check costs, so its timing does not tell an
     /// outsider which refusal it was.
     fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: OffsetDateTime) {
-        let stand_in = Record {
-            generation: 0,
-            current: Some(Validation {
-                state: State::Sent,
-                channel: Channel::Sms,
-                key_id: self.keys.current().id(),
-                nonce: [0; NONCE_LEN],
-                created_at: now,
-                last_sent_at: now,
-                // `check` does not read the expiry: no date arithmetic here.
-                expires_at: now,
-                ended_at: None,
-                checks: 0,
-                sends: 1,
-            }),
-            ledger: Ledger::default(),
-        };
+        let mut stand_in = Record::empty();
+        stand_in.current = Some(Validation {
+            state: State::Sent,
+            channel: Channel::Sms,
+            derivation: DERIVATION_V1,
+            key_id: self.keys.current().id(),
+            nonce: [0; NONCE_LEN],
+            created_at: now,
+            last_sent_at: now,
+            // `check` does not read the expiry: no date arithmetic here.
+            expires_at: now,
+            ended_at: None,
+            checks: 0,
+            sends: 1,
+        });
         let _ = core::hint::black_box(self.check(stand_in, subject, input, now));
     }
 
-    fn sends_left(&self, v: &Validation, ledger: &Ledger, now: OffsetDateTime) -> u32 {
+    fn sends_left(&self, v: &Validation, record: &Record, now: OffsetDateTime) -> u32 {
         let p = &self.policy;
-        let window = p
-            .subject_send_cap()
-            .saturating_sub(ledger.sends.count_at(now, p.subject_send_window()));
-        p.max_sends().saturating_sub(v.sends).min(window)
+        let subject = record.ledger.sends.left(now, p);
+        p.max_sends().saturating_sub(v.sends).min(subject)
     }
 
-    fn send_window_full(&self, ledger: &Ledger, now: OffsetDateTime) -> Error {
-        let closes = ledger
+    /// The earliest a resend can be accepted: after the cooldown and when
+    /// the subject's send budget allows.
+    fn resend_at(&self, v: &Validation, record: &Record) -> OffsetDateTime {
+        let cooldown_end = later(v.last_sent_at, self.policy.resend_cooldown());
+        record
+            .ledger
             .sends
-            .closes_at(self.policy.subject_send_window())
-            .unwrap_or(now);
-        Error::SendLimit {
-            retry_after: until(now, closes),
-        }
+            .ready_at(&self.policy)
+            .map_or(cooldown_end, |r| r.max(cooldown_end))
     }
-}
 
-fn empty_record() -> Record {
-    Record {
-        generation: 0,
-        current: None,
-        ledger: Ledger::default(),
+    fn until_send(&self, record: &Record, now: OffsetDateTime) -> Duration {
+        let ready = record.ledger.sends.ready_at(&self.policy).unwrap_or(now);
+        until(now, ready)
     }
-}
-
-/// The refusal for a subject locked at `now`.
-fn locked<T>(ledger: &Ledger, now: OffsetDateTime) -> Option<Step<T>> {
-    let lock_end = ledger.locked_at(now)?;
-    Some(Step::refuse(Error::Locked {
-        retry_after: until(now, lock_end),
-    }))
-}
-
-fn live(v: &Validation, now: OffsetDateTime) -> bool {
-    v.state == State::Sent && now < v.expires_at
 }
 
 fn end(v: &mut Validation, state: State, now: OffsetDateTime) {
     v.state = state;
-    v.ended_at = Some(now);
+    v.ended_at = Some(floor_s(now));
 }
 
 fn nonce<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; NONCE_LEN] {

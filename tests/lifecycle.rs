@@ -266,14 +266,45 @@ fn same_code_resend_cooldown_and_send_budget() {
         assert_eq!(again.sends_left, sends_left);
         w.clock.advance(Duration::seconds(30));
     }
-    // Five sends in all: the budget is spent until the validation expires.
+    // Five sends in all: no resend can succeed any more, so the error says
+    // to start again once the code expired.
     let now_elapsed = Duration::seconds(30 + 4 * 30);
     let err = w.resend(&s).unwrap_err();
+    let left = Duration::minutes(10) - now_elapsed;
+    assert!(matches!(err, Error::ResendsSpent { start_after } if start_after == left));
+    assert_eq!(err.next_call(), Some("start"));
+    // `start` on a live validation is a resend, under the same budget; its
+    // `retry_after` is when `start` succeeds.
+    let err = w.start(&s).unwrap_err();
     assert!(matches!(err, Error::SendLimit { .. }));
-    assert_eq!(err.retry_after(), Some(Duration::minutes(10) - now_elapsed));
-    // `start` on a live validation is a resend, under the same budget.
+    assert_eq!(err.retry_after(), Some(left));
+    w.clock.advance(left - Duration::SECOND);
     assert!(matches!(w.start(&s), Err(Error::SendLimit { .. })));
-    w.verifier.verify(&s, first.code.as_str()).unwrap();
+    w.clock.advance(Duration::SECOND);
+    let next = w.start(&s).unwrap();
+    assert_eq!(next.generation, 2);
+}
+
+#[test]
+fn a_resend_that_would_come_after_expiry_says_start() {
+    let policy = Policy::builder()
+        .code_lifetime(Duration::seconds(40))
+        .resend_cooldown(Duration::seconds(30))
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    w.start(&s).unwrap();
+    w.clock.advance(Duration::seconds(30));
+    w.resend(&s).unwrap();
+    // The next resend would be due at 60 s; the code expires at 40 s.
+    let err = w.resend(&s).unwrap_err();
+    assert!(
+        matches!(err, Error::ResendsSpent { start_after } if start_after == Duration::seconds(10))
+    );
+    w.clock.advance(Duration::seconds(10));
+    assert!(matches!(w.resend(&s), Err(Error::Expired)));
+    assert!(w.start(&s).is_ok());
 }
 
 #[test]
@@ -402,7 +433,8 @@ fn failures_outside_the_window_are_forgotten() {
     }
     w.clock.advance(Duration::hours(1));
     let code = w.start(&s).unwrap().code;
-    // Two more failures in a new window: no lock at the cap of three.
+    // An hour without a failure: the count was forgotten, so two more do
+    // not reach the cap of three.
     for left in [4, 3] {
         let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
         assert!(matches!(err, Error::CodeMismatch { attempts_left } if attempts_left == left));
@@ -410,13 +442,14 @@ fn failures_outside_the_window_are_forgotten() {
 }
 
 #[test]
-fn subject_send_window_is_not_reset_by_cancel_and_restart() {
+fn subject_send_budget_is_not_reset_by_cancel_and_restart() {
     let policy = Policy::builder()
         .max_sends(2)
         .subject_send_cap(3)
         .subject_send_window(Duration::hours(1))
         .build()
         .unwrap();
+    // A burst of 2, then one every 30 minutes: no hour holds more than 3.
     let mut w = world(policy);
     let s = login();
     w.start(&s).unwrap();
@@ -424,12 +457,18 @@ fn subject_send_window_is_not_reset_by_cancel_and_restart() {
     w.start(&s).unwrap();
     w.verifier.cancel(&s).unwrap();
     w.clock.advance(Duration::minutes(1));
-    w.start(&s).unwrap();
-    w.verifier.cancel(&s).unwrap();
     let err = w.start(&s).unwrap_err();
     assert!(matches!(err, Error::SendLimit { .. }));
-    assert_eq!(err.retry_after(), Some(Duration::minutes(59)));
-    w.clock.advance(Duration::minutes(59));
+    assert_eq!(err.retry_after(), Some(Duration::minutes(29)));
+    w.clock.advance(Duration::minutes(29) - Duration::SECOND);
+    assert!(matches!(w.start(&s), Err(Error::SendLimit { .. })));
+    w.clock.advance(Duration::SECOND);
+    w.start(&s).unwrap();
+    w.verifier.cancel(&s).unwrap();
+    // Three sends in [0, 30 min]; the fourth only at 60 min.
+    let err = w.start(&s).unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::minutes(30)));
+    w.clock.advance(Duration::minutes(30));
     w.start(&s).unwrap();
 }
 
@@ -529,7 +568,7 @@ fn store_failures_surface_and_change_nothing() {
     impl Store for ReadOnly {
         type Error = Down;
         fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Down> {
-            Ok(self.0.load(k).unwrap_or_else(|e| match e {}))
+            Ok(Store::load(&self.0, k).unwrap_or_else(|e| match e {}))
         }
         fn compare_and_swap(
             &self,
@@ -550,10 +589,10 @@ fn store_failures_surface_and_change_nothing() {
     );
     let s = login();
     let code = inner.start(&s, Channel::Sms, &mut rng).unwrap().code;
-    let (record, _) = inner.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(inner.store(), &s).unwrap().unwrap();
     let broken_store = MemoryStore::new();
     assert!(matches!(
-        broken_store.compare_and_swap(&s, None, &record),
+        Store::compare_and_swap(&broken_store, &s, None, &record),
         Ok(Swap::Done(_))
     ));
     let broken = Verifier::new(
@@ -581,7 +620,7 @@ fn endless_conflicts_end_in_contention() {
     impl Store for Busy {
         type Error = std::convert::Infallible;
         fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
-            self.0.load(k)
+            Store::load(&self.0, k)
         }
         fn compare_and_swap(
             &self,
@@ -612,7 +651,7 @@ fn records_round_trip_through_bytes_mid_flight() {
     let s = login();
     let code = w.start(&s).unwrap().code;
     let _ = w.verifier.verify(&s, &wrong(&code));
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     let bytes = record.to_bytes();
     assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
     // A record holds neither the code nor its digits in any obvious form.
@@ -620,21 +659,26 @@ fn records_round_trip_through_bytes_mid_flight() {
     let policy = Policy::default();
     assert_eq!(
         record.expires_at(&policy),
-        T0 + Duration::hours(24),
-        "the failure window"
+        T0 + Duration::days(365),
+        "a failure is remembered for a year"
     );
     assert_eq!(
         w.verifier
             .store()
-            .purge_expired(T0 + Duration::hours(23), &policy),
+            .purge_expired(T0 + Duration::days(364), &policy),
         0
     );
     assert_eq!(
         w.verifier
             .store()
-            .purge_expired(T0 + Duration::hours(24), &policy),
+            .purge_expired(T0 + Duration::days(365), &policy),
         1
     );
+    // A live validation's record, encoded, stays within 96 bytes.
+    let other = subject(Purpose::Onboarding);
+    w.start(&other).unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &other).unwrap().unwrap();
+    assert!(record.to_bytes().len() <= 96);
 }
 
 #[test]
@@ -788,4 +832,257 @@ fn a_record_from_a_larger_budget_is_never_checked_past_the_current_one() {
         Err(Error::AttemptsExhausted)
     ));
     assert_eq!(after.status(&s).unwrap().state, State::Locked);
+}
+
+// ---------------------------------------------------------------------------
+// Clocks that jump (issue 15, items 1, 3 and 8).
+
+#[test]
+fn a_forward_clock_step_gives_no_code_a_year_of_life() {
+    let mut w = world(Policy::default());
+    let s = login();
+    w.clock.advance(Duration::days(365));
+    let code = w.start(&s).unwrap().code;
+    // The correction, then half a year on: the code is dead.
+    w.clock.set(T0 + Duration::minutes(1));
+    assert!(matches!(
+        w.verifier.status(&s).unwrap().state,
+        State::Expired
+    ));
+    w.clock.set(T0 + Duration::days(200));
+    assert!(matches!(
+        w.verifier.verify(&s, code.as_str()),
+        Err(Error::Expired)
+    ));
+    // The subject can start again at once: the send it owed was one send.
+    let again = w.start(&s).unwrap();
+    assert_eq!(
+        again.expires_at,
+        T0 + Duration::days(200) + Duration::minutes(10)
+    );
+    w.verifier.verify(&s, again.code.as_str()).unwrap();
+}
+
+#[test]
+fn a_forward_clock_step_locks_no_one_for_a_year() {
+    let policy = Policy::builder().failure_cap(1).build().unwrap();
+    let mut w = world(policy);
+    let s = login();
+    w.clock.advance(Duration::days(365));
+    let code = w.start(&s).unwrap().code;
+    let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::hours(1)));
+    w.clock.set(T0 + Duration::minutes(1));
+    let err = w.start(&s).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }));
+    assert!(err.retry_after().unwrap() <= Duration::hours(1), "{err:?}");
+    // And the record a store keeps says so too (its TTL).
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    let ttl = record.expires_at(w.verifier.engine().policy());
+    assert!(
+        ttl <= T0 + Duration::days(365) + Duration::days(366),
+        "{ttl}"
+    );
+    w.clock.advance(Duration::hours(1));
+    w.start(&s).unwrap();
+}
+
+#[test]
+fn a_clock_stepped_back_after_a_status_revives_nothing_under_monotonic_clock() {
+    let inner = ManualClock::new(T0);
+    let clock = MonotonicClock::new(inner.clone());
+    let keys = KeyRing::new(key(1));
+    let verifier = Verifier::new(Policy::default(), keys, MemoryStore::new(), clock);
+    let s = login();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let code = verifier.start(&s, Channel::Sms, &mut rng).unwrap().code;
+    inner.advance(Duration::minutes(11));
+    assert_eq!(verifier.status(&s).unwrap().state, State::Expired);
+    inner.advance(Duration::minutes(-6));
+    assert!(matches!(
+        verifier.verify(&s, code.as_str()),
+        Err(Error::Expired)
+    ));
+}
+
+#[test]
+fn without_a_monotonic_clock_only_a_written_expiry_holds() {
+    // The guide's narrowed claim, pinned: a `status` writes nothing, so a
+    // raw clock stepped back before any write lets the code work again;
+    // once a call wrote the expiry, nothing revives it.
+    let mut w = world(Policy::default());
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    w.clock.advance(Duration::minutes(11));
+    assert_eq!(w.verifier.status(&s).unwrap().state, State::Expired);
+    w.clock.advance(Duration::minutes(-6));
+    w.verifier.verify(&s, code.as_str()).unwrap();
+}
+
+#[test]
+fn any_offset_and_any_instant_write_records_that_read_back() {
+    let keys = KeyRing::new(key(1));
+    let engine = Engine::new(Policy::default(), keys);
+    let s = login();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    for now in [
+        datetime!(9999-12-31 23:59:59.999_999_999 -23:59:59),
+        datetime!(-9999-01-01 0:00 +23:59:59),
+        datetime!(2026-11-22 12:00:00.5 +05:30),
+        OffsetDateTime::UNIX_EPOCH,
+    ] {
+        let step = engine.start(None, &s, Channel::Sms, now, &mut rng);
+        let record = step.write.expect("written");
+        assert_eq!(Record::from_bytes(&record.to_bytes()), Ok(record.clone()));
+        let code = step.outcome.unwrap().code;
+        let step = engine.verify(Some(&record), &s, code.as_str(), now);
+        assert!(step.outcome.is_ok(), "{now}: {:?}", step.outcome);
+        let record = step.write.expect("written");
+        assert_eq!(Record::from_bytes(&record.to_bytes()), Ok(record));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The guessing budget (issue 8, item 1).
+
+#[test]
+fn lockouts_escalate_then_block_until_unlocked() {
+    let policy = Policy::builder()
+        .max_checks(100)
+        .failure_cap(2)
+        .lockout(Duration::minutes(1))
+        .lockout_growth(3)
+        .failure_hard_cap(6)
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    let code = w.start(&s).unwrap().code;
+    assert_eq!(w.verifier.status(&s).unwrap().failures_left, 2);
+    let mut lockouts = Vec::new();
+    let mut code = code;
+    loop {
+        let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+        match err {
+            Error::CodeMismatch { .. } => {
+                assert_eq!(w.verifier.status(&s).unwrap().failures_left, 1);
+            }
+            Error::Locked { retry_after } => {
+                lockouts.push(retry_after);
+                // Neither waiting it out nor a new validation resets the count.
+                w.clock.advance(retry_after);
+                code = w.start(&s).unwrap().code;
+            }
+            Error::Blocked => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(lockouts, [Duration::minutes(1), Duration::minutes(3)]);
+    assert!(matches!(
+        w.take_events()
+            .iter()
+            .rev()
+            .find(|e| matches!(e, Event::Blocked { .. })),
+        Some(Event::Blocked { failures: 6, .. })
+    ));
+    let status = w.verifier.status(&s).unwrap();
+    assert!(status.blocked && status.failures_left == 0);
+    // No time lifts a block.
+    w.clock.advance(Duration::days(3000));
+    let err = w.start(&s).unwrap_err();
+    assert!(matches!(err, Error::Blocked));
+    assert_eq!(err.next_call(), Some("unlock"));
+    assert_eq!(err.public(), PublicError::Blocked);
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    assert!(record.expires_at(w.verifier.engine().policy()) > T0 + Duration::days(365 * 7000));
+    // An operator unlocks; the count starts again.
+    w.verifier.unlock(&s).unwrap();
+    assert!(matches!(
+        w.take_events()[..],
+        [Event::Unlocked { failures: 6, .. }]
+    ));
+    let code = w.start(&s).unwrap().code;
+    assert_eq!(w.verifier.status(&s).unwrap().failures_left, 2);
+    let _ = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    // A success resets the count and its escalation.
+    w.verifier.verify(&s, code.as_str()).unwrap();
+    let code = w.start(&s).unwrap().code;
+    let _ = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::minutes(1)));
+}
+
+#[test]
+fn a_locked_retry_after_is_when_start_succeeds() {
+    let policy = Policy::builder()
+        .failure_cap(1)
+        .lockout(Duration::seconds(5))
+        .build()
+        .unwrap();
+    let mut w = world(policy);
+    let s = login();
+    // Spend the send burst so that the send budget, not the lockout, binds.
+    let mut code = w.start(&s).unwrap().code;
+    for _ in 0..4 {
+        w.verifier.cancel(&s).unwrap();
+        code = w.start(&s).unwrap().code;
+    }
+    let err = w.verifier.verify(&s, &wrong(&code)).unwrap_err();
+    let wait = err.retry_after().unwrap();
+    assert_eq!(wait, Duration::minutes(10));
+    assert_eq!(err.next_call(), Some("start"));
+    w.clock.advance(wait - Duration::SECOND);
+    assert!(w.start(&s).is_err());
+    w.clock.advance(Duration::SECOND);
+    w.start(&s).unwrap();
+}
+
+#[test]
+fn unlocking_nothing_writes_nothing() {
+    let w = world(Policy::default());
+    let s = login();
+    w.verifier.unlock(&s).unwrap();
+    assert!(Store::load(w.verifier.store(), &s).unwrap().is_none());
+    assert!(w.take_events().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Answers to outsiders (issue 15, item 4).
+
+#[test]
+fn start_and_resend_answer_an_outsider_alike_for_a_live_validation_and_none() {
+    let mut w = world(Policy::default());
+    let victim = login();
+    let stranger = subject(Purpose::Onboarding);
+    w.start(&victim).unwrap();
+    w.clock.advance(Duration::seconds(12));
+    // What an outsider's calls get, through `public_send`: `Ok(())` is
+    // "answered as a send".
+    let answer = |r: Result<Sent, Error>| r.map(|_| ()).or_else(|e| e.public_send());
+    let live_start = w.start(&victim);
+    assert!(matches!(live_start, Err(Error::ResendTooSoon { .. })));
+    assert_eq!(answer(live_start), Ok(()));
+    assert_eq!(answer(w.resend(&victim)), Ok(()));
+    assert_eq!(answer(w.resend(&stranger)), Ok(()));
+    assert_eq!(answer(w.start(&stranger)), Ok(()));
+    // Terminal states, spent sends and the send budget answer alike too.
+    w.verifier.cancel(&stranger).unwrap();
+    assert_eq!(answer(w.resend(&stranger)), Ok(()));
+    for _ in 0..5 {
+        let _ = w.start(&stranger);
+        let _ = w.verifier.cancel(&stranger);
+    }
+    let spent = w.start(&stranger);
+    assert!(matches!(spent, Err(Error::SendLimit { .. })), "{spent:?}");
+    assert_eq!(answer(spent), Ok(()));
+    // Where `public()` is used anyway, a cooldown's time comes in whole
+    // minutes, not the second the code went out.
+    let err = w.resend(&victim).unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::seconds(18)));
+    assert_eq!(err.public().retry_after(), Some(Duration::minutes(1)));
+    // The caller's own bad input and an unavailable store are refused.
+    assert_eq!(
+        Error::Contention.public_send(),
+        Err(PublicError::Unavailable)
+    );
 }

@@ -1,5 +1,6 @@
 //! Model-based property test: random sequences of calls against `Verifier` +
-//! `MemoryStore` + `ManualClock`, and against a small reference model written
+//! `MemoryStore` + `ManualClock` (and the same sequence against
+//! `AsyncVerifier`, driven by a tiny executor), and against a small reference model written
 //! here from the documented rules (the `Policy` table and the state table in
 //! `otpflow::validation`). After every step the outcome, the status,
 //! `attempts_left`, `sends_left` and every `retry_after` must agree.
@@ -12,8 +13,9 @@ use std::collections::{HashMap, HashSet};
 
 use otpflow::rand_core::SeedableRng;
 use otpflow::{
-    Channel, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber, PhonePolicy, Policy,
-    Purpose, ResendMode, SecretKey, State, SubjectKey, Verifier,
+    AsyncVerifier, Channel, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber,
+    PhonePolicy, Policy, Purpose, ResendMode, SecretKey, Sent, State, Status, SubjectKey,
+    Validated, Verifier,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -35,6 +37,8 @@ struct Knobs {
     lockout: i64,
     send_window: i64,
     new_code: bool,
+    growth: u32,
+    hard_cap: u32,
 }
 
 impl Knobs {
@@ -49,6 +53,8 @@ impl Knobs {
             .failure_window(Duration::seconds(self.failure_window))
             .lockout(Duration::seconds(self.lockout))
             .subject_send_window(Duration::seconds(self.send_window))
+            .lockout_growth(self.growth)
+            .failure_hard_cap(self.hard_cap)
             .resend_mode(if self.new_code {
                 ResendMode::NewCode
             } else {
@@ -73,6 +79,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
             prop_oneof![Just(120i64), Just(900)],
         ),
         (prop_oneof![Just(600i64), Just(3600)], any::<bool>()),
+        (1u32..=3, 0u32..=12),
     )
         .prop_map(
             |(
@@ -80,6 +87,7 @@ fn knobs() -> impl Strategy<Value = Knobs> {
                 (lifetime, failure_cap),
                 (failure_window, lockout),
                 (send_window, new_code),
+                (growth, extra_hard_cap),
             )| Knobs {
                 max_checks,
                 max_sends,
@@ -91,6 +99,8 @@ fn knobs() -> impl Strategy<Value = Knobs> {
                 lockout,
                 send_window,
                 new_code,
+                growth,
+                hard_cap: 1 + extra_hard_cap * 2,
             },
         )
 }
@@ -110,6 +120,7 @@ enum Op {
     VerifyOther(usize, usize),
     VerifyMalformed(usize, &'static str),
     Cancel(usize),
+    Unlock(usize),
     Advance(i64),
     RotateKey,
     RemoveOldestKey,
@@ -131,6 +142,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (s.clone(), prop_oneof![Just("12a456"), Just("12345"), Just("1234567"), Just(""), Just("12.456")])
             .prop_map(|(s, m)| Op::VerifyMalformed(s, m)),
         1 => s.clone().prop_map(Op::Cancel),
+        1 => s.clone().prop_map(Op::Unlock),
         4 => prop_oneof![
             Just(1i64), Just(10), Just(29), Just(30), Just(31), Just(44), Just(45), Just(59),
             Just(60), Just(61), Just(119), Just(120), Just(299), Just(300), Just(600), Just(900),
@@ -145,28 +157,39 @@ fn op() -> impl Strategy<Value = Op> {
 // ---------------------------------------------------------------------------
 // The reference model. Time is whole seconds since T0.
 
-/// A fixed window: opens at its first event, closes `window` seconds later.
+/// The subject's send bucket (GCRA), from the `Policy` docs: a burst of
+/// max(⌈cap/2⌉, max_sends) (at most cap), then one every
+/// ⌈window / (cap − burst + 1)⌉ seconds.
 #[derive(Clone, Copy, Debug, Default)]
-struct Window {
-    count: u32,
-    since: Option<i64>,
+struct Bucket {
+    tat: Option<i64>,
 }
 
-impl Window {
-    fn count_at(&self, now: i64, window: i64) -> u32 {
-        match self.since {
-            Some(since) if now < since + window => self.count,
-            _ => 0,
-        }
+impl Bucket {
+    fn shape(k: &Knobs) -> (i64, i64) {
+        let cap = i64::from(k.max_sends + k.extra_subject_sends);
+        let burst = ((cap + 1) / 2).max(i64::from(k.max_sends)).min(cap);
+        let steps = cap - burst + 1;
+        (burst, (k.send_window + steps - 1) / steps)
     }
-    fn add(&mut self, now: i64, window: i64) {
-        if self.count_at(now, window) == 0 {
-            *self = Window {
-                count: 0,
-                since: Some(now),
-            };
-        }
-        self.count += 1;
+    fn ready(&self, k: &Knobs) -> Option<i64> {
+        let (burst, t) = Self::shape(k);
+        self.tat.map(|tat| tat - (burst - 1) * t)
+    }
+    fn allows(&self, now: i64, k: &Knobs) -> bool {
+        self.ready(k).is_none_or(|r| now >= r)
+    }
+    fn left(&self, now: i64, k: &Knobs) -> u32 {
+        let (burst, t) = Self::shape(k);
+        let used = match self.tat {
+            Some(tat) if tat > now => (tat - now + t - 1) / t,
+            _ => 0,
+        };
+        u32::try_from((burst - used).max(0)).expect("small")
+    }
+    fn spend(&mut self, now: i64, k: &Knobs) {
+        let (_, t) = Self::shape(k);
+        self.tat = Some(self.tat.map_or(now, |tat| tat.max(now)) + t);
     }
 }
 
@@ -186,8 +209,10 @@ struct Validation {
 struct Subject {
     generation: u32,
     current: Option<Validation>,
-    failures: Window,
-    sends: Window,
+    /// Consecutive failures, and when the last happened.
+    failures: u32,
+    last_failure: Option<i64>,
+    sends: Bucket,
     locked_until: Option<i64>,
 }
 
@@ -212,8 +237,10 @@ enum Refusal {
     AlreadyValidated,
     AttemptsExhausted,
     Locked(i64),
+    Blocked,
     ResendTooSoon(i64),
     SendLimit(i64),
+    ResendsSpent(i64),
 }
 
 struct Model {
@@ -224,11 +251,41 @@ struct Model {
 }
 
 impl Model {
+    /// Failures that count at `now`: all, unless `failure_window` passed
+    /// since the last one and the subject is not blocked.
+    fn failures_at(&self, s: usize, now: i64) -> u32 {
+        let sub = &self.subjects[s];
+        if sub.failures >= self.k.hard_cap {
+            return sub.failures;
+        }
+        match sub.last_failure {
+            Some(last) if now < last + self.k.failure_window => sub.failures,
+            _ => 0,
+        }
+    }
+
+    fn lockout(&self, nth: u32) -> i64 {
+        let max = 7 * 24 * 3600;
+        let mut d = self.k.lockout;
+        for _ in 1..nth {
+            if d >= max {
+                break;
+            }
+            d *= i64::from(self.k.growth);
+        }
+        d.min(max)
+    }
+
+    /// Blocked, or in a lockout: `Locked` names when `start` succeeds.
     fn locked(&self, s: usize, now: i64) -> Option<Refusal> {
-        self.subjects[s]
-            .locked_until
-            .filter(|&until| now < until)
-            .map(|until| Refusal::Locked(until - now))
+        let sub = &self.subjects[s];
+        if sub.failures >= self.k.hard_cap {
+            return Some(Refusal::Blocked);
+        }
+        sub.locked_until.filter(|&until| now < until).map(|until| {
+            let at = sub.sends.ready(&self.k).map_or(until, |r| r.max(until));
+            Refusal::Locked(at - now)
+        })
     }
 
     /// `None` when the validation is live; else the refusal for its state
@@ -255,25 +312,26 @@ impl Model {
             .is_some_and(|v| v.state == State::Sent && now < v.expires_at)
     }
 
-    fn subject_cap(&self) -> u32 {
-        self.k.max_sends + self.k.extra_subject_sends
-    }
-
     fn sends_left(&self, s: usize, now: i64) -> u32 {
         let sub = &self.subjects[s];
         let v = sub.current.as_ref().expect("a validation");
-        let window = self
-            .subject_cap()
-            .saturating_sub(sub.sends.count_at(now, self.k.send_window));
-        self.k.max_sends.saturating_sub(v.sends).min(window)
+        let bucket = sub.sends.left(now, &self.k);
+        self.k.max_sends.saturating_sub(v.sends).min(bucket)
     }
 
-    fn window_full(&self, s: usize, now: i64) -> Option<Refusal> {
+    fn bucket_empty(&self, s: usize, now: i64) -> Option<Refusal> {
         let sends = self.subjects[s].sends;
-        (sends.count_at(now, self.k.send_window) >= self.subject_cap()).then(|| {
-            let closes = sends.since.expect("a counted send") + self.k.send_window;
-            Refusal::SendLimit((closes - now).max(0))
-        })
+        (!sends.allows(now, &self.k))
+            .then(|| Refusal::SendLimit(sends.ready(&self.k).expect("a send") - now))
+    }
+
+    fn resend_at(&self, s: usize) -> i64 {
+        let sub = &self.subjects[s];
+        let v = sub.current.as_ref().expect("a validation");
+        let cooldown_end = v.last_sent_at + self.k.cooldown;
+        sub.sends
+            .ready(&self.k)
+            .map_or(cooldown_end, |r| r.max(cooldown_end))
     }
 
     /// `start`: the code comes from the implementation (`code`), as the
@@ -283,9 +341,9 @@ impl Model {
             return Expect::Refused(r);
         }
         if self.is_live(s, now) {
-            return self.resend_live(s, Some(channel), now, code);
+            return self.resend_live(s, Some(channel), now, code, true);
         }
-        if let Some(r) = self.window_full(s, now) {
+        if let Some(r) = self.bucket_empty(s, now) {
             return Expect::Refused(r);
         }
         let k = self.k;
@@ -305,7 +363,7 @@ impl Model {
             checks: 0,
             sends: 1,
         });
-        sub.sends.add(now, k.send_window);
+        sub.sends.spend(now, &k);
         let generation = sub.generation;
         Expect::Sent(
             generation,
@@ -327,7 +385,7 @@ impl Model {
         if let Some(r) = self.settle(s, now) {
             return Expect::Refused(r);
         }
-        self.resend_live(s, None, now, code)
+        self.resend_live(s, None, now, code, false)
     }
 
     fn resend_live(
@@ -336,17 +394,31 @@ impl Model {
         channel: Option<Channel>,
         now: i64,
         code: Option<&str>,
+        via_start: bool,
     ) -> Expect {
         let k = self.k;
-        let v = self.subjects[s].current.as_ref().expect("live");
-        if v.sends >= k.max_sends {
-            return Expect::Refused(Refusal::SendLimit(v.expires_at - now));
+        let sub = &self.subjects[s];
+        let v = sub.current.as_ref().expect("live");
+        let rate_ready = sub.sends.ready(&k).filter(|&r| now < r);
+        let cooldown_end = Some(v.last_sent_at + k.cooldown).filter(|&c| now < c);
+        let earliest = match (cooldown_end, rate_ready) {
+            (Some(c), Some(r)) => Some(c.max(r)),
+            (c, r) => c.or(r),
+        };
+        if v.sends >= k.max_sends || earliest.is_some_and(|e| e >= v.expires_at) {
+            let start_at = rate_ready.map_or(v.expires_at, |r| r.max(v.expires_at));
+            return Expect::Refused(if via_start {
+                Refusal::SendLimit(start_at - now)
+            } else {
+                Refusal::ResendsSpent(start_at - now)
+            });
         }
-        if now < v.last_sent_at + k.cooldown {
-            return Expect::Refused(Refusal::ResendTooSoon(v.last_sent_at + k.cooldown - now));
-        }
-        if let Some(r) = self.window_full(s, now) {
-            return Expect::Refused(r);
+        if let Some(e) = earliest {
+            return Expect::Refused(if cooldown_end == Some(e) {
+                Refusal::ResendTooSoon(e - now)
+            } else {
+                Refusal::SendLimit(e - now)
+            });
         }
         let key_kept = self.keys.contains(&v.key);
         let current_key = *self.keys.last().expect("a current key");
@@ -363,7 +435,7 @@ impl Model {
         v.sends += 1;
         v.last_sent_at = now;
         let (expires_at, channel) = (v.expires_at, v.channel);
-        sub.sends.add(now, k.send_window);
+        sub.sends.spend(now, &k);
         let generation = sub.generation;
         Expect::Sent(
             generation,
@@ -401,21 +473,41 @@ impl Model {
         v.checks += 1;
         if v.code == digits {
             v.state = State::Validated;
+            sub.failures = 0;
+            sub.last_failure = None;
+            sub.locked_until = None;
             return Expect::Validated(generation);
         }
         let attempts_left = k.max_checks.saturating_sub(v.checks);
-        sub.failures.add(now, k.failure_window);
-        if sub.failures.count >= k.failure_cap {
-            sub.locked_until = Some(now + k.lockout);
-            sub.failures = Window::default();
+        let failures = self.failures_at(s, now) + 1;
+        let lock = self.lockout(failures / k.failure_cap);
+        let sub = &mut self.subjects[s];
+        let v = sub.current.as_mut().expect("live");
+        sub.failures = failures;
+        sub.last_failure = Some(now);
+        if failures >= k.hard_cap {
+            sub.locked_until = None;
             v.state = State::Locked;
-            Expect::Refused(Refusal::Locked(k.lockout))
+            Expect::Refused(Refusal::Blocked)
+        } else if failures.is_multiple_of(k.failure_cap) {
+            let until = now + lock;
+            sub.locked_until = Some(until);
+            v.state = State::Locked;
+            let at = sub.sends.ready(&k).map_or(until, |r| r.max(until));
+            Expect::Refused(Refusal::Locked(at - now))
         } else if attempts_left == 0 {
             v.state = State::Locked;
             Expect::Refused(Refusal::AttemptsExhausted)
         } else {
             Expect::Refused(Refusal::Mismatch(attempts_left))
         }
+    }
+
+    fn unlock(&mut self, s: usize) {
+        let sub = &mut self.subjects[s];
+        sub.failures = 0;
+        sub.last_failure = None;
+        sub.locked_until = None;
     }
 
     fn cancel(&mut self, s: usize, now: i64) -> Expect {
@@ -452,8 +544,10 @@ fn refusal(e: &Error) -> Refusal {
         Error::AlreadyValidated => Refusal::AlreadyValidated,
         Error::AttemptsExhausted => Refusal::AttemptsExhausted,
         Error::Locked { retry_after } => Refusal::Locked(secs(*retry_after)),
+        Error::Blocked => Refusal::Blocked,
         Error::ResendTooSoon { retry_after } => Refusal::ResendTooSoon(secs(*retry_after)),
         Error::SendLimit { retry_after } => Refusal::SendLimit(secs(*retry_after)),
+        Error::ResendsSpent { start_after } => Refusal::ResendsSpent(secs(*start_after)),
         other => panic!("unexpected error {other:?}"),
     }
 }
@@ -485,14 +579,100 @@ fn wrong_code(code: &str, position: usize, delta: u8) -> String {
     String::from_utf8(bytes).expect("digits")
 }
 
+/// The two drivers, seen the same way: `Verifier`, and `AsyncVerifier`
+/// with each call run to completion by `futures_executor::block_on`.
+trait Driver {
+    fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self;
+    fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error>;
+    fn resend(
+        &self,
+        s: &SubjectKey,
+        c: Option<Channel>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error>;
+    fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error>;
+    fn cancel(&self, s: &SubjectKey) -> Result<(), Error>;
+    fn unlock(&self, s: &SubjectKey) -> Result<(), Error>;
+    fn status(&self, s: &SubjectKey) -> Result<Status, Error>;
+    fn engine_mut(&mut self) -> &mut Engine;
+}
+
+type SyncDriver = Verifier<MemoryStore, ManualClock>;
+struct AsyncDriver(AsyncVerifier<MemoryStore, ManualClock>);
+
+impl Driver for SyncDriver {
+    fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self {
+        Verifier::new(policy, keys, MemoryStore::new(), clock)
+    }
+    fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
+        Verifier::start(self, s, c, rng)
+    }
+    fn resend(
+        &self,
+        s: &SubjectKey,
+        c: Option<Channel>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        Verifier::resend(self, s, c, rng)
+    }
+    fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error> {
+        Verifier::verify(self, s, code)
+    }
+    fn cancel(&self, s: &SubjectKey) -> Result<(), Error> {
+        Verifier::cancel(self, s)
+    }
+    fn unlock(&self, s: &SubjectKey) -> Result<(), Error> {
+        Verifier::unlock(self, s)
+    }
+    fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
+        Verifier::status(self, s)
+    }
+    fn engine_mut(&mut self) -> &mut Engine {
+        Verifier::engine_mut(self)
+    }
+}
+
+impl Driver for AsyncDriver {
+    fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self {
+        AsyncDriver(AsyncVerifier::new(policy, keys, MemoryStore::new(), clock))
+    }
+    fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
+        futures_executor::block_on(self.0.start(s, c, rng))
+    }
+    fn resend(
+        &self,
+        s: &SubjectKey,
+        c: Option<Channel>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        futures_executor::block_on(self.0.resend(s, c, rng))
+    }
+    fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error> {
+        futures_executor::block_on(self.0.verify(s, code))
+    }
+    fn cancel(&self, s: &SubjectKey) -> Result<(), Error> {
+        futures_executor::block_on(self.0.cancel(s))
+    }
+    fn unlock(&self, s: &SubjectKey) -> Result<(), Error> {
+        futures_executor::block_on(self.0.unlock(s))
+    }
+    fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
+        futures_executor::block_on(self.0.status(s))
+    }
+    fn engine_mut(&mut self) -> &mut Engine {
+        self.0.engine_mut()
+    }
+}
+
+/// The case against both drivers.
 fn run(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
+    run_on::<SyncDriver>(k, ops)?;
+    run_on::<AsyncDriver>(k, ops)
+}
+
+fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(T0);
-    let mut verifier = Verifier::new(
-        k.policy(),
-        KeyRing::new(key(1)),
-        MemoryStore::new(),
-        clock.clone(),
-    );
+    let mut verifier = D::new(k.policy(), KeyRing::new(key(1)), clock.clone());
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eed);
     let subjects = subject_keys();
     let mut model = Model {
@@ -602,6 +782,12 @@ fn run(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert!(*n < k.max_checks, "over budget: {}", at);
                 }
             }
+            Op::Unlock(s) => {
+                verifier
+                    .unlock(&subjects[*s])
+                    .expect("unlock never fails here");
+                model.unlock(*s);
+            }
             Op::Cancel(s) => {
                 let got = verifier.cancel(&subjects[*s]);
                 let expect = model.cancel(*s, now);
@@ -643,7 +829,7 @@ fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Ex
 }
 
 fn check_status(
-    verifier: &Verifier<MemoryStore, ManualClock>,
+    verifier: &impl Driver,
     model: &Model,
     subject: &SubjectKey,
     s: usize,
@@ -683,9 +869,19 @@ fn check_status(
     prop_assert_eq!(status.attempts_left, attempts_left, "attempts_left: {}", at);
     let sends_left = if live { model.sends_left(s, now) } else { 0 };
     prop_assert_eq!(status.sends_left, sends_left, "sends_left: {}", at);
-    let resend_at = v.last_sent_at + model.k.cooldown;
+    let resend_at = model.resend_at(s);
     let resend_after = (live && now < resend_at).then(|| Duration::seconds(resend_at - now));
     prop_assert_eq!(status.resend_after, resend_after, "resend_after: {}", at);
+    let k = &model.k;
+    let blocked = sub.failures >= k.hard_cap;
+    let n = model.failures_at(s, now);
+    let failures_left = if blocked {
+        0
+    } else {
+        (k.failure_cap - n % k.failure_cap).min(k.hard_cap.saturating_sub(n))
+    };
+    prop_assert_eq!(status.failures_left, failures_left, "failures_left: {}", at);
+    prop_assert_eq!(status.blocked, blocked, "blocked: {}", at);
     let locked_until = sub
         .locked_until
         .filter(|&until| now < until)
@@ -729,6 +925,8 @@ fn a_scripted_run_reaches_lockout_and_back() {
         lockout: 900,
         send_window: 3600,
         new_code: false,
+        growth: 2,
+        hard_cap: 9,
     };
     let mut ops = vec![Op::Start(0, Channel::Sms)];
     ops.extend((0..3).map(|i| Op::VerifyWrong(0, i, 1)));

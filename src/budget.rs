@@ -1,0 +1,299 @@
+//! The subject's budgets that outlive any one validation: the guessing
+//! ledger (consecutive failures, escalating lockouts, the hard cap) and the
+//! send rate (a GCRA bucket). Data, and pure functions of `now` and the
+//! [`Policy`]; the engine decides when to call them.
+//!
+//! # Guessing
+//!
+//! Failed checks count consecutively, across validations, resends, lockouts
+//! and restarts, until a success or an operator's unlock (NIST SP 800-63B:
+//! "consecutive failed authentication attempts"). Every
+//! [`failure_cap`](Policy::failure_cap)-th failure locks the subject, first
+//! for [`lockout`](Policy::lockout), each later lockout
+//! [`lockout_growth`](Policy::lockout_growth) times longer, up to
+//! [`max_lockout`](Policy::max_lockout). At
+//! [`failure_hard_cap`](Policy::failure_hard_cap) failures the subject is
+//! blocked until it is unlocked. A count is forgotten only after
+//! [`failure_window`](Policy::failure_window) without a failure, and never
+//! once the subject is blocked.
+//!
+//! # Sending
+//!
+//! The subject's sends are a GCRA bucket (as in `governor`): a burst of
+//! `b` = max(⌈cap / 2⌉, `max_sends`) (at most the cap) sends, then one every
+//! `T` = ⌈window / (cap − b + 1)⌉ (whole seconds). Any interval of
+//! [`subject_send_window`](Policy::subject_send_window) then holds at most
+//! [`subject_send_cap`](Policy::subject_send_cap) sends: the `k`th send
+//! after the first in an interval starting at `s` conforms only at or after
+//! `s + (k − b)·T`, and `(cap − b + 1)·T ≥ window`. The state is one instant,
+//! the theoretical arrival time (TAT).
+
+use time::{Duration, OffsetDateTime};
+
+use crate::policy::Policy;
+use crate::record::{ceil_s, later};
+
+/// The subject's guessing ledger.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Guesses {
+    /// Consecutive failed checks since the last success or unlock.
+    pub(crate) failures: u32,
+    /// When the last of them happened (rounded up); `None` when `failures`
+    /// is 0.
+    pub(crate) last_failure_at: Option<OffsetDateTime>,
+    /// The end of the current lockout, if one was set.
+    pub(crate) locked_until: Option<OffsetDateTime>,
+}
+
+/// What one more failure did to the subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Penalty {
+    /// Nothing beyond the count.
+    None,
+    /// Locked until the instant.
+    Lock(OffsetDateTime),
+    /// Blocked until an operator unlocks the subject.
+    Block,
+}
+
+impl Guesses {
+    /// The consecutive failures that still count at `now`: all of them,
+    /// unless [`failure_window`](Policy::failure_window) passed since the
+    /// last one and the subject is not blocked.
+    pub(crate) fn failures_at(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
+        if self.failures >= policy.failure_hard_cap() {
+            return self.failures;
+        }
+        match self.last_failure_at {
+            Some(last) if now < later(last, policy.failure_window()) => self.failures,
+            _ => 0,
+        }
+    }
+
+    /// True when the subject reached the hard cap: only an unlock opens it.
+    pub(crate) fn blocked(&self, policy: &Policy) -> bool {
+        self.failures >= policy.failure_hard_cap()
+    }
+
+    /// The end of the lockout running at `now`, if any.
+    pub(crate) fn locked_at(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.locked_until.filter(|&until| now < until)
+    }
+
+    /// Failures left before the next lockout (or the block), at `now`.
+    pub(crate) fn left_before_lock(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
+        let n = self.failures_at(now, policy);
+        let cap = policy.failure_cap();
+        let to_lock = cap - n % cap;
+        to_lock.min(policy.failure_hard_cap().saturating_sub(n))
+    }
+
+    /// Counts one failure at `now` and applies the penalty it earns.
+    pub(crate) fn fail(&mut self, now: OffsetDateTime, policy: &Policy) -> Penalty {
+        self.failures = self.failures_at(now, policy).saturating_add(1);
+        self.last_failure_at = Some(ceil_s(now));
+        if self.failures >= policy.failure_hard_cap() {
+            self.locked_until = None;
+            return Penalty::Block;
+        }
+        if !self.failures.is_multiple_of(policy.failure_cap()) {
+            return Penalty::None;
+        }
+        let nth = self.failures / policy.failure_cap();
+        let until = ceil_s(later(now, lockout(policy, nth)));
+        self.locked_until = Some(until);
+        Penalty::Lock(until)
+    }
+
+    /// A success: the count and its escalation start again.
+    pub(crate) fn succeed(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// The length of the `nth` lockout (1-based): `lockout · growthⁿ⁻¹`, at most
+/// `max_lockout`.
+pub(crate) fn lockout(policy: &Policy, nth: u32) -> Duration {
+    let max = policy.max_lockout();
+    let mut d = policy.lockout();
+    for _ in 1..nth {
+        if d >= max {
+            break;
+        }
+        d = d.saturating_mul(i32::try_from(policy.lockout_growth()).unwrap_or(i32::MAX));
+    }
+    d.min(max)
+}
+
+/// The subject's send rate: a GCRA bucket's theoretical arrival time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SendRate {
+    pub(crate) tat: Option<OffsetDateTime>,
+}
+
+/// The bucket's burst and emission interval for a policy.
+pub(crate) fn send_rate(policy: &Policy) -> (u32, Duration) {
+    let cap = policy.subject_send_cap();
+    let burst = cap.div_ceil(2).max(policy.max_sends()).min(cap);
+    let steps = cap - burst + 1;
+    let interval = policy.subject_send_window() / steps;
+    // Whole seconds, rounded up: a longer interval only sends less.
+    let whole = interval.whole_seconds() + i64::from(interval.subsec_nanoseconds() > 0);
+    (burst, Duration::seconds(whole.max(1)))
+}
+
+impl SendRate {
+    /// The earliest instant at which a send conforms.
+    pub(crate) fn ready_at(&self, policy: &Policy) -> Option<OffsetDateTime> {
+        let (burst, interval) = send_rate(policy);
+        let tolerance = interval.saturating_mul(i32::try_from(burst - 1).unwrap_or(i32::MAX));
+        self.tat.map(|tat| later(tat, -tolerance))
+    }
+
+    /// True when a send at `now` conforms.
+    pub(crate) fn allows(&self, now: OffsetDateTime, policy: &Policy) -> bool {
+        self.ready_at(policy).is_none_or(|ready| now >= ready)
+    }
+
+    /// Sends that would conform at `now`, one after the other.
+    pub(crate) fn left(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
+        let (burst, interval) = send_rate(policy);
+        let Some(tat) = self.tat else {
+            return burst;
+        };
+        if tat <= now {
+            return burst;
+        }
+        // A send conforms while TAT − (burst − 1)·T ≤ now, and each one
+        // moves the TAT one interval on.
+        let backlog = (tat - now).whole_nanoseconds();
+        let step = interval.whole_nanoseconds().max(1);
+        let used = u32::try_from((backlog + step - 1) / step).unwrap_or(u32::MAX);
+        burst.saturating_sub(used)
+    }
+
+    /// Spends one send at `now` (which must conform).
+    pub(crate) fn spend(&mut self, now: OffsetDateTime, policy: &Policy) {
+        let (_, interval) = send_rate(policy);
+        let arrival = ceil_s(now);
+        let from = self.tat.map_or(arrival, |tat| tat.max(arrival));
+        self.tat = Some(later(from, interval));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(secs)
+    }
+
+    #[test]
+    fn default_send_bucket() {
+        let p = Policy::default();
+        assert_eq!(send_rate(&p), (5, Duration::minutes(10)));
+        let mut r = SendRate::default();
+        for i in 0..5 {
+            assert!(r.allows(t(0), &p), "send {i}");
+            assert_eq!(r.left(t(0), &p), 5 - i);
+            r.spend(t(0), &p);
+        }
+        assert!(!r.allows(t(0), &p));
+        assert_eq!(r.left(t(0), &p), 0);
+        assert_eq!(r.ready_at(&p), Some(t(600)));
+        assert!(r.allows(t(600), &p));
+    }
+
+    #[test]
+    fn escalation_and_block() {
+        let p = Policy::default();
+        let mut g = Guesses::default();
+        let mut locks = Vec::new();
+        for i in 0..100 {
+            match g.fail(t(i), &p) {
+                Penalty::None => {}
+                Penalty::Lock(until) => locks.push(until - t(i)),
+                Penalty::Block => {
+                    assert_eq!(i, 99);
+                    assert!(g.blocked(&p));
+                }
+            }
+        }
+        assert_eq!(
+            locks,
+            [
+                Duration::hours(1),
+                Duration::hours(4),
+                Duration::hours(16),
+                Duration::hours(64)
+            ]
+        );
+        // Blocked forever: the memory does not forget it.
+        assert_eq!(g.failures_at(t(1_000_000_000), &p), 100);
+        g.succeed();
+        assert_eq!(g.failures_at(t(100), &p), 0);
+    }
+
+    proptest::proptest! {
+        /// No interval of the window's length ever holds more sends than the
+        /// cap, whatever the times of the attempts (sub-second ones too).
+        #[test]
+        fn no_window_holds_more_than_the_cap(
+            cap in 1u32..=12,
+            max_sends in 1u32..=12,
+            window in 1i64..=7200,
+            gaps in proptest::collection::vec(0i64..900_000, 1..200),
+        ) {
+            let max_sends = max_sends.min(cap);
+            let p = Policy::builder()
+                .max_sends(max_sends)
+                .subject_send_cap(cap)
+                .subject_send_window(Duration::seconds(window))
+                .resend_cooldown(Duration::ZERO)
+                .build()
+                .expect("a valid policy");
+            let mut bucket = SendRate::default();
+            let mut now = t(0);
+            let mut sent = Vec::new();
+            for gap in gaps {
+                // Gaps in milliseconds: bursts, and long quiet spells.
+                now += Duration::milliseconds(gap % 4 * (gap / 4 % 1000));
+                if bucket.allows(now, &p) {
+                    let before = bucket.left(now, &p);
+                    proptest::prop_assert!(before >= 1);
+                    bucket.spend(now, &p);
+                    sent.push(now);
+                } else {
+                    proptest::prop_assert_eq!(bucket.left(now, &p), 0);
+                    // The refusal's time is when a send conforms.
+                    let ready = bucket.ready_at(&p).expect("a send was made");
+                    proptest::prop_assert!(ready > now);
+                    proptest::prop_assert!(bucket.allows(ready, &p));
+                }
+            }
+            let w = Duration::seconds(window);
+            for (i, &start) in sent.iter().enumerate() {
+                let inside = sent[i..].iter().take_while(|&&s| s < start + w).count();
+                proptest::prop_assert!(
+                    inside <= usize::try_from(cap).expect("small"),
+                    "{} sends in a window from {}", inside, start
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lockouts_stop_growing_at_the_maximum() {
+        let p = Policy::builder()
+            .lockout(Duration::hours(1))
+            .lockout_growth(16)
+            .max_lockout(Duration::days(2))
+            .build()
+            .expect("a valid policy");
+        assert_eq!(lockout(&p, 1), Duration::hours(1));
+        assert_eq!(lockout(&p, 2), Duration::hours(16));
+        assert_eq!(lockout(&p, 3), Duration::days(2));
+        assert_eq!(lockout(&p, u32::MAX), Duration::days(2));
+    }
+}
