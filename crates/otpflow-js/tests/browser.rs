@@ -6,7 +6,7 @@
 
 use js_sys::{Array, Promise, Reflect};
 use otpflow_js::{KeyRing, MemoryStore, PhoneNumber, PhonePolicy, Policy, Verifier};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
