@@ -54,9 +54,12 @@ fn main() {
     println!("validations:                 {n}");
     println!("heap held by the store:      {held:.0} bytes");
     println!("bytes per active validation: {:.1}", held / n as f64);
-    println!(
-        "encoded record:              {} bytes",
-        record.to_bytes().len()
+    let encoded = record.to_bytes().len();
+    println!("encoded record:              {encoded} bytes");
+    // The goal for format 2: at most 96 bytes for a live validation.
+    assert!(
+        encoded <= 96,
+        "an encoded live record takes {encoded} bytes"
     );
     println!(
         "in-memory Record value:      {} bytes",

@@ -208,18 +208,48 @@ impl Derivation {
             _ => None,
         }
     }
+
+    /// The code of one validation: what the [`Engine`](crate::Engine)
+    /// derives for `subject` from the validation's `nonce` and its
+    /// `generation` in the subject's record, `length` digits (4 to 10).
+    /// For interoperability checks and benches; the engine calls it itself.
+    ///
+    /// ```
+    /// use otpflow::code::Derivation;
+    /// use otpflow::*;
+    /// let key = SecretKey::new(KeyId(1), &[42u8; 32])?;
+    /// let phone = PhoneNumber::parse("+447401101801", &PhonePolicy::default())?;
+    /// let subject = SubjectKey::new(Purpose::Login, phone);
+    /// let code = Derivation::V2.derive(&key, &subject, &[0; 16], 1, 6);
+    /// assert_eq!(code.len(), 6);
+    /// assert_eq!(code, Derivation::V2.derive(&key, &subject, &[0; 16], 1, 6));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn derive(
+        self,
+        key: &SecretKey,
+        subject: &SubjectKey,
+        nonce: &[u8; NONCE_LEN],
+        generation: u32,
+        length: u8,
+    ) -> Code {
+        derive_with(self, key, subject, nonce, generation, length.clamp(4, 10))
+    }
 }
 
-/// Derives the code of one validation with [`Derivation::V1`]. `generation`
-/// is the validation's number within its subject's record.
-pub(crate) fn derive<K: Deref<Target = SecretKey>>(
+/// Derives the code of a stored validation with the derivation its record
+/// names (`version`); a version this build does not know (which `verify`
+/// refuses before deriving) falls back to the latest.
+pub(crate) fn derive_recorded<K: Deref<Target = SecretKey>>(
+    version: u8,
     key: K,
     subject: &SubjectKey,
     nonce: &[u8; NONCE_LEN],
     generation: u32,
     length: u8,
 ) -> Code {
-    derive_with(Derivation::V1, &key, subject, nonce, generation, length)
+    let derivation = Derivation::from_u8(version).unwrap_or(Derivation::LATEST);
+    derive_with(derivation, &key, subject, nonce, generation, length)
 }
 
 /// Derives the code of one validation with `derivation`, then scrubs the
@@ -431,23 +461,33 @@ mod tests {
     #[test]
     fn derivation_is_deterministic_and_bound_to_every_field() {
         let s = subject(Purpose::Login);
-        let base = derive(&key(1), &s, &[0; 16], 0, 6);
+        let base = derive_with(Derivation::V1, &key(1), &s, &[0; 16], 0, 6);
         assert_eq!(base.len(), 6);
         assert!(base.as_str().bytes().all(|b| b.is_ascii_digit()));
-        assert_eq!(base, derive(&key(1), &s, &[0; 16], 0, 6));
+        assert_eq!(
+            base,
+            derive_with(Derivation::V1, &key(1), &s, &[0; 16], 0, 6)
+        );
         // Each field changes the code (for these fixed inputs; a collision is
         // a 1-in-10^6 event per field, checked once here).
         let variants = [
-            derive(&key(2), &s, &[0; 16], 0, 6),
-            derive(&key(1), &subject(Purpose::Onboarding), &[0; 16], 0, 6),
-            derive(&key(1), &s, &[1; 16], 0, 6),
-            derive(&key(1), &s, &[0; 16], 1, 6),
+            derive_with(Derivation::V1, &key(2), &s, &[0; 16], 0, 6),
+            derive_with(
+                Derivation::V1,
+                &key(1),
+                &subject(Purpose::Onboarding),
+                &[0; 16],
+                0,
+                6,
+            ),
+            derive_with(Derivation::V1, &key(1), &s, &[1; 16], 0, 6),
+            derive_with(Derivation::V1, &key(1), &s, &[0; 16], 1, 6),
         ];
         for v in &variants {
             assert_ne!(v.as_str(), base.as_str());
         }
         // A longer code extends the shorter one: digits come from one stream.
-        let long = derive(&key(1), &s, &[0; 16], 0, 10);
+        let long = derive_with(Derivation::V1, &key(1), &s, &[0; 16], 0, 10);
         assert!(long.as_str().starts_with(base.as_str()));
     }
 
@@ -501,7 +541,14 @@ mod tests {
             }
         }
         // A golden value, so a change of both sides together is seen too.
-        let code = derive(&key(1), &subject(Purpose::Login), &[0; 16], 1, 6);
+        let code = derive_with(
+            Derivation::V1,
+            &key(1),
+            &subject(Purpose::Login),
+            &[0; 16],
+            1,
+            6,
+        );
         assert_eq!(code.as_str(), GOLDEN_V1);
     }
 
@@ -585,6 +632,66 @@ mod tests {
         }
     }
 
+    /// New validations derive with V2; a record written before, with
+    /// derivation 1, still checks with V1 and resends its V1 code; an
+    /// unknown derivation cannot be checked and ends as expired.
+    #[test]
+    fn engine_derives_v2_and_still_checks_v1_records() {
+        use crate::record::Record;
+        use crate::{Engine, Error, KeyRing, Policy, ResendMode};
+        use rand_core::SeedableRng;
+        let policy = Policy::builder()
+            .resend_mode(ResendMode::SameCode)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let engine = Engine::new(policy, KeyRing::new(key(1)));
+        let s = subject(Purpose::Login);
+        let now = time::macros::datetime!(2026-11-22 12:00 UTC);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+        let step = engine.start(None, &s, crate::Channel::Sms, now, &mut rng);
+        let record = step.write.unwrap_or_else(|| panic!("a record"));
+        let sent = step.outcome.unwrap_or_else(|e| panic!("{e}"));
+        let v = record
+            .current
+            .as_ref()
+            .unwrap_or_else(|| panic!("a validation"));
+        assert_eq!(v.derivation, 2);
+        let v2 = Derivation::V2.derive(&key(1), &s, &v.nonce, record.generation, 6);
+        let v1 = Derivation::V1.derive(&key(1), &s, &v.nonce, record.generation, 6);
+        assert_eq!(sent.code, v2);
+        assert_ne!(v1, v2);
+
+        let with = |derivation: u8| -> Record {
+            let mut r = record.clone();
+            if let Some(v) = r.current.as_mut() {
+                v.derivation = derivation;
+            }
+            r
+        };
+        let check = |r: &Record, code: &Code| {
+            engine
+                .verify(Some(r), &s, code.as_str(), now)
+                .outcome
+                .map(|ok| ok.generation)
+        };
+        let old = with(1);
+        assert_eq!(check(&old, &v1), Ok(record.generation));
+        assert!(matches!(check(&old, &v2), Err(Error::CodeMismatch { .. })));
+        assert_eq!(check(&record, &v2), Ok(record.generation));
+        assert!(matches!(
+            check(&record, &v1),
+            Err(Error::CodeMismatch { .. })
+        ));
+        assert_eq!(check(&with(3), &v2), Err(Error::Expired));
+
+        // A resend of an old record's code is its V1 code, unchanged.
+        let later = now + time::Duration::minutes(2);
+        let resent = engine.resend(Some(&old), &s, None, later, &mut rng).outcome;
+        let resent = resent.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!resent.new_code);
+        assert_eq!(resent.code, v1);
+    }
+
     #[test]
     fn input_parsing() {
         let ok = |s: &str| CodeInput::parse(s, 6).is_ok();
@@ -608,7 +715,14 @@ mod tests {
 
     #[test]
     fn matching_is_exact() {
-        let code = derive(&key(1), &subject(Purpose::Login), &[9; 16], 3, 6);
+        let code = derive_with(
+            Derivation::V1,
+            &key(1),
+            &subject(Purpose::Login),
+            &[9; 16],
+            3,
+            6,
+        );
         let input = CodeInput::parse(code.as_str(), 6).unwrap_or_else(|_| panic!());
         assert!(code.matches(&input));
         let mut wrong = code.as_str().as_bytes().to_vec();

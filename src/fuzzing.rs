@@ -298,7 +298,8 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                     assert!(status.attempts_left <= p.max_checks());
                     assert!(status.sends_left <= p.max_sends());
                     // No stored instant outlives the policy, from now.
-                    let now = clock.now();
+                    // As the engine sees it: not before the records' range.
+                    let now = clock.now().max(OffsetDateTime::UNIX_EPOCH);
                     assert!(status.expires_at <= now + p.code_lifetime() + Duration::SECOND);
                     if let Some(until) = status.locked_until {
                         assert!(until <= now + p.max_lockout() + Duration::SECOND);

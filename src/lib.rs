@@ -16,6 +16,8 @@ pub mod message;
 pub mod phone;
 pub mod policy;
 pub mod record;
+#[cfg(feature = "serde")]
+pub mod serde_impls;
 pub mod store;
 pub mod subject;
 #[cfg(feature = "testkit")]

@@ -43,13 +43,11 @@ use rand_core::CryptoRng;
 use time::{Duration, OffsetDateTime};
 
 use crate::budget::{Guesses, Penalty};
-use crate::code::{self, Code, CodeInput, NONCE_LEN};
+use crate::code::{self, Code, CodeInput, Derivation, NONCE_LEN};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::{Policy, ResendMode};
-use crate::record::{
-    DERIVATION_V1, Record, State, Validation, ceil_s, floor_s, later, normalize_now, until,
-};
+use crate::record::{Record, State, Validation, ceil_s, floor_s, later, normalize_now, until};
 use crate::subject::{Channel, SubjectKey};
 
 /// The result of one transition.
@@ -218,8 +216,8 @@ pub struct Status {
     pub expires_at: OffsetDateTime,
     /// Checks left on the current code (0 in a terminal state).
     pub attempts_left: u32,
-    /// Sends left for this validation within the subject's send window (0 in
-    /// a terminal state).
+    /// Sends left for this validation within the subject's send budget (0
+    /// in a terminal state).
     pub sends_left: u32,
     /// How long until a resend is accepted, if the cooldown is running.
     pub resend_after: Option<Duration>,
@@ -336,7 +334,7 @@ impl Engine {
         let v = Validation {
             state: State::Sent,
             channel,
-            derivation: DERIVATION_V1,
+            derivation: Derivation::LATEST.to_u8(),
             key_id: key.id(),
             nonce: nonce(rng),
             created_at: floor_s(now),
@@ -346,7 +344,14 @@ impl Engine {
             checks: 0,
             sends: 1,
         };
-        let code = code::derive(key, subject, &v.nonce, record.generation, p.code_length());
+        let code = code::derive_recorded(
+            v.derivation,
+            key,
+            subject,
+            &v.nonce,
+            record.generation,
+            p.code_length(),
+        );
         record.ledger.sends.spend(now, p);
         record.written_at = floor_s(now);
         let sent = Sent {
@@ -441,16 +446,15 @@ impl Engine {
         // `SameCode` re-derives the code already sent, unless its key was
         // removed (or its derivation is not this build's): then no one can
         // check that code, and a new one is drawn.
-        let same_key = self
-            .keys
-            .get(v.key_id)
-            .filter(|_| p.resend_mode() == ResendMode::SameCode && v.derivation == DERIVATION_V1);
+        let same_key = self.keys.get(v.key_id).filter(|_| {
+            p.resend_mode() == ResendMode::SameCode && Derivation::from_u8(v.derivation).is_some()
+        });
         let (key, new_code) = match same_key {
             Some(key) => (key, false),
             None => {
                 let key = self.keys.current();
                 v.key_id = key.id();
-                v.derivation = DERIVATION_V1;
+                v.derivation = Derivation::LATEST.to_u8();
                 v.nonce = nonce(rng);
                 v.checks = 0;
                 v.expires_at = ceil_s(later(now, p.code_lifetime()));
@@ -461,7 +465,14 @@ impl Engine {
         v.channel = channel;
         v.sends = v.sends.saturating_add(1);
         v.last_sent_at = ceil_s(now);
-        let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
+        let code = code::derive_recorded(
+            v.derivation,
+            key,
+            subject,
+            &v.nonce,
+            generation,
+            p.code_length(),
+        );
         record.ledger.sends.spend(now, p);
         record.written_at = floor_s(now);
         let Some(v) = record.current.as_ref() else {
@@ -542,7 +553,7 @@ impl Engine {
                 events,
             };
         }
-        if self.keys.get(v.key_id).is_none() || v.derivation != DERIVATION_V1 {
+        if self.keys.get(v.key_id).is_none() || Derivation::from_u8(v.derivation).is_none() {
             // The key was removed from the ring (or the code comes from a
             // derivation this build does not have): no one can check it.
             self.dummy_check(subject, &input, now);
@@ -583,7 +594,14 @@ impl Engine {
         };
         // The check is spent before the comparison.
         v.checks = v.checks.saturating_add(1);
-        let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
+        let code = code::derive_recorded(
+            v.derivation,
+            key,
+            subject,
+            &v.nonce,
+            generation,
+            p.code_length(),
+        );
         if code.matches(input) {
             end(v, State::Validated, now);
             let validated = Validated {
@@ -899,7 +917,7 @@ impl Engine {
         stand_in.current = Some(Validation {
             state: State::Sent,
             channel: Channel::Sms,
-            derivation: DERIVATION_V1,
+            derivation: Derivation::LATEST.to_u8(),
             key_id: self.keys.current().id(),
             nonce: [0; NONCE_LEN],
             created_at: now,

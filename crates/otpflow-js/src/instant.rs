@@ -49,8 +49,12 @@ pub(crate) fn instant_from_ms(ms: f64) -> Result<OffsetDateTime, Failure> {
     if !ms.is_finite() || ms.abs() > 1e15 {
         return Err(Failure::Clock);
     }
+    // Whole milliseconds and the fraction apart: `ms * 1e6` alone would
+    // lose the last digits (f64 holds 53 bits; 2026 in ns needs 61).
+    let whole = ms.trunc();
+    // |ms| ≤ 1e15 < 2^53: both conversions are exact.
     #[allow(clippy::cast_possible_truncation)]
-    let nanos = (ms * 1e6).round() as i128;
+    let nanos = i128::from(whole as i64) * 1_000_000 + ((ms - whole) * 1e6).round() as i128;
     OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| Failure::Clock)
 }
 
@@ -59,7 +63,7 @@ pub(crate) fn ms_f64(t: OffsetDateTime) -> f64 {
     // Instants in years 1–9999 are within ±2.6e14 ms: exact in f64 to the
     // millisecond (sub-millisecond digits are rounded).
     #[allow(clippy::cast_precision_loss)]
-    let ms = (t.unix_timestamp_nanos() / 1_000_000) as f64;
+    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000) as f64;
     ms
 }
 

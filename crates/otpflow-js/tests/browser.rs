@@ -124,7 +124,7 @@ async fn codes_come_from_crypto_get_random_values() {
     let login = JsValue::from_str("login");
     let mut codes = Vec::new();
     for i in 0..20 {
-        let phone = phone(&format!("+44 7700 9001{i:02}"));
+        let phone = phone(&format!("+44 7401 1019{i:02}"));
         let sent = settle(verifier.start(&login, &phone, None))
             .await
             .expect("a code is sent");

@@ -61,7 +61,7 @@ test("concurrent starts make one validation, and concurrent subjects do not inte
   assert.equal(events.filter((e) => e.type === "sent").length, 1, "one code went out");
   await verifier.verify("login", phone, ok[0].value.code);
 
-  const phones = ["+44 7700 900001", "+44 7700 900002", "+44 7700 900003"].map((p) => otp.PhoneNumber.parse(p));
+  const phones = ["+44 7401 101811", "+44 7401 101812", "+44 7401 101813"].map((p) => otp.PhoneNumber.parse(p));
   const sent = await Promise.all(phones.map((p) => verifier.start("login", p)));
   const done = await Promise.all(phones.map((p, i) => verifier.verify("login", p, sent[i].code)));
   assert.deepEqual(done.map((d) => d.generation), [1, 1, 1]);
