@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use otpflow::{
-    Channel, Clock as _, Error, MemoryStore, Policy, Sent, Status, SubjectKey, Validated, Verifier,
+    AsyncVerifier, Channel, Clock as _, Error, MemoryStore, Policy, Sent, Status, SubjectKey,
+    Validated, Verifier,
 };
+use otpflow_redis::RedisStore;
 use time::OffsetDateTime;
 
 use crate::clock::ServiceClock;
@@ -18,6 +20,9 @@ use crate::clock::ServiceClock;
 pub enum Backend {
     /// In this process (`--store memory`).
     Memory(Verifier<MemoryStore, ServiceClock>),
+    /// In Redis (`--store redis://host:port/`), shared by every instance
+    /// that has the same keys.
+    Redis(AsyncVerifier<RedisStore, ServiceClock>),
 }
 
 /// Time spent inside otpflow's calls, for the load run's CPU share.
@@ -95,6 +100,7 @@ impl Otp {
         let t = Instant::now();
         let out = match &self.backend {
             Backend::Memory(v) => v.start(subject, channel, &mut rng()),
+            Backend::Redis(v) => v.start(subject, channel, &mut rng()).await,
         };
         self.stats.record(t);
         out
@@ -112,6 +118,7 @@ impl Otp {
         let t = Instant::now();
         let out = match &self.backend {
             Backend::Memory(v) => v.resend(subject, channel, &mut rng()),
+            Backend::Redis(v) => v.resend(subject, channel, &mut rng()).await,
         };
         self.stats.record(t);
         out
@@ -125,6 +132,7 @@ impl Otp {
         let t = Instant::now();
         let out = match &self.backend {
             Backend::Memory(v) => v.verify(subject, code),
+            Backend::Redis(v) => v.verify(subject, code).await,
         };
         self.stats.record(t);
         out
@@ -138,6 +146,7 @@ impl Otp {
         let t = Instant::now();
         let out = match &self.backend {
             Backend::Memory(v) => v.status(subject),
+            Backend::Redis(v) => v.status(subject).await,
         };
         self.stats.record(t);
         out

@@ -19,7 +19,8 @@ pub struct Config {
     #[arg(long, env = "OTPFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Where validation records live: `memory` (this process only).
+    /// Where validation records live: `memory` (this process only) or
+    /// `redis://host:port/` (shared; needs `store_key` in the keys).
     #[arg(long, env = "OTPFLOW_STORE", default_value = "memory")]
     pub store: String,
 

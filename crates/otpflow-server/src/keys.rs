@@ -9,9 +9,14 @@
 //!   "otp_keys": [{ "id": 2, "secret": "<base64, 32–64 bytes>" },
 //!                { "id": 1, "secret": "<base64>" }],
 //!   "token_key": "<base64, 32–64 bytes>",
-//!   "kgen_user_jwt_key": "<base64, 32–64 bytes>"
+//!   "kgen_user_jwt_key": "<base64, 32–64 bytes>",
+//!   "store_key": "<base64, 32–64 bytes; needed by --store redis://…>"
 //! }
 //! ```
+//!
+//! `store_key` names the records in a shared store (a keyed hash of the
+//! subject, so the store does not list phone numbers); it is optional for
+//! the memory store.
 //!
 //! The first of `otp_keys` is current; later ones still verify the codes
 //! they issued (rotation).
@@ -35,6 +40,9 @@ pub struct ServiceKeys {
     pub token_key: Zeroizing<Vec<u8>>,
     /// Verifies KGen's `user-jwt-token` (HS256).
     pub kgen_user_jwt_key: Zeroizing<Vec<u8>>,
+    /// Names records in a shared store (the subject-hash key); `None`
+    /// when not configured.
+    pub store_key: Option<Zeroizing<Vec<u8>>>,
     /// True when the keys were generated at start (nothing configured).
     pub ephemeral: bool,
 }
@@ -45,6 +53,7 @@ impl fmt::Debug for ServiceKeys {
             .field("otp_current", &self.otp.current().id())
             .field("token_key", &"<redacted>")
             .field("kgen_user_jwt_key", &"<redacted>")
+            .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
             .field("ephemeral", &self.ephemeral)
             .finish()
     }
@@ -94,6 +103,8 @@ struct KeysFile {
     otp_keys: Vec<OtpKeyEntry>,
     token_key: String,
     kgen_user_jwt_key: String,
+    #[serde(default)]
+    store_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +150,11 @@ impl ServiceKeys {
             otp: ring,
             token_key: decode("token_key", &file.token_key)?,
             kgen_user_jwt_key: decode("kgen_user_jwt_key", &file.kgen_user_jwt_key)?,
+            store_key: file
+                .store_key
+                .as_deref()
+                .map(|k| decode("store_key", k))
+                .transpose()?,
             ephemeral: false,
         })
     }
@@ -159,6 +175,7 @@ impl ServiceKeys {
             otp: KeyRing::new(SecretKey::generate(KeyId(1), &mut rng)),
             token_key,
             kgen_user_jwt_key: kgen,
+            store_key: None,
             ephemeral: true,
         }
     }

@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otpflow::{MemoryStore, Policy, Verifier};
+use otpflow::{AsyncVerifier, MemoryStore, Policy, Verifier};
+use otpflow_redis::{RedisOptions, RedisStore};
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, Shared};
@@ -60,7 +61,7 @@ fn load_keys() -> Result<Option<ServiceKeys>, StartError> {
 ///
 /// # Errors
 /// [`StartError`] for keys, apps, store or outbox problems.
-pub fn build_state(config: &Config) -> Result<Shared, StartError> {
+pub async fn build_state(config: &Config) -> Result<Shared, StartError> {
     let keys = match &config.keys_file {
         Some(path) => {
             let text =
@@ -106,10 +107,28 @@ pub fn build_state(config: &Config) -> Result<Shared, StartError> {
             MemoryStore::new(),
             clock.clone(),
         )),
+        url if url.starts_with("redis://") => {
+            let store_key = keys.store_key.as_ref().ok_or_else(|| {
+                StartError::Store("a shared store needs `store_key` in the keys".into())
+            })?;
+            let options = RedisOptions::new(store_key, policy.clone())
+                .map_err(|e| StartError::Store(format!("redis: {e}")))?;
+            // The URL may carry a password: the error names the store
+            // kind and the cause, never the URL.
+            let store = RedisStore::connect(url, options)
+                .await
+                .map_err(|e| StartError::Store(format!("cannot reach redis: {e}")))?;
+            Backend::Redis(AsyncVerifier::new(
+                policy.clone(),
+                keys.otp.clone(),
+                store,
+                clock.clone(),
+            ))
+        }
         other => {
             let scheme = other.split("://").next().unwrap_or(other);
             return Err(StartError::Store(format!(
-                "unsupported store {scheme:?}: this build has `memory`"
+                "unsupported store {scheme:?}: this build has `memory` and `redis://`"
             )));
         }
     };
@@ -172,7 +191,7 @@ impl Signals {
 /// # Errors
 /// [`StartError`] when the state cannot be built or the address bound.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let state = build_state(&config)?;
+    let state = build_state(&config).await?;
     let signals = Signals::install()?;
     let listener = TcpListener::bind(config.listen)
         .await

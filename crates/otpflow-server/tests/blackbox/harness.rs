@@ -18,7 +18,8 @@ pub const ADMIN: &str = "test-admin-token";
 pub const KEYS: &str = r#"{
   "otp_keys": [{ "id": 1, "secret": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }],
   "token_key": "dG9rZW4ta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE=",
-  "kgen_user_jwt_key": "a2dlbi11c2VyLWp3dC1rZXktb2YtdGhlLXRlc3RzISE="
+  "kgen_user_jwt_key": "a2dlbi11c2VyLWp3dC1rZXktb2YtdGhlLXRlc3RzISE=",
+  "store_key": "c3RvcmUta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE="
 }"#;
 
 /// The KGen user-token key, raw.

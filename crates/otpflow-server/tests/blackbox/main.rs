@@ -5,5 +5,7 @@ mod harness;
 mod kavoon;
 mod kgen;
 mod kii;
+mod redis_store;
 mod service;
+mod stores;
 mod verifik;
