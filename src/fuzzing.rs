@@ -185,7 +185,7 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                 ..
             } => {
                 *epochs
-                    .entry((subject.to_string(), *generation))
+                    .entry((subject.store_key(), *generation))
                     .or_default() += 1;
             }
             Event::CheckFailed {
@@ -198,11 +198,11 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                 generation,
             } => {
                 let epoch = epochs
-                    .get(&(subject.to_string(), *generation))
+                    .get(&(subject.store_key(), *generation))
                     .copied()
                     .unwrap_or_default();
                 let n = compared
-                    .entry((subject.to_string(), *generation, epoch))
+                    .entry((subject.store_key(), *generation, epoch))
                     .or_default();
                 *n += 1;
                 assert!(

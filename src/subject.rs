@@ -133,17 +133,23 @@ impl fmt::Display for Channel {
 }
 
 /// The name of one record in a store: a purpose and a canonical phone number.
-/// Its `Display` form, `login:+447401101801`, is stable and fit for a
-/// Redis key or a primary-key column.
+///
+/// Its `Display` and `Debug` forms mask the number (`login:+44 7401 ••• 801`),
+/// so a subject written to a log does not give the number away. The whole
+/// number is read only through [`phone`](Self::phone)`().e164()`, and
+/// [`store_key`](Self::store_key) is the stable, unmasked name to key a
+/// store with.
 ///
 /// ```
 /// use otpflow::{PhoneNumber, PhonePolicy, Purpose, SubjectKey};
 /// let phone = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
 /// let key = SubjectKey::new(Purpose::Login, phone);
-/// assert_eq!(key.to_string(), "login:+447401101801");
+/// assert_eq!(key.store_key(), "login:+447401101801");
+/// assert_eq!(key.to_string(), "login:+44 7401 ••• 801");
+/// assert!(!format!("{key:?}").contains("7401101801"));
 /// # Ok::<(), otpflow::PhoneError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubjectKey {
     purpose: Purpose,
     phone: PhoneNumber,
@@ -162,10 +168,59 @@ impl SubjectKey {
     pub fn phone(&self) -> &PhoneNumber {
         &self.phone
     }
+    /// The subject's full, stable name, `login:+447401101801`: what a store
+    /// keys its record with (a Redis key, a primary-key column). It holds
+    /// the whole number: treat it as personal data, and log the subject's
+    /// masked `Display` instead. Two different subjects never share it.
+    pub fn store_key(&self) -> String {
+        format!("{}:{}", self.purpose, self.phone.e164())
+    }
 }
 
+/// Masked: `login:+44 7401 ••• 801`. Use [`SubjectKey::store_key`] to name
+/// a record.
 impl fmt::Display for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.purpose, self.phone.e164())
+        write!(f, "{}:{}", self.purpose, Masked(&self.phone))
+    }
+}
+
+/// Masked, like `Display`.
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubjectKey")
+            .field("purpose", &self.purpose)
+            .field("phone", &Masked(&self.phone))
+            .finish()
+    }
+}
+
+/// A phone number masked for logs: `+44 7401 ••• 801`, the country code and
+/// at most seven digits of the national number (four first, three last),
+/// always hiding at least three; the dots stand for any count.
+pub(crate) struct Masked<'a>(pub(crate) &'a PhoneNumber);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let national = self.0.national();
+        let len = national.len();
+        let shown = len.saturating_sub(3).min(7);
+        let head = shown.div_ceil(2).min(4);
+        let tail = shown - head;
+        write!(f, "+{} ", self.0.country_code())?;
+        if let Some(first) = national.get(..head).filter(|s| !s.is_empty()) {
+            write!(f, "{first} ")?;
+        }
+        f.write_str("•••")?;
+        if let Some(last) = national.get(len - tail..).filter(|s| !s.is_empty()) {
+            write!(f, " {last}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }

@@ -42,8 +42,9 @@
 use rand_core::CryptoRng;
 use time::{Duration, OffsetDateTime};
 
-use crate::budget::{Guesses, Penalty};
+use crate::budget::{Guesses, LastSend, Penalty};
 use crate::code::{self, Code, CodeInput, NONCE_LEN};
+use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::{Policy, ResendMode};
@@ -93,6 +94,8 @@ pub enum Event {
         generation: u32,
         /// When the code stops working.
         expires_at: OffsetDateTime,
+        /// This send, for a delivery report.
+        send: SendId,
     },
     /// A resend of the current validation: deliver `code` again.
     Resent {
@@ -108,6 +111,8 @@ pub enum Event {
         expires_at: OffsetDateTime,
         /// True when the code is new and earlier ones stopped working.
         new_code: bool,
+        /// This send, for a delivery report.
+        send: SendId,
     },
     /// A wrong code was checked.
     CheckFailed {
@@ -166,6 +171,107 @@ pub enum Event {
         /// The consecutive failures that were cleared.
         failures: u32,
     },
+    /// The provider reported that a send was not delivered
+    /// ([`Engine::report_delivery`]). Many in a row are an outage: alert.
+    DeliveryFailed {
+        /// Who.
+        subject: SubjectKey,
+        /// The send reported.
+        send: SendId,
+        /// True when its budgets were given back (it was the subject's
+        /// latest send, not reported before, of a validation not
+        /// validated); false when the report changed nothing.
+        refunded: bool,
+    },
+    /// The provider reported that a send was delivered.
+    Delivered {
+        /// Who.
+        subject: SubjectKey,
+        /// The send reported.
+        send: SendId,
+    },
+}
+
+/// One line for a log, with the number masked (as in every `Debug` and
+/// `Display` of a [`SubjectKey`]) and no code: `sent login:+44 7401 ••• 801
+/// #1 by sms`.
+impl core::fmt::Display for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Sent {
+                subject,
+                channel,
+                generation,
+                ..
+            } => write!(f, "sent {subject} #{generation} by {channel}"),
+            Self::Resent {
+                subject,
+                channel,
+                generation,
+                new_code,
+                ..
+            } => {
+                let which = if *new_code { "a new code" } else { "the code" };
+                write!(f, "resent {which} {subject} #{generation} by {channel}")
+            }
+            Self::CheckFailed {
+                subject,
+                generation,
+                attempts_left,
+            } => write!(
+                f,
+                "wrong code {subject} #{generation}, {attempts_left} attempts left"
+            ),
+            Self::Validated {
+                subject,
+                generation,
+            } => write!(f, "validated {subject} #{generation}"),
+            Self::Expired {
+                subject,
+                generation,
+            } => write!(f, "expired {subject} #{generation}"),
+            Self::Locked {
+                subject,
+                generation,
+                until: Some(until),
+            } => write!(f, "locked {subject} #{generation} until {until}"),
+            Self::Locked {
+                subject,
+                generation,
+                until: None,
+            } => write!(f, "checks spent {subject} #{generation}"),
+            Self::Canceled {
+                subject,
+                generation,
+            } => write!(f, "canceled {subject} #{generation}"),
+            Self::Blocked {
+                subject,
+                generation,
+                failures,
+            } => write!(
+                f,
+                "blocked {subject} #{generation} after {failures} failures"
+            ),
+            Self::Unlocked { subject, failures } => {
+                write!(f, "unlocked {subject}, {failures} failures cleared")
+            }
+            Self::DeliveryFailed {
+                subject,
+                send,
+                refunded,
+            } => {
+                let what = if *refunded {
+                    "budgets given back"
+                } else {
+                    "nothing given back"
+                };
+                write!(f, "delivery failed {subject} send {send}, {what}")
+            }
+            Self::Delivered { subject, send } => {
+                write!(f, "delivered {subject} send {send}")
+            }
+        }
+    }
 }
 
 /// A code went out: what `start` and `resend` return.
@@ -190,6 +296,9 @@ pub struct Sent {
     /// The earliest a resend will be accepted (after the cooldown, and when
     /// the subject's send budget allows).
     pub resend_at: OffsetDateTime,
+    /// This send, to name in a delivery report
+    /// ([`Verifier::report_delivery`](crate::Verifier::report_delivery)).
+    pub send: SendId,
 }
 
 /// The right code: what `verify` returns.
@@ -348,6 +457,7 @@ impl Engine {
         };
         let code = code::derive(key, subject, &v.nonce, record.generation, p.code_length());
         record.ledger.sends.spend(now, p);
+        let send = SendId::new(record.generation, record.ledger.last_send.next());
         record.written_at = floor_s(now);
         let sent = Sent {
             code: code.clone(),
@@ -358,6 +468,7 @@ impl Engine {
             new_code: true,
             sends_left: self.sends_left(&v, &record, now),
             resend_at: self.resend_at(&v, &record),
+            send,
         };
         events.push(Event::Sent {
             subject: subject.clone(),
@@ -365,6 +476,7 @@ impl Engine {
             channel,
             generation: record.generation,
             expires_at: v.expires_at,
+            send,
         });
         record.current = Some(v);
         Step {
@@ -417,7 +529,7 @@ impl Engine {
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        let cooldown_end = Some(later(v.last_sent_at, p.resend_cooldown())).filter(|&at| now < at);
+        let cooldown_end = cooldown_end(v, &record.ledger.last_send, p).filter(|&at| now < at);
         let earliest = cooldown_end.max(rate_ready);
         if v.sends >= p.max_sends() || earliest.is_some_and(|at| at >= v.expires_at) {
             // This validation cannot send again: `start` can, once its code
@@ -463,6 +575,7 @@ impl Engine {
         v.last_sent_at = ceil_s(now);
         let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
         record.ledger.sends.spend(now, p);
+        let send = SendId::new(generation, record.ledger.last_send.next());
         record.written_at = floor_s(now);
         let Some(v) = record.current.as_ref() else {
             return Step::refuse(Error::NotFound);
@@ -476,6 +589,7 @@ impl Engine {
             new_code,
             sends_left: self.sends_left(v, &record, now),
             resend_at: self.resend_at(v, &record),
+            send,
         };
         let event = Event::Resent {
             subject: subject.clone(),
@@ -484,6 +598,7 @@ impl Engine {
             generation,
             expires_at: v.expires_at,
             new_code,
+            send,
         };
         Step {
             write: Some(record),
@@ -688,6 +803,100 @@ impl Engine {
             write: Some(record),
             outcome: Ok(()),
             events,
+        }
+    }
+
+    /// Records what the provider reported about a send (see
+    /// [`delivery`](crate::delivery)). For [`Delivery::Failed`], when `send`
+    /// is the subject's latest send, not reported before, of a validation
+    /// not validated, the send's place in the validation's sends and in the
+    /// subject's send bucket is given back and its cooldown lifted:
+    /// `Ok(true)`. Any other report changes nothing: `Ok(false)`. Each
+    /// failure report yields an [`Event::DeliveryFailed`], each delivery an
+    /// [`Event::Delivered`].
+    ///
+    /// ```
+    /// use otpflow::*;
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// use time::macros::datetime;
+    ///
+    /// let engine = Engine::new(Policy::default(), KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?));
+    /// let subject = SubjectKey::new(Purpose::Login, PhoneNumber::parse("07401 101801", &PhonePolicy::default())?);
+    /// let now = datetime!(2026-11-22 12:00 UTC);
+    /// let mut rng = ChaCha20Rng::seed_from_u64(7);
+    ///
+    /// let step = engine.start(None, &subject, Channel::Sms, now, &mut rng);
+    /// let (record, sent) = (step.write.expect("written"), step.outcome?);
+    /// // The provider answers: undeliverable.
+    /// let step = engine.report_delivery(Some(&record), &subject, sent.send, Delivery::Failed, now);
+    /// assert!(step.outcome?);
+    /// let record = step.write.expect("written");
+    /// // No cooldown, and the send is counted no more: the user can ask again at once.
+    /// let again = engine.resend(Some(&record), &subject, None, now, &mut rng).outcome?;
+    /// assert_eq!(again.sends_left, 4);
+    /// // A second report of the same send gives nothing back.
+    /// let step = engine.report_delivery(Some(&record), &subject, sent.send, Delivery::Failed, now);
+    /// assert!(!step.outcome?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the subject has no validation.
+    pub fn report_delivery(
+        &self,
+        record: Option<&Record>,
+        subject: &SubjectKey,
+        send: SendId,
+        delivery: Delivery,
+        now: OffsetDateTime,
+    ) -> Step<bool> {
+        let now = normalize_now(now);
+        let Some(stored) = record.filter(|r| r.current.is_some()) else {
+            return Step::refuse(Error::NotFound);
+        };
+        if delivery == Delivery::Delivered {
+            return Step {
+                write: None,
+                outcome: Ok(false),
+                events: vec![Event::Delivered {
+                    subject: subject.clone(),
+                    send,
+                }],
+            };
+        }
+        let mut record = stored.bounded(now, &self.policy);
+        let last = record.ledger.last_send;
+        let latest = send.generation() == record.generation
+            && send.send() == last.seq
+            && last.seq > 0
+            && !last.failed;
+        let refunded = latest
+            && record
+                .current
+                .as_ref()
+                .is_some_and(|v| v.state != State::Validated);
+        let event = Event::DeliveryFailed {
+            subject: subject.clone(),
+            send,
+            refunded,
+        };
+        if !refunded {
+            return Step {
+                write: None,
+                outcome: Ok(false),
+                events: vec![event],
+            };
+        }
+        if let Some(v) = record.current.as_mut() {
+            v.sends = v.sends.saturating_sub(1);
+        }
+        record.ledger.sends.refund(&self.policy);
+        record.ledger.last_send.failed = true;
+        record.written_at = floor_s(now);
+        Step {
+            write: Some(record),
+            outcome: Ok(true),
+            events: vec![event],
         }
     }
 
@@ -922,7 +1131,8 @@ impl Engine {
     /// The earliest a resend can be accepted: after the cooldown and when
     /// the subject's send budget allows.
     fn resend_at(&self, v: &Validation, record: &Record) -> OffsetDateTime {
-        let cooldown_end = later(v.last_sent_at, self.policy.resend_cooldown());
+        let cooldown_end =
+            cooldown_end(v, &record.ledger.last_send, &self.policy).unwrap_or(v.created_at);
         record
             .ledger
             .sends
@@ -934,6 +1144,12 @@ impl Engine {
         let ready = record.ledger.sends.ready_at(&self.policy).unwrap_or(now);
         until(now, ready)
     }
+}
+
+/// The end of the cooldown the validation's latest send started; `None`
+/// when that send was reported failed (a failed send starts no cooldown).
+fn cooldown_end(v: &Validation, last: &LastSend, p: &Policy) -> Option<OffsetDateTime> {
+    (!last.failed).then(|| later(v.last_sent_at, p.resend_cooldown()))
 }
 
 fn end(v: &mut Validation, state: State, now: OffsetDateTime) {
