@@ -194,9 +194,8 @@ impl<S: AsyncStore, C: Clock> AsyncVerifier<S, C> {
             .await
     }
 
-    /// Unlocks the subject (an operator's action): clears its consecutive
-    /// failures, any lockout and a block ([`Engine::unlock`]), with an
-    /// [`Event::Unlocked`](crate::Event::Unlocked).
+    /// Unlocks the subject (an operator's action), as
+    /// [`Verifier::unlock`](crate::Verifier::unlock).
     ///
     /// # Errors
     /// [`Error::Store`], [`Error::Contention`].

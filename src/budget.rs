@@ -263,6 +263,54 @@ mod tests {
         assert_eq!(g.failures_at(t(100), &p), 0);
     }
 
+    proptest::proptest! {
+        /// No interval of the window's length ever holds more sends than the
+        /// cap, whatever the times of the attempts (sub-second ones too).
+        #[test]
+        fn no_window_holds_more_than_the_cap(
+            cap in 1u32..=12,
+            max_sends in 1u32..=12,
+            window in 1i64..=7200,
+            gaps in proptest::collection::vec(0i64..900_000, 1..200),
+        ) {
+            let max_sends = max_sends.min(cap);
+            let p = Policy::builder()
+                .max_sends(max_sends)
+                .subject_send_cap(cap)
+                .subject_send_window(Duration::seconds(window))
+                .resend_cooldown(Duration::ZERO)
+                .build()
+                .expect("a valid policy");
+            let mut bucket = SendRate::default();
+            let mut now = t(0);
+            let mut sent = Vec::new();
+            for gap in gaps {
+                // Gaps in milliseconds: bursts, and long quiet spells.
+                now += Duration::milliseconds(gap % 4 * (gap / 4 % 1000));
+                if bucket.allows(now, &p) {
+                    let before = bucket.left(now, &p);
+                    proptest::prop_assert!(before >= 1);
+                    bucket.spend(now, &p);
+                    sent.push(now);
+                } else {
+                    proptest::prop_assert_eq!(bucket.left(now, &p), 0);
+                    // The refusal's time is when a send conforms.
+                    let ready = bucket.ready_at(&p).expect("a send was made");
+                    proptest::prop_assert!(ready > now);
+                    proptest::prop_assert!(bucket.allows(ready, &p));
+                }
+            }
+            let w = Duration::seconds(window);
+            for (i, &start) in sent.iter().enumerate() {
+                let inside = sent[i..].iter().take_while(|&&s| s < start + w).count();
+                proptest::prop_assert!(
+                    inside <= usize::try_from(cap).expect("small"),
+                    "{} sends in a window from {}", inside, start
+                );
+            }
+        }
+    }
+
     #[test]
     fn lockouts_stop_growing_at_the_maximum() {
         let p = Policy::builder()

@@ -1,17 +1,32 @@
 //! Code derivation and checking.
 //!
-//! A code is never stored. It is recomputed whenever it is needed as
+//! A code is never stored. It is recomputed whenever it is needed as the
+//! digits of an HMAC-SHA256 under the validation's key, over a message that
+//! binds every field. Two message layouts exist, named by [`Derivation`]
+//! (the record keeps which one made its code):
 //!
 //! ```text
-//! digits(HMAC-SHA256(key, "otpflow.code.v1" ‖ len ‖ purpose ‖ len ‖ E.164 ‖ nonce ‖ generation ‖ block))
+//! V1: "otpflow.code.v1" ‖ len ‖ purpose ‖ len ‖ E.164 ‖ nonce ‖ generation ‖ block
+//! V2: "of2" ‖ nonce ‖ generation ‖ block ‖ E.164 digits as 8 BCD bytes ‖ len ‖ purpose
 //! ```
 //!
-//! where every variable-length field is length-prefixed, so no two inputs
-//! share a message. The MAC output is read as a stream of bytes; a byte of
-//! 250 or more is skipped (rejection sampling) and the others give
-//! `byte % 10`, so every digit is uniform — no modulo bias. Should one block
-//! run out (probability below 10⁻²⁵ for ten digits), the next block counter
-//! gives 32 more bytes.
+//! Both are injective: every variable-length field is length-prefixed (V2
+//! puts its only one last, after fixed-width fields; E.164 has at most 15
+//! digits, packed two per byte and padded with `0xF` nibbles). A V2 message
+//! is at most 55 bytes for purposes of up to 22 bytes (`login` and
+//! `onboarding` included), so it fits the single block after HMAC's inner
+//! pad: from the key's precomputed midstates a code costs two SHA-256
+//! compressions. V1 messages take three.
+//!
+//! The MAC output is read as a stream of bytes; a byte of 250 or more is
+//! skipped (rejection sampling) and the others give `byte % 10`, so every
+//! digit is uniform — no modulo bias. Should one block run out (probability
+//! below 10⁻²⁵ for ten digits), the next block counter gives 32 more bytes.
+//!
+//! Key-equivalent material stays off the stack: the midstates live in the
+//! key's zeroized heap block, the working buffers here are zeroized, and
+//! the stack area the compressions used is overwritten before a derivation
+//! returns (see `tests/stack_residue.rs`).
 //!
 //! A check parses the user's input first (spaces and dashes ignored; any
 //! other character or a wrong length is a malformed code that spends no
@@ -19,13 +34,14 @@
 //! [`subtle::ConstantTimeEq`]. The length is not secret: it is the policy's.
 
 use core::fmt;
+use core::hint::black_box;
+use core::ops::Deref;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::block_api::compress256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::keys::SecretKey;
+use crate::keys::{MacStates, SecretKey};
 use crate::subject::SubjectKey;
 
 /// Bytes of the random nonce each validation draws.
@@ -35,7 +51,17 @@ pub const MAX_CODE_LEN: usize = 10;
 /// The longest code input looked at, in bytes; anything longer is malformed.
 pub const MAX_CODE_INPUT_LEN: usize = 64;
 
-const DOMAIN: &[u8] = b"otpflow.code.v1";
+const DOMAIN_V1: &[u8] = b"otpflow.code.v1";
+/// V2's tag, for a canonical E.164 number (`+` and 1 to 16 digits).
+const TAG_V2: &[u8; 3] = b"of2";
+/// V2's tag for any other phone text (none exists: `PhoneNumber` is always
+/// canonical), which is then length-prefixed as in V1. It keeps the
+/// derivation total and injective without trusting that invariant.
+const TAG_V2_RAW: &[u8; 3] = b"of~";
+/// Bytes of the stack below a derivation's caller that are overwritten
+/// after it: twice what the derivation and the compression use, as
+/// measured by `tests/stack_residue.rs` (512 optimized, 2048 unoptimized).
+const SCRUB_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
 /// Bytes at or above this are rejected: 250 is the largest multiple of 10
 /// that fits in a byte.
 const REJECT_FROM: u8 = 250;
@@ -143,10 +169,78 @@ impl CodeInput {
     }
 }
 
-/// Derives the code of one validation. `generation` is the validation's
-/// number within its subject's record.
-pub(crate) fn derive(
+/// Which message layout derived a code (see the [module](self)
+/// documentation). A record keeps it, so codes issued before an upgrade
+/// still check.
+///
+/// ```
+/// use otpflow::code::Derivation;
+/// assert_eq!(Derivation::from_u8(1), Some(Derivation::V1));
+/// assert_eq!(Derivation::LATEST.to_u8(), 2);
+/// assert_eq!(Derivation::from_u8(0), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Derivation {
+    /// `"otpflow.code.v1"` and length-prefixed fields: three compressions.
+    V1,
+    /// A 3-byte tag and fixed-width fields: two compressions.
+    V2,
+}
+
+impl Derivation {
+    /// What new validations use.
+    pub const LATEST: Self = Self::V2;
+
+    /// The version number a record stores.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+
+    /// The derivation a record's version number names, if it is known.
+    pub fn from_u8(version: u8) -> Option<Self> {
+        match version {
+            1 => Some(Self::V1),
+            2 => Some(Self::V2),
+            _ => None,
+        }
+    }
+}
+
+/// Derives the code of one validation with [`Derivation::V1`]. `generation`
+/// is the validation's number within its subject's record.
+pub(crate) fn derive<K: Deref<Target = SecretKey>>(
+    key: K,
+    subject: &SubjectKey,
+    nonce: &[u8; NONCE_LEN],
+    generation: u32,
+    length: u8,
+) -> Code {
+    derive_with(Derivation::V1, &key, subject, nonce, generation, length)
+}
+
+/// Derives the code of one validation with `derivation`, then scrubs the
+/// stack the derivation used.
+pub(crate) fn derive_with(
+    derivation: Derivation,
     key: &SecretKey,
+    subject: &SubjectKey,
+    nonce: &[u8; NONCE_LEN],
+    generation: u32,
+    length: u8,
+) -> Code {
+    let code = derive_digits(derivation, key.states(), subject, nonce, generation, length);
+    scrub_stack();
+    code
+}
+
+#[inline(never)]
+fn derive_digits(
+    derivation: Derivation,
+    states: &MacStates,
     subject: &SubjectKey,
     nonce: &[u8; NONCE_LEN],
     generation: u32,
@@ -157,21 +251,44 @@ pub(crate) fn derive(
         digits: [0; MAX_CODE_LEN],
         len: 0,
     };
+    let purpose = subject.purpose().as_str().as_bytes();
+    let phone = subject.phone().e164().as_bytes();
+    let bcd = match derivation {
+        Derivation::V1 => None,
+        Derivation::V2 => packed_digits(phone),
+    };
     let mut n = 0usize;
     let mut block: u8 = 0;
     while n < want {
-        let mut mac = keyed(key);
-        let purpose = subject.purpose().as_str().as_bytes();
-        let phone = subject.phone().e164().as_bytes();
-        mac.update(DOMAIN);
-        mac.update(&[len_byte(purpose)]);
-        mac.update(purpose);
-        mac.update(&[len_byte(phone)]);
-        mac.update(phone);
-        mac.update(nonce);
-        mac.update(&generation.to_be_bytes());
-        mac.update(&[block]);
-        let out = mac.finalize().into_bytes();
+        let mut mac = Mac::new(states);
+        match derivation {
+            Derivation::V1 => {
+                mac.update(DOMAIN_V1);
+                mac.update(&[len_byte(purpose)]);
+                mac.update(purpose);
+                mac.update(&[len_byte(phone)]);
+                mac.update(phone);
+                mac.update(nonce);
+                mac.update(&generation.to_be_bytes());
+                mac.update(&[block]);
+            }
+            Derivation::V2 => {
+                mac.update(if bcd.is_some() { TAG_V2 } else { TAG_V2_RAW });
+                mac.update(nonce);
+                mac.update(&generation.to_be_bytes());
+                mac.update(&[block]);
+                match &bcd {
+                    Some(packed) => mac.update(packed),
+                    None => {
+                        mac.update(&[len_byte(phone)]);
+                        mac.update(phone);
+                    }
+                }
+                mac.update(&[len_byte(purpose)]);
+                mac.update(purpose);
+            }
+        }
+        let mut out = mac.finish(&states.outer);
         for &b in out.iter() {
             if n == want {
                 break;
@@ -181,17 +298,109 @@ pub(crate) fn derive(
                 n += 1;
             }
         }
+        out.zeroize();
         block = block.wrapping_add(1);
     }
     code.len = length;
     code
 }
 
-fn keyed(key: &SecretKey) -> Hmac<Sha256> {
-    // HMAC takes a key of any length, and `SecretKey` holds 32–64 bytes, so
-    // this cannot fail; the fallback keeps the no-panic rule without `expect`.
-    <Hmac<Sha256> as KeyInit>::new_from_slice(key.bytes())
-        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()))
+/// The digits of a canonical E.164 number (`+` and 1 to 16 digits), one per
+/// nibble, padded with `0xF`; `None` for anything else.
+fn packed_digits(e164: &[u8]) -> Option<[u8; 8]> {
+    let digits = e164.strip_prefix(b"+")?;
+    if digits.is_empty() || digits.len() > 16 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut packed = [0xFF; 8];
+    for (i, d) in digits.iter().enumerate() {
+        let nibble = d - b'0';
+        let byte = &mut packed[i / 2];
+        *byte = if i % 2 == 0 {
+            (nibble << 4) | 0x0F
+        } else {
+            (*byte & 0xF0) | nibble
+        };
+    }
+    Some(packed)
+}
+
+/// HMAC-SHA256 from the key's precomputed midstates: the inner hash runs
+/// from the inner state over the message, the outer one from the outer
+/// state over the inner hash. Its buffers are zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct Mac {
+    state: [u32; 8],
+    block: [u8; 64],
+    /// Bytes waiting in `block` (always below 64 between calls).
+    pos: usize,
+    /// Message bytes so far.
+    len: u64,
+}
+
+impl Mac {
+    fn new(states: &MacStates) -> Self {
+        Self {
+            state: states.inner,
+            block: [0; 64],
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let free = &mut self.block[self.pos..];
+            let take = free.len().min(data.len());
+            free[..take].copy_from_slice(&data[..take]);
+            data = &data[take..];
+            self.pos += take;
+            self.len += take as u64; // at most 64
+            if self.pos == 64 {
+                compress256(&mut self.state, core::slice::from_ref(&self.block));
+                self.pos = 0;
+            }
+        }
+    }
+
+    /// Pads and finishes the inner hash, then the outer one; the MAC.
+    fn finish(mut self, outer: &[u32; 8]) -> [u8; 32] {
+        // The inner hash has the key block (64 bytes) before the message.
+        let bits = (64 + self.len) * 8;
+        self.block[self.pos] = 0x80;
+        self.block[self.pos + 1..].fill(0);
+        if self.pos >= 56 {
+            compress256(&mut self.state, core::slice::from_ref(&self.block));
+            self.block.fill(0);
+        }
+        self.block[56..].copy_from_slice(&bits.to_be_bytes());
+        compress256(&mut self.state, core::slice::from_ref(&self.block));
+
+        // The outer hash: 64 key bytes and the 32-byte inner hash.
+        self.block.fill(0);
+        for (chunk, word) in self.block.chunks_exact_mut(4).zip(self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        self.block[32] = 0x80;
+        self.block[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+        self.state = *outer;
+        compress256(&mut self.state, core::slice::from_ref(&self.block));
+        let mut mac = [0u8; 32];
+        for (chunk, word) in mac.chunks_exact_mut(4).zip(self.state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        mac
+    }
+}
+
+/// Overwrites the `SCRUB_BYTES` of stack below the caller's frame: where
+/// the derivation just ran, and where the compression function may have
+/// spilled the midstates it loaded. No `unsafe`: a zeroed local array the
+/// optimizer must keep, in a frame of its own.
+#[inline(never)]
+pub(crate) fn scrub_stack() {
+    let mut area = [0u64; SCRUB_BYTES / 8];
+    black_box(&mut area);
 }
 
 fn len_byte(field: &[u8]) -> u8 {
@@ -210,6 +419,10 @@ mod tests {
         let phone = PhoneNumber::parse("+447401101801", &PhonePolicy::default());
         SubjectKey::new(purpose, phone.unwrap_or_else(|e| panic!("{e}")))
     }
+
+    /// `derive(key(1), login, +447401101801, [0; 16], generation 1, 6)`
+    /// under V1, as the code before the midstates derived it.
+    const GOLDEN_V1: &str = "103074";
 
     fn key(byte: u8) -> SecretKey {
         SecretKey::new(KeyId(1), &[byte; 32]).unwrap_or_else(|e| panic!("{e}"))
@@ -236,6 +449,140 @@ mod tests {
         // A longer code extends the shorter one: digits come from one stream.
         let long = derive(&key(1), &s, &[0; 16], 0, 10);
         assert!(long.as_str().starts_with(base.as_str()));
+    }
+
+    /// Today's V1, written with the `hmac` crate as it was before the
+    /// midstates: the reference V1 must match code for code.
+    fn v1_reference(key: &[u8], s: &SubjectKey, nonce: &[u8; 16], generation: u32) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac =
+            <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|e| panic!("{e}"));
+        let purpose = s.purpose().as_str().as_bytes();
+        let phone = s.phone().e164().as_bytes();
+        mac.update(DOMAIN_V1);
+        mac.update(&[len_byte(purpose)]);
+        mac.update(purpose);
+        mac.update(&[len_byte(phone)]);
+        mac.update(phone);
+        mac.update(nonce);
+        mac.update(&generation.to_be_bytes());
+        mac.update(&[0]);
+        mac.finalize().into_bytes().into()
+    }
+
+    fn digits_of(mac: &[u8], want: usize) -> String {
+        mac.iter()
+            .filter(|&&b| b < REJECT_FROM)
+            .take(want)
+            .map(|b| char::from(b'0' + b % 10))
+            .collect()
+    }
+
+    #[test]
+    fn v1_is_todays_derivation() {
+        let purposes = [
+            Purpose::Login,
+            Purpose::Onboarding,
+            Purpose::custom("a-purpose-of-exactly-32-bytes.xx").unwrap_or_else(|e| panic!("{e}")),
+        ];
+        for (i, purpose) in purposes.into_iter().enumerate() {
+            let s = subject(purpose);
+            for key_len in [32usize, 47, 64] {
+                let raw: Vec<u8> = (0..key_len)
+                    .map(|b| u8::try_from((b * 7 + i) % 251).unwrap_or(0))
+                    .collect();
+                let key = SecretKey::new(KeyId(1), &raw).unwrap_or_else(|e| panic!("{e}"));
+                for generation in [0, 1, u32::MAX] {
+                    let nonce = [u8::try_from(key_len).unwrap_or(0); 16];
+                    let want = digits_of(&v1_reference(&raw, &s, &nonce, generation), 6);
+                    let got = derive_with(Derivation::V1, &key, &s, &nonce, generation, 6);
+                    assert_eq!(got.as_str(), want);
+                }
+            }
+        }
+        // A golden value, so a change of both sides together is seen too.
+        let code = derive(&key(1), &subject(Purpose::Login), &[0; 16], 1, 6);
+        assert_eq!(code.as_str(), GOLDEN_V1);
+    }
+
+    /// V2 is HMAC-SHA256 over its documented message.
+    #[test]
+    fn v2_is_hmac_over_its_message() {
+        use hmac::{Hmac, KeyInit, Mac};
+        let s = subject(Purpose::Onboarding);
+        let nonce = [3u8; 16];
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&[1; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut message = Vec::new();
+        message.extend_from_slice(b"of2");
+        message.extend_from_slice(&nonce);
+        message.extend_from_slice(&7u32.to_be_bytes());
+        message.push(0);
+        // +447401101801: twelve digits, then four 0xF nibbles.
+        message.extend_from_slice(&[0x44, 0x74, 0x01, 0x10, 0x18, 0x01, 0xFF, 0xFF]);
+        message.push(10);
+        message.extend_from_slice(b"onboarding");
+        assert!(message.len() <= 55, "one block after the inner pad");
+        mac.update(&message);
+        let want = digits_of(&mac.finalize().into_bytes(), 8);
+        let got = derive_with(Derivation::V2, &key(1), &s, &nonce, 7, 8);
+        assert_eq!(got.as_str(), want);
+        assert_ne!(
+            got.as_str(),
+            derive_with(Derivation::V1, &key(1), &s, &nonce, 7, 8).as_str()
+        );
+        // The longest purpose that keeps V2 at two compressions.
+        let fixed = 3 + NONCE_LEN + 4 + 1 + 8 + 1;
+        assert_eq!(55 - fixed, 22);
+    }
+
+    #[test]
+    fn v2_is_bound_to_every_field() {
+        let s = subject(Purpose::Login);
+        let d = |key: &SecretKey, s: &SubjectKey, nonce: &[u8; 16], generation: u32| {
+            derive_with(Derivation::V2, key, s, nonce, generation, 10)
+        };
+        let base = d(&key(1), &s, &[0; 16], 0);
+        let other = |number: &str| {
+            let phone = PhoneNumber::parse(number, &PhonePolicy::default());
+            SubjectKey::new(Purpose::Login, phone.unwrap_or_else(|e| panic!("{e}")))
+        };
+        for v in [
+            d(&key(2), &s, &[0; 16], 0),
+            d(&key(1), &subject(Purpose::Onboarding), &[0; 16], 0),
+            d(&key(1), &other("+447401101802"), &[0; 16], 0),
+            d(&key(1), &other("+14155550123"), &[0; 16], 0),
+            d(&key(1), &s, &[1; 16], 0),
+            d(&key(1), &s, &[0; 16], 1),
+        ] {
+            assert_ne!(v.as_str(), base.as_str());
+        }
+        assert_eq!(base, d(&key(1), &s, &[0; 16], 0));
+    }
+
+    #[test]
+    fn packed_digits_are_injective_on_canonical_numbers() {
+        assert_eq!(
+            packed_digits(b"+1"),
+            Some([0x1F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        );
+        assert_eq!(
+            packed_digits(b"+10"),
+            Some([0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        );
+        assert_eq!(
+            packed_digits(b"+1234567890123456"),
+            Some([0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56])
+        );
+        for bad in [&b""[..], b"+", b"1234", b"+12a", b"+12345678901234567"] {
+            assert_eq!(packed_digits(bad), None, "{bad:?}");
+        }
+        // Numbers that differ only by trailing zeros, or by length, pack
+        // apart: a digit is never 0xF.
+        let mut seen = std::collections::HashSet::new();
+        for n in ["+1", "+10", "+100", "+01", "+001", "+1000000000000000"] {
+            assert!(seen.insert(packed_digits(n.as_bytes())), "{n}");
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use std::sync::Arc;
+
 use time::Duration;
 
 use crate::phone::PhoneError;
@@ -35,7 +37,16 @@ use crate::subject::PurposeError;
 /// | [`ResendsSpent`](Self::ResendsSpent) | `resend_limit_reached` | 429 |
 /// | [`Store`](Self::Store) | `store_unavailable` | 503 |
 /// | [`Contention`](Self::Contention) | `contention` | 503 |
-#[derive(Debug)]
+///
+/// It is `Clone` and `PartialEq`, so tests compare it directly:
+///
+/// ```
+/// use otpflow::Error;
+/// let e = Error::CodeMismatch { attempts_left: 2 };
+/// assert_eq!(e.clone(), Error::CodeMismatch { attempts_left: 2 });
+/// assert_ne!(e, Error::Expired);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The phone number was refused; the inner error says why and where.
@@ -281,7 +292,7 @@ impl Error {
     }
 
     pub(crate) fn store<E: std::error::Error + Send + Sync + 'static>(e: E) -> Self {
-        Self::Store(StoreError(Box::new(e)))
+        Self::Store(StoreError(Arc::new(e)))
     }
 }
 
@@ -368,10 +379,20 @@ pub(crate) fn ceil_secs(d: Duration) -> i64 {
     }
 }
 
-/// A store's own error, boxed; reach it through
-/// [`source`](std::error::Error::source) or [`inner`](Self::inner).
-#[derive(Debug)]
-pub struct StoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
+/// A store's own error, shared (an `Arc`, so [`Error`] is `Clone`); reach
+/// it through [`source`](std::error::Error::source) or
+/// [`inner`](Self::inner). Two are equal when one is a clone of the other:
+/// store errors have no equality of their own.
+#[derive(Clone, Debug)]
+pub struct StoreError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StoreError {}
 
 impl StoreError {
     /// The store's error.

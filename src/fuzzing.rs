@@ -13,9 +13,9 @@ use rand_core::{Infallible, TryCryptoRng, TryRng};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    Channel, Code, Engine, Error, Event, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber,
-    PhonePolicy, Policy, Purpose, Record, ResendMode, SecretKey, State, Store, SubjectKey,
-    Verifier,
+    Channel, Clock, Code, Engine, Error, Event, KeyId, KeyRing, ManualClock, MemoryStore,
+    PhoneNumber, PhonePolicy, Policy, Purpose, Record, ResendMode, SecretKey, State, Store,
+    SubjectKey, Verifier,
 };
 
 /// The policy knobs, kept in range by construction (`build` still checks).
@@ -37,6 +37,10 @@ pub struct Params {
     pub lockout: u8,
     /// `NewCode` resends when true.
     pub new_code: bool,
+    /// Lockout growth (1 + n % 4).
+    pub growth: u8,
+    /// Hard cap of consecutive failures (1 + n % 40).
+    pub hard_cap: u8,
 }
 
 /// One call, or the passing of time.
@@ -67,6 +71,11 @@ pub enum Operation {
     RotateKey,
     /// Removes the oldest retired key.
     RemoveOldestKey,
+    /// An operator's `unlock` for subject `s % 3`.
+    Unlock(u8),
+    /// Moves the clock by `n` days, either way (a clock that jumps, and its
+    /// correction).
+    JumpDays(i16),
 }
 
 struct CountingRng(u64);
@@ -145,6 +154,8 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
         .resend_cooldown(Duration::seconds(i64::from(params.cooldown % 61)))
         .code_lifetime(Duration::minutes(1 + i64::from(params.lifetime % 20)))
         .lockout(Duration::minutes(1 + i64::from(params.lockout % 90)))
+        .lockout_growth(1 + u32::from(params.growth % 4))
+        .failure_hard_cap(1 + u32::from(params.hard_cap % 40))
         .resend_mode(if params.new_code {
             ResendMode::NewCode
         } else {
@@ -226,7 +237,8 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
             | Operation::VerifyWrong(s, _)
             | Operation::VerifyRaw(s, _)
             | Operation::Cancel(s)
-            | Operation::Status(s) => usize::from(*s) % subjects.len(),
+            | Operation::Status(s)
+            | Operation::Unlock(s) => usize::from(*s) % subjects.len(),
             _ => 0,
         };
         let subject = &subjects[s];
@@ -280,7 +292,26 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                 None
             }
             Operation::Status(_) => {
-                let _ = verifier.status(subject);
+                if let Ok(status) = verifier.status(subject) {
+                    let p = verifier.engine().policy();
+                    assert!(status.failures_left <= p.failure_cap());
+                    assert!(status.attempts_left <= p.max_checks());
+                    assert!(status.sends_left <= p.max_sends());
+                    // No stored instant outlives the policy, from now.
+                    let now = clock.now();
+                    assert!(status.expires_at <= now + p.code_lifetime() + Duration::SECOND);
+                    if let Some(until) = status.locked_until {
+                        assert!(until <= now + p.max_lockout() + Duration::SECOND);
+                    }
+                }
+                None
+            }
+            Operation::Unlock(_) => {
+                assert!(verifier.unlock(subject).is_ok(), "unlock failed");
+                None
+            }
+            Operation::JumpDays(days) => {
+                clock.advance(Duration::days(i64::from(*days)));
                 None
             }
             Operation::Advance(secs) => {
@@ -322,6 +353,13 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                     seen[s].validated.push(generation);
                 }
                 Err(Error::Store(_) | Error::Contention) => panic!("MemoryStore never fails"),
+                Err(Error::Locked { retry_after }) => {
+                    let p = verifier.engine().policy();
+                    // A lockout, or the send budget after it: never a
+                    // clock's jump.
+                    let most = p.max_lockout() + p.subject_send_window() * p.subject_send_cap();
+                    assert!(retry_after <= most, "retry_after {retry_after}");
+                }
                 Err(_) => {}
             }
         }
@@ -436,6 +474,8 @@ mod tests {
             lifetime: 9,
             lockout: 9,
             new_code: true,
+            growth: 1,
+            hard_cap: 7,
         };
         use Operation::*;
         let ops = [
@@ -455,6 +495,13 @@ mod tests {
             Start(2),
             Cancel(2),
             Status(2),
+            JumpDays(365),
+            Start(0),
+            VerifyWrong(0, 1),
+            JumpDays(-365),
+            Status(0),
+            Start(0),
+            Unlock(0),
         ];
         run_lifecycle(params, &ops);
         for input in ["", "123456", "12 34-56", "12345a", "١٢٣٤٥٦", "1234567"] {
@@ -529,7 +576,26 @@ fn check_phone(result: Result<PhoneNumber, crate::PhoneError>) {
 /// Decodes `bytes` as a stored record: never panics, and a record that
 /// decodes encodes to bytes that decode to the same record (the encoding is
 /// canonical after one round).
+///
+/// Bytes that start with `0xA5` are read instead as the fields of a record
+/// ([`RecordFields`]) with instants near one another, encoded, and decoded:
+/// that reaches the decoder's consistency checks, which random bytes seldom
+/// get past the framing to. A record that decodes is then run through every
+/// transition at instants around its own, and each record they write must
+/// decode again.
 pub fn check_record_bytes(bytes: &[u8]) {
+    let owned;
+    let bytes = match bytes.split_first() {
+        Some((0xA5, rest)) => {
+            let mut u = arbitrary::Unstructured::new(rest);
+            let Ok(fields) = RecordFields::arbitrary(&mut u) else {
+                return;
+            };
+            owned = fields.record().to_bytes();
+            &owned[..]
+        }
+        _ => bytes,
+    };
     let Ok(record) = Record::from_bytes(bytes) else {
         return;
     };
@@ -537,6 +603,135 @@ pub fn check_record_bytes(bytes: &[u8]) {
     let again = Record::from_bytes(&encoded).expect("an encoded record decodes");
     assert_eq!(again, record, "the round trip changed the record");
     assert_eq!(again.to_bytes(), encoded, "the encoding is not canonical");
+    run_transitions(&record);
+}
+
+/// A record's fields, drawn so that most draws sit near the edge of what
+/// the decoder accepts: instants are minutes from one base.
+#[derive(Arbitrary, Clone, Debug)]
+pub struct RecordFields {
+    generation: u8,
+    validation: Option<ValidationFields>,
+    failures: u8,
+    last_failure: Option<i16>,
+    locked_until: Option<i16>,
+    tat: Option<i16>,
+    written: i16,
+    /// Pushes one instant far out (years), when set.
+    far: Option<(u8, i32)>,
+}
+
+/// A validation's fields for [`RecordFields`].
+#[derive(Arbitrary, Clone, Debug)]
+pub struct ValidationFields {
+    state: u8,
+    derivation: u8,
+    key: u8,
+    created: i16,
+    last_sent: i16,
+    expires: i16,
+    ended: Option<i16>,
+    checks: u8,
+    sends: u8,
+}
+
+impl RecordFields {
+    fn record(&self) -> Record {
+        use crate::budget::{Guesses, SendRate};
+        use crate::record::{Ledger, Validation};
+        let base = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let at = |minutes: i16| base + Duration::minutes(i64::from(minutes));
+        let mut record = Record {
+            generation: u32::from(self.generation % 4),
+            current: self.validation.as_ref().map(|v| Validation {
+                state: [
+                    State::Sent,
+                    State::Validated,
+                    State::Expired,
+                    State::Locked,
+                    State::Canceled,
+                ][usize::from(v.state % 5)],
+                channel: Channel::Sms,
+                derivation: v.derivation % 3,
+                key_id: KeyId(u32::from(v.key % 3)),
+                nonce: [v.key; crate::code::NONCE_LEN],
+                created_at: at(v.created),
+                last_sent_at: at(v.last_sent),
+                expires_at: at(v.expires),
+                ended_at: v.ended.map(at),
+                checks: u32::from(v.checks % 104),
+                sends: u32::from(v.sends % 104),
+            }),
+            ledger: Ledger {
+                guesses: Guesses {
+                    failures: u32::from(self.failures % 110),
+                    last_failure_at: self.last_failure.map(at),
+                    locked_until: self.locked_until.map(at),
+                },
+                sends: SendRate {
+                    tat: self.tat.map(at),
+                },
+            },
+            written_at: at(self.written),
+        };
+        if let Some((which, days)) = self.far {
+            let far = crate::record::later(base, Duration::days(i64::from(days % 3_000_000)))
+                .clamp(OffsetDateTime::UNIX_EPOCH, crate::record::MAX_INSTANT);
+            match which % 4 {
+                0 => record.written_at = far,
+                1 => record.ledger.guesses.locked_until = Some(far),
+                2 => record.ledger.sends.tat = Some(far),
+                _ => {
+                    if let Some(v) = record.current.as_mut() {
+                        v.expires_at = far;
+                    }
+                }
+            }
+        }
+        record
+    }
+}
+
+/// Runs every transition on `record` at instants around its own write,
+/// under an extreme policy and the default one: nothing panics, and every
+/// record written decodes back to itself.
+fn run_transitions(record: &Record) {
+    let Ok(key) = SecretKey::new(KeyId(1), &[1; 32]) else {
+        unreachable!()
+    };
+    let strict = Policy::builder()
+        .max_checks(1)
+        .failure_cap(1)
+        .failure_hard_cap(2)
+        .build();
+    let policies = [Policy::default(), strict.unwrap_or_default()];
+    let subject = &subjects()[0];
+    for policy in policies {
+        let engine = Engine::new(policy, KeyRing::new(key.clone()));
+        for offset in [-86_400 * 400, -61, 0, 59, 601, 86_400 * 400] {
+            let now = record.written_at + Duration::seconds(offset);
+            let mut rng = CountingRng(3);
+            let writes = [
+                engine
+                    .start(Some(record), subject, Channel::Sms, now, &mut rng)
+                    .write,
+                engine
+                    .resend(Some(record), subject, None, now, &mut rng)
+                    .write,
+                engine.verify(Some(record), subject, "123456", now).write,
+                engine.cancel(Some(record), subject, now).write,
+                engine.unlock(Some(record), subject, now).write,
+            ];
+            let _ = engine.status(Some(record), now);
+            for written in writes.into_iter().flatten() {
+                assert_eq!(
+                    Record::from_bytes(&written.to_bytes()).as_ref(),
+                    Ok(&written),
+                    "a transition wrote a record that does not read back"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -576,5 +771,80 @@ mod phone_and_record_tests {
             check_record_bytes(&bytes[..n]);
         }
         check_record_bytes(&[0xff; 40]);
+        // The structured form reaches the consistency checks.
+        let mut seen_ok = false;
+        let mut seen_contradiction = false;
+        for seed in 0u8..=255 {
+            let data: Vec<u8> = (0..120u8)
+                .map(|i| i.wrapping_mul(seed).wrapping_add(seed))
+                .collect();
+            let mut u = arbitrary::Unstructured::new(&data);
+            if let Ok(fields) = RecordFields::arbitrary(&mut u) {
+                match Record::from_bytes(&fields.record().to_bytes()) {
+                    Ok(_) => seen_ok = true,
+                    Err(crate::RecordError::Contradiction(_)) => seen_contradiction = true,
+                    Err(_) => {}
+                }
+            }
+            let mut bytes = vec![0xA5];
+            bytes.extend_from_slice(&data);
+            check_record_bytes(&bytes);
+        }
+        assert!(seen_contradiction, "no draw reached a consistency check");
+        // And a well-formed draw decodes.
+        let valid = RecordFields {
+            generation: 1,
+            validation: Some(ValidationFields {
+                state: 0,
+                derivation: 1,
+                key: 1,
+                created: 0,
+                last_sent: 0,
+                expires: 10,
+                ended: None,
+                checks: 0,
+                sends: 1,
+            }),
+            failures: 0,
+            last_failure: None,
+            locked_until: None,
+            tat: Some(10),
+            written: 0,
+            far: None,
+        };
+        let decoded = Record::from_bytes(&valid.record().to_bytes());
+        assert_eq!(decoded.as_ref(), Ok(&valid.record()));
+        seen_ok |= decoded.is_ok();
+        assert!(seen_ok);
+    }
+
+    #[test]
+    fn the_committed_corpus_decodes_as_laid_out() {
+        use crate::{Contradiction as C, RecordError as E};
+        let decode = |bytes: &[u8]| Record::from_bytes(bytes).map(|r| r.to_bytes().len());
+        let corpus = |name: &str| {
+            let path = format!(
+                "{}/fuzz/corpus/record_decode/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::read(path).expect("a committed seed")
+        };
+        assert_eq!(decode(&corpus("v2_live")), Ok(75));
+        assert!(decode(&corpus("v2_locked")).is_ok());
+        for v1 in ["v1_started", "v1_one_failure", "v1_locked", "v1_canceled"] {
+            assert!(decode(&corpus(v1)).is_ok(), "{v1}");
+        }
+        assert_eq!(
+            decode(&corpus("v2_sent_with_end")),
+            Err(E::Contradiction(C::EndTime))
+        );
+        assert_eq!(
+            decode(&corpus("v2_year_9999")),
+            Err(E::Contradiction(C::Expiry))
+        );
+        assert_eq!(
+            decode(&corpus("v2_generation_zero")),
+            Err(E::Contradiction(C::ValidationAtGenerationZero))
+        );
     }
 }

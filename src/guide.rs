@@ -14,17 +14,18 @@
 //!
 //! | attacker | attack | defence |
 //! |---|---|---|
-//! | a guesser on the public API | tries codes | 5 checks per code, counted *before* the comparison; 20 failures per subject per 24 h, then a lockout that no resend, cancel or new validation lifts. With defaults, a 6-digit code falls to guessing with probability ≤ 20 · 10⁻⁶ per subject per lockout cycle. |
+//! | a guesser on the public API | tries codes | 5 checks per code, counted *before* the comparison; the subject's failed checks count *consecutively* until a success, across codes, resends, new validations, lockouts and restarts (they are in the record). Every 20th failure in a row locks the subject, for 1 h, 4 h, 16 h, then 64 h; the 100th (NIST SP 800-63B's ceiling) blocks it until an operator calls [`unlock`](crate::Verifier::unlock). `tests/attacks.rs` runs an optimal guesser for a simulated year against one number: 100 wrong codes compared, then blocked, so a 6-digit code falls with probability ≤ 100 · 10⁻⁶ per subject, ever (without the escalation and the cap, the same guesser gets 175,200 a year). A count is forgotten only after [`failure_window`](crate::Policy::failure_window) (365 days) without a failure, and never once blocked. |
 //! | a racer | sends many checks at once so several read "1 attempt left" | every change is one compare-and-swap against a versioned record ([`Store`](crate::Store)); a conflicting write is re-run on the fresh record. Two checks never share an attempt and a code never validates twice (`tests/lifecycle.rs` checks it with 8 threads). |
 //! | a replayer | reuses a code that worked | the validation is terminal once validated; reuse answers [`Error::AlreadyValidated`](crate::Error::AlreadyValidated). |
 //! | a confused deputy | uses a login code for an onboarding check, or one number's code for another | the code is an HMAC over purpose, E.164 number, nonce and generation; a record exists per (purpose, number). |
 //! | a store thief | reads the database | records hold a nonce and a key id, never the code or an unkeyed hash of it (a 6-digit code's unkeyed hash falls to 10⁶ guesses). Without the HMAC key, the store reveals no code. It does reveal *which numbers* are being verified: protect it as personal data. |
 //! | a timing observer | measures verify latency | the comparison is constant-time ([`subtle`]); every refusal of `verify` (unknown subject, expired, locked, …) runs the whole wrong-code check on a stand-in record, so it costs what a check costs. `benches/ct.rs` measures both with dudect; the README gives the t statistics, including the small gap (about 1 %) that remains between a known and an unknown subject in the pure engine. A real store adds far larger differences (a miss reads, a check writes): answer every verify after a fixed minimum latency if enumeration by timing matters to you. |
-//! | an enumerator | asks about numbers to learn who is enrolled | [`Error::public`](crate::Error::public) collapses not-found, expired, canceled, already-validated, exhausted and mismatch into one `invalid_code`. |
-//! | an SMS pumper | makes you send many paid messages | 5 sends per validation, 30 s cooldown, 10 sends per subject per hour across validations; cancel-and-restart buys nothing. |
+//! | an enumerator | asks about numbers to learn who is enrolled, or who is logging in right now | for `verify`, [`Error::public`](crate::Error::public) collapses not-found, expired, canceled, already-validated, exhausted and mismatch into one `invalid_code`. For `start` and `resend`, [`Error::public_send`](crate::Error::public_send) answers every refusal that depends on the subject (none, live inside its cooldown, sends spent, terminal, send budget, lockout, block) as a send, so nothing tells a live validation from none, nor when its code went out (see *Answering `start` and `resend`* below). |
+//! | an SMS pumper | makes you send many paid messages to one number | 5 sends per validation, 30 s cooldown, and the subject's sends are a sliding budget (a GCRA bucket): no hour ever holds more than 10 sends to one subject, across validations; cancel-and-restart buys nothing, and there is no window edge to burst across. Pumping across many numbers needs budgets beyond one subject (see below). |
 //! | a malformed-input sender | sends huge, non-ASCII or letter-laden numbers and codes | a guard refuses letters, controls, non-ASCII digits and over-long input before any parsing, with a typed error; malformed codes spend no attempt. Nothing panics on any input (property tests and fuzz targets). |
-//! | a store that lies | returns corrupt or hostile records | [`Record::from_bytes`](crate::Record::from_bytes) checks every field; transitions use saturating arithmetic on counters and instants, so no stored value can cause a panic. |
-//! | a clock that jumps | NTP steps the clock back | expiry is never undone: a terminal record stays terminal, and windows keep their counts when time runs backwards. |
+//! | a store that lies | returns corrupt or hostile records | [`Record::from_bytes`](crate::Record::from_bytes) checks each field's range *and* refuses records no transition writes ([`RecordError::Contradiction`](crate::RecordError::Contradiction): a `Sent` validation with an end time, one created after it expires or expiring further out than any lifetime, generation 0 holding a validation, a lockout without failures…); transitions use saturating arithmetic on counters and instants, so no stored value can cause a panic. A store that rewrites records wholesale can still reset a subject's budgets: it is trusted with integrity. |
+//! | a clock that jumps ahead | a bad NTP source, a resumed VM, a host's `Date.now()` | every call bounds the stored instants against `now` and the policy in one place (`Record::bounded`): a code lives at most its lifetime from `now`, a lockout at most the lockout its count earned, the send budget holds at most its burst; a `Sent` validation written at or after its own (bounded) expiry is dead. So a year's jump and its correction give no code a year of life and lock no one for a year, and the record then stored (and its TTL) follows the bounded values. `now` is normalized to UTC and clamped into the records' range (1970–9000) where it enters the engine. |
+//! | a clock that jumps back | NTP steps the clock back | an expiry, a lockout or a spent budget that a call *wrote* is never undone: a terminal record stays terminal. What holds only with [`MonotonicClock`](crate::MonotonicClock) (wrap your clock in it, as the README does): a `status` writes nothing, so with a raw clock stepped back, a code that `status` reported expired can be checked again until its stored expiry (`tests/lifecycle.rs` pins both cases). Across processes whose clocks step back separately, only written state holds. |
 //!
 //! ## What otpflow does not defend against
 //!
@@ -35,10 +36,22 @@
 //! - **Distributed guessing across many numbers**: budgets are per subject. An
 //!   attacker with many numbers, or many targets, needs limits per client IP,
 //!   per account and per destination prefix, in front of otpflow.
-//! - **Enumeration once locked**: a subject locked by its failure cap answers
-//!   `too_many_requests` even through `public()`, which an unknown subject never
-//!   does. Only someone who spent the subject's whole failure budget learns
-//!   it exists.
+//! - **Locking a victim out**: the price of a cap that holds for a year is
+//!   that anyone who can call `verify` for a number can spend its failures:
+//!   20 wrong codes lock it for an hour, 100 block it until an operator
+//!   unlocks it. Scope it: a subject is (purpose, number), so a guesser at
+//!   `login` does not block `onboarding` or a custom purpose such as a
+//!   support-verified recovery; let `verify` be called only within a
+//!   session that called `start` (or after a client-side challenge); rate-
+//!   limit callers by address in front; warn users with
+//!   [`Status::failures_left`](crate::Status::failures_left); alert on
+//!   [`Event::Blocked`](crate::Event::Blocked) and give support an
+//!   [`unlock`](crate::Verifier::unlock). Lower `failure_hard_cap` never
+//!   below what your users' typos reach (a success resets the count).
+//! - **Enumeration once locked**: a subject locked by its failures answers
+//!   `verify` with `too_many_requests` (or `blocked`) even through
+//!   `public()`, which an unknown subject never does. Only someone who spent
+//!   a lockout's worth of failures learns it exists.
 //! - **A stolen HMAC key together with the store**: then codes in flight can
 //!   be computed. Keep keys in a secrets manager, rotate them, and remove
 //!   retired keys once their codes have expired.
@@ -56,12 +69,19 @@
 //! - **Randomness**: pass a CSPRNG (`rand_core::CryptoRng`), for instance
 //!   `rand_core::UnwrapErr(getrandom::SysRng)`. Nonces are 128 bits, so
 //!   collisions are not a concern.
-//! - **Clock**: [`SystemClock`](crate::SystemClock) where there is one; on
+//! - **Clock**: [`SystemClock`](crate::SystemClock) where there is one,
+//!   wrapped in [`MonotonicClock`](crate::MonotonicClock); on
 //!   `wasm32-unknown-unknown` implement [`Clock`](crate::Clock) over the
-//!   host's time. Verifier calls read the clock once.
+//!   host's time. Verifier calls read the clock once. The engine works in
+//!   whole seconds: deadlines round up, so a code may live up to a second
+//!   longer than its lifetime, never shorter.
 //! - **Store**: keep the [`Store`](crate::Store) contract, and let records
 //!   live until [`Record::expires_at`](crate::Record::expires_at) — dropping
-//!   them earlier resets the failure and send budgets.
+//!   them earlier resets the failure and send budgets. A record with failed
+//!   checks lives a year after the last one, and a blocked subject's record
+//!   never expires: the store grows with the subjects that were guessed at.
+//!   Records written by version 1 of the encoding still decode (their send
+//!   window starts afresh).
 //! - **Answers**: send [`Error::public`](crate::Error::public) to clients you do
 //!   not trust; log the full [`Error`](crate::Error) and the
 //!   [`Event`](crate::Event)s. Never log [`Code`](crate::Code)s: their `Debug`
@@ -69,3 +89,26 @@
 //! - **Phone numbers**: parse with a [`PhonePolicy`](crate::PhonePolicy) that
 //!   allows only the countries you serve; that is also the cheapest defence
 //!   against SMS pumping to premium ranges.
+//!
+//! ## Answering `start` and `resend`
+//!
+//! A number mid-verification must look like any other to an outsider. Map
+//! refusals of `start` and `resend` with
+//! [`Error::public_send`](crate::Error::public_send): `Ok(())` means "answer
+//! exactly as a send". The refusal itself (and its precise `retry_after`)
+//! stays with you: tell your own signed-in user, log it, and send nothing.
+//! Beside the seeds' answers (`seeds/` in the design notes):
+//!
+//! | seed | a send | a refusal `public_send` maps to `Ok(())` |
+//! |---|---|---|
+//! | Kavoon `POST /otp` | `200 {}` | `200 {}`, the same |
+//! | Verifik `POST /v2/projects/phone-login` | `status: "sent"`, `expiresAt`, `createdAt` | the same shape with `status: "sent"`; for *every* answer, real or not, set `expiresAt` to now + the code lifetime and `createdAt`/`updatedAt` to now (not [`Sent::expires_at`](crate::Sent::expires_at), which for a resend of the same code tells when it first went out) |
+//! | KGen `POST …/otp/register`, `…/otp/resend` | `200` | `200`, the same; never return the code itself in an answer (KGen's example shows `authCode`) |
+//!
+//! Only a malformed number or purpose (the caller's own input) and an
+//! unavailable store are refused publicly. [`Error::public`](crate::Error::public)
+//! is for `verify`, `cancel` and `status`; where it does answer a cooldown
+//! or a send budget, its `retry_after` is rounded up to whole minutes.
+//! A start inside the cooldown (the victim started 12 s ago) so answers as a
+//! start that sent nothing, exactly as a start on an unknown number that
+//! sent a code.

@@ -31,16 +31,19 @@ pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
 pub use delivery::{Delivery, SendId};
 pub use error::{Error, PublicError, StoreError};
-pub use keys::{KeyError, KeyId, KeyRing, SecretKey};
-pub use phone::{PhoneError, PhoneNumber, PhonePolicy};
+pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
+pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Contradiction, Record, RecordError, State};
 // `AsyncStore` stays in `otpflow::store`: `MemoryStore` implements both
 // store traits, and a glob import of both would make its `load` ambiguous.
-pub use store::{MemoryStore, Store, Swap, Version};
+pub use store::{MemoryStore, Store, Swap, Transition, Update, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;
 
 /// The random-source traits otpflow takes (`rand_core` 0.10).
 pub use rand_core;
+/// The date and time types otpflow takes and returns (`time` 0.3): use
+/// this re-export so your `OffsetDateTime` and `Duration` are otpflow's.
+pub use time;

@@ -1,9 +1,9 @@
 //! The [`Store`] contract (versioned compare-and-swap) and [`MemoryStore`].
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
+use hashbrown::HashTable;
 use time::OffsetDateTime;
 
 use crate::policy::Policy;
@@ -25,6 +25,24 @@ pub enum Swap {
     /// The stored version was not the expected one; nothing was written.
     Conflict,
 }
+
+/// The result of a [`Store::update`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Update {
+    /// The new record was written; this is its new version.
+    Written(Version),
+    /// The transition wrote nothing; nothing was written.
+    Unchanged,
+    /// The record changed between the read and the write; nothing was
+    /// written. Run the transition again.
+    Conflict,
+}
+
+/// A transition handed to [`Store::update`]: it sees the stored record
+/// (`None`: none) and returns the record to write, if any. It is pure and
+/// may run again after a conflict.
+pub type Transition<'a> = dyn FnMut(Option<&Record>) -> Option<Record> + 'a;
 
 /// Where records live: one per [`SubjectKey`], written only by
 /// compare-and-swap.
@@ -82,6 +100,35 @@ pub trait Store {
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error>;
+
+    /// Reads the record for `key`, runs `transition` on it and writes what it
+    /// returns, as one compare-and-swap: [`Update::Conflict`] if the record
+    /// changed in between. [`Verifier`](crate::Verifier) calls this.
+    ///
+    /// The provided implementation is [`load`](Self::load) then
+    /// [`compare_and_swap`](Self::compare_and_swap), which keeps the
+    /// contract above for any store. A store that can hold the record
+    /// while the transition runs (one lock, one lookup: [`MemoryStore`])
+    /// overrides it; the transition is short and pure (no I/O), but it
+    /// derives a code, so do not hold a lock across a network round trip.
+    ///
+    /// # Errors
+    /// The store's error; then nothing may have been written.
+    fn update(
+        &self,
+        key: &SubjectKey,
+        transition: &mut Transition<'_>,
+    ) -> Result<Update, Self::Error> {
+        let loaded = self.load(key)?;
+        let Some(new) = transition(loaded.as_ref().map(|(record, _)| record)) else {
+            return Ok(Update::Unchanged);
+        };
+        let expected = loaded.as_ref().map(|(_, version)| *version);
+        Ok(match self.compare_and_swap(key, expected, &new)? {
+            Swap::Done(version) => Update::Written(version),
+            Swap::Conflict => Update::Conflict,
+        })
+    }
 }
 
 /// [`Store`]'s contract for stores reached over the network from async
@@ -128,6 +175,13 @@ impl<S: Store + ?Sized> Store for &S {
     ) -> Result<Swap, Self::Error> {
         (**self).compare_and_swap(key, expected, new)
     }
+    fn update(
+        &self,
+        key: &SubjectKey,
+        transition: &mut Transition<'_>,
+    ) -> Result<Update, Self::Error> {
+        (**self).update(key, transition)
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -143,11 +197,21 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     ) -> Result<Swap, Self::Error> {
         (**self).compare_and_swap(key, expected, new)
     }
+    fn update(
+        &self,
+        key: &SubjectKey,
+        transition: &mut Transition<'_>,
+    ) -> Result<Update, Self::Error> {
+        (**self).update(key, transition)
+    }
 }
 
 /// A thread-safe in-memory [`Store`] for one process: records in shards,
-/// each a `HashMap` behind its own mutex, so threads working on different
-/// subjects rarely wait for each other. Every operation is O(1) on average.
+/// each a hash table behind its own mutex, so threads working on different
+/// subjects rarely wait for each other. Every operation is O(1) on average,
+/// and [`update`](Store::update) takes one lock and hashes the key once
+/// (SipHash with a random key, as keys are attacker-chosen numbers; the
+/// shard comes from bits of the same hash that the table does not use).
 ///
 /// Records are not dropped by themselves: call
 /// [`purge_expired`](Self::purge_expired) now and then (from a timer).
@@ -166,12 +230,67 @@ pub struct MemoryStore {
     hasher: RandomState,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shard {
-    records: HashMap<SubjectKey, (Record, Version)>,
+    records: HashTable<Entry>,
     /// The last version handed out in this shard: versions are unique per
     /// shard, so a deleted and re-created key never reuses one.
     last_version: u64,
+}
+
+struct Entry {
+    hash: u64,
+    key: SubjectKey,
+    record: Record,
+    version: Version,
+}
+
+impl core::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Records name phone numbers: count them, do not print them.
+        f.debug_struct("Shard")
+            .field("records", &self.records.len())
+            .field("last_version", &self.last_version)
+            .finish()
+    }
+}
+
+impl Shard {
+    fn find(&self, hash: u64, key: &SubjectKey) -> Option<&Entry> {
+        self.records.find(hash, |e| e.key == *key)
+    }
+
+    /// Writes `new` at `key` if its version is still `expected`.
+    fn swap(
+        &mut self,
+        hash: u64,
+        key: &SubjectKey,
+        expected: Option<Version>,
+        new: Record,
+    ) -> Swap {
+        let version = Version(self.last_version + 1);
+        match (self.records.find_mut(hash, |e| e.key == *key), expected) {
+            (Some(entry), Some(expected)) if entry.version == expected => {
+                entry.record = new;
+                entry.version = version;
+            }
+            (None, None) => {
+                self.records.insert_unique(
+                    hash,
+                    Entry {
+                        hash,
+                        key: key.clone(),
+                        record: new,
+                        version,
+                    },
+                    |e| e.hash,
+                );
+            }
+            _ => return Swap::Conflict,
+        }
+        self.last_version = version.0;
+        Swap::Done(version)
+    }
 }
 
 impl Default for MemoryStore {
@@ -216,24 +335,27 @@ impl MemoryStore {
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
             let before = shard.records.len();
-            shard
-                .records
-                .retain(|_, (record, _)| record.expires_at(policy) > now);
+            shard.records.retain(|e| e.record.expires_at(policy) > now);
             dropped += before - shard.records.len();
         }
         dropped
     }
 
-    fn shard(&self, key: &SubjectKey) -> MutexGuard<'_, Shard> {
+    /// The key's hash and its shard, locked. The table indexes by the
+    /// hash's low bits and tags by its top 7; the shard comes from bits 24
+    /// to 55, so keys within a shard still spread over the whole table.
+    fn shard(&self, key: &SubjectKey) -> (u64, MutexGuard<'_, Shard>) {
         let hash = self.hasher.hash_one(key);
         let len = self.shards.len() as u64; // usize fits in u64 on every target
-        let index = usize::try_from(hash % len).unwrap_or(0);
-        lock(&self.shards[index])
+        let bits = u128::from((hash >> 24) & 0xFFFF_FFFF);
+        let index = usize::try_from((bits * u128::from(len)) >> 32).unwrap_or(0);
+        (hash, lock(&self.shards[index]))
     }
 }
 
-/// A poisoned shard means a thread panicked while holding it; every write
-/// here is a single `insert`, so the map is still consistent and is used.
+/// A poisoned shard means a thread panicked while holding it (in a
+/// transition, before anything was written); every write here is a single
+/// assignment or insert, so the table is still consistent and is used.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard
         .lock()
@@ -244,7 +366,8 @@ impl Store for MemoryStore {
     type Error = std::convert::Infallible;
 
     fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
-        Ok(self.shard(key).records.get(key).cloned())
+        let (hash, shard) = self.shard(key);
+        Ok(shard.find(hash, key).map(|e| (e.record.clone(), e.version)))
     }
 
     fn compare_and_swap(
@@ -253,17 +376,28 @@ impl Store for MemoryStore {
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error> {
-        let mut shard = self.shard(key);
-        let version = Version(shard.last_version + 1);
-        match (shard.records.get_mut(key), expected) {
-            (Some(slot), Some(expected)) if slot.1 == expected => *slot = (new.clone(), version),
-            (None, None) => {
-                shard.records.insert(key.clone(), (new.clone(), version));
-            }
-            _ => return Ok(Swap::Conflict),
-        }
-        shard.last_version = version.0;
-        Ok(Swap::Done(version))
+        let (hash, mut shard) = self.shard(key);
+        Ok(shard.swap(hash, key, expected, new.clone()))
+    }
+
+    /// One lock and one hash: the transition runs on the stored record in
+    /// place (no copy), under the shard's lock, and what it returns is moved
+    /// in. No other writer can come between, so this never conflicts.
+    fn update(
+        &self,
+        key: &SubjectKey,
+        transition: &mut Transition<'_>,
+    ) -> Result<Update, Self::Error> {
+        let (hash, mut shard) = self.shard(key);
+        let found = shard.find(hash, key);
+        let expected = found.map(|e| e.version);
+        let Some(new) = transition(found.map(|e| &e.record)) else {
+            return Ok(Update::Unchanged);
+        };
+        Ok(match shard.swap(hash, key, expected, new) {
+            Swap::Done(version) => Update::Written(version),
+            Swap::Conflict => Update::Conflict,
+        })
     }
 }
 
@@ -287,5 +421,114 @@ impl AsyncStore for MemoryStore {
         new: &Record,
     ) -> impl Future<Output = Result<Swap, Self::Error>> + Send {
         std::future::ready(Store::compare_and_swap(self, key, expected, new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyId, KeyRing, SecretKey};
+    use crate::phone::{PhoneNumber, PhonePolicy};
+    use crate::subject::{Channel, Purpose};
+    use crate::validation::Engine;
+    use rand_core::SeedableRng;
+
+    fn subject() -> SubjectKey {
+        let phone = PhoneNumber::parse("+447401101801", &PhonePolicy::default());
+        SubjectKey::new(Purpose::Login, phone.unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn record() -> Record {
+        let key = SecretKey::new(KeyId(1), &[1; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let engine = Engine::new(Policy::default(), KeyRing::new(key));
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let step = engine.start(None, &subject(), Channel::Sms, now, &mut rng);
+        step.write.unwrap_or_else(|| panic!("a record"))
+    }
+
+    /// Only the required methods: `update` is the provided one.
+    struct Forward<'a>(&'a MemoryStore);
+
+    impl Store for Forward<'_> {
+        type Error = std::convert::Infallible;
+        fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+            Store::load(self.0, key)
+        }
+        fn compare_and_swap(
+            &self,
+            key: &SubjectKey,
+            expected: Option<Version>,
+            new: &Record,
+        ) -> Result<Swap, Self::Error> {
+            Store::compare_and_swap(self.0, key, expected, new)
+        }
+    }
+
+    #[test]
+    fn memory_update_reads_writes_and_leaves_alone() {
+        let store = MemoryStore::with_shards(3);
+        let key = subject();
+        let mut seen = Vec::new();
+        let first = store.update(&key, &mut |r| {
+            seen.push(r.is_some());
+            Some(record())
+        });
+        let Ok(Update::Written(v1)) = first else {
+            panic!("{first:?}")
+        };
+        let unchanged = store.update(&key, &mut |r| {
+            seen.push(r.is_some());
+            None
+        });
+        assert_eq!(unchanged, Ok(Update::Unchanged));
+        assert_eq!(
+            Store::load(&store, &key).ok().flatten().map(|(_, v)| v),
+            Some(v1)
+        );
+        let second = store.update(&key, &mut |r| r.cloned());
+        assert!(matches!(second, Ok(Update::Written(v2)) if v2 != v1));
+        assert_eq!(seen, [false, true]);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn provided_update_reports_a_conflict_and_writes_nothing() {
+        let inner = MemoryStore::new();
+        let store = Forward(&inner);
+        let key = subject();
+        assert!(matches!(
+            store.update(&key, &mut |_| Some(record())),
+            Ok(Update::Written(_))
+        ));
+        let before = Store::load(&inner, &key).ok().flatten().map(|(_, v)| v);
+        // Another writer comes between the read and the write.
+        let raced = store.update(&key, &mut |r| {
+            let (_, version) = Store::load(&inner, &key).ok().flatten()?;
+            let _ = Store::compare_and_swap(&inner, &key, Some(version), &record());
+            r.cloned()
+        });
+        assert_eq!(raced, Ok(Update::Conflict));
+        let after = Store::load(&inner, &key).ok().flatten().map(|(_, v)| v);
+        assert_ne!(after, before, "the other writer's record stays");
+        assert_eq!(store.update(&key, &mut |_| None), Ok(Update::Unchanged));
+    }
+
+    #[test]
+    fn shards_spread_keys_and_tables_stay_usable() {
+        let store = MemoryStore::with_shards(4);
+        let policy = PhonePolicy::default();
+        for i in 0..400 {
+            let phone = PhoneNumber::parse(&format!("+4474011{i:05}"), &policy)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let key = SubjectKey::new(Purpose::Login, phone);
+            assert!(matches!(
+                Store::compare_and_swap(&store, &key, None, &record()),
+                Ok(Swap::Done(_))
+            ));
+        }
+        let sizes: Vec<usize> = store.shards.iter().map(|s| lock(s).records.len()).collect();
+        assert!(sizes.iter().all(|&n| n > 50), "{sizes:?}");
+        assert_eq!(store.len(), 400);
     }
 }

@@ -67,7 +67,7 @@ use time::{Duration, OffsetDateTime};
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::phone::{PhoneNumber, PhonePolicy};
-use crate::record::{Ledger, Record, State, Validation};
+use crate::record::{DERIVATION_V1, Ledger, Record, State, Validation, ceil_s};
 use crate::store::{AsyncStore, Store, Swap, Version};
 use crate::subject::{Channel, Purpose, SubjectKey};
 
@@ -224,45 +224,40 @@ impl Subjects {
     }
 }
 
-/// A record whose [`Record::expires_at`] is `expires_at` under every
-/// policy (it has no ledger windows), carrying `counter` as its generation
-/// less one (a stored validation's generation is at least 1), read back
-/// with [`counter_of`].
-///
-/// The record is one a transition could write (it started ten minutes
-/// before it expires, on whole seconds), so it survives the byte codec's
-/// consistency checks unchanged.
+/// A record whose [`Record::expires_at`] is `expires_at` (a whole second)
+/// under every policy (it has no ledger windows), carrying `counter` as its
+/// generation less one (a record's first validation is generation 1), and
+/// consistent enough to pass [`Record::from_bytes`]'s checks.
 fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
     let nonce_byte = counter.to_be_bytes()[3];
-    let expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
-    let created_at = expires_at - Duration::minutes(10);
+    let sent_at = expires_at - Duration::SECOND;
     Record {
-        generation: counter.saturating_add(1),
+        generation: counter.wrapping_add(1),
         current: Some(Validation {
             state: State::Sent,
             channel: Channel::Sms,
-            derivation: crate::record::DERIVATION_V1,
+            derivation: DERIVATION_V1,
             key_id: KeyId(1),
             nonce: [nonce_byte; NONCE_LEN],
-            created_at,
-            last_sent_at: created_at,
+            created_at: sent_at,
+            last_sent_at: sent_at,
             expires_at,
             ended_at: None,
             checks: 0,
             sends: 1,
         }),
         ledger: Ledger::default(),
-        written_at: created_at,
+        written_at: sent_at,
     }
 }
 
 /// The counter a [`record`] carries.
-fn counter_of(record: &Record) -> u32 {
-    record.generation.saturating_sub(1)
+fn counter_of(r: &Record) -> u32 {
+    r.generation.wrapping_sub(1)
 }
 
 fn far() -> OffsetDateTime {
-    OffsetDateTime::now_utc() + Duration::hours(1)
+    ceil_s(OffsetDateTime::now_utc() + Duration::hours(1))
 }
 
 fn describe(loaded: &Option<(Record, Version)>) -> String {
@@ -799,9 +794,7 @@ async fn expiry<S: AsyncStore>(
 ) -> Result<(), Violation> {
     const C: &str = "expiry";
     let key = subjects.subject();
-    // On a whole second: the byte codec keeps instants to the second.
-    let expires_at = OffsetDateTime::now_utc() + EXPIRY_DELAY;
-    let expires_at = expires_at.replace_nanosecond(0).unwrap_or(expires_at);
+    let expires_at = ceil_s(OffsetDateTime::now_utc() + EXPIRY_DELAY);
     let swap = store
         .compare_and_swap(&key, None, &record(1, expires_at))
         .await

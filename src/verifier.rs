@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::Policy;
 use crate::record::Record;
-use crate::store::{Store, Swap, Version};
+use crate::store::{Store, Update};
 use crate::subject::{Channel, SubjectKey};
 use crate::validation::{Engine, Event, Sent, Status, Step, Validated};
 
@@ -230,30 +230,38 @@ impl<S: Store, C: Clock> Verifier<S, C> {
             .status(loaded.as_ref().map(|(record, _)| record), now)
     }
 
-    /// The compare-and-swap loop: `transition` is pure and safe to re-run.
+    /// The compare-and-swap loop, through [`Store::update`]: `transition` is
+    /// pure and safe to re-run. The record to write is moved into the store;
+    /// the outcome and events wait here until it is stored.
     fn run<T>(
         &self,
         subject: &SubjectKey,
         mut transition: impl FnMut(Option<&Record>) -> Step<T>,
     ) -> Result<T, Error> {
         for _ in 0..=self.max_retries {
-            let loaded = self.store.load(subject).map_err(Error::store)?;
-            let step = transition(loaded.as_ref().map(|(record, _)| record));
-            if let Some(new) = &step.write {
-                let expected: Option<Version> = loaded.as_ref().map(|(_, v)| *v);
-                match self
-                    .store
-                    .compare_and_swap(subject, expected, new)
-                    .map_err(Error::store)?
-                {
-                    Swap::Done(_) => {}
-                    Swap::Conflict => continue,
+            let mut step = None;
+            let update = self
+                .store
+                .update(subject, &mut |record| {
+                    let mut next = transition(record);
+                    let write = next.write.take();
+                    step = Some(next);
+                    write
+                })
+                .map_err(Error::store)?;
+            match (update, step) {
+                (Update::Conflict, _) => continue,
+                (Update::Written(_) | Update::Unchanged, Some(step)) => {
+                    if let Some(listener) = &self.listener {
+                        step.events.iter().for_each(listener);
+                    }
+                    return step.outcome;
                 }
+                // A store that reports an update without running the
+                // transition breaks its contract: nothing is known to have
+                // happened, so retry.
+                (Update::Written(_) | Update::Unchanged, None) => continue,
             }
-            if let Some(listener) = &self.listener {
-                step.events.iter().for_each(listener);
-            }
-            return step.outcome;
         }
         Err(Error::Contention)
     }

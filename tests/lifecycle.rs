@@ -677,7 +677,7 @@ fn records_round_trip_through_bytes_mid_flight() {
     // A live validation's record, encoded, stays within 96 bytes.
     let other = subject(Purpose::Onboarding);
     w.start(&other).unwrap();
-    let (record, _) = w.verifier.store().load(&other).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &other).unwrap().unwrap();
     assert!(record.to_bytes().len() <= 96);
 }
 
@@ -877,7 +877,7 @@ fn a_forward_clock_step_locks_no_one_for_a_year() {
     assert!(matches!(err, Error::Locked { .. }));
     assert!(err.retry_after().unwrap() <= Duration::hours(1), "{err:?}");
     // And the record a store keeps says so too (its TTL).
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     let ttl = record.expires_at(w.verifier.engine().policy());
     assert!(
         ttl <= T0 + Duration::days(365) + Duration::days(366),
@@ -993,7 +993,7 @@ fn lockouts_escalate_then_block_until_unlocked() {
     assert!(matches!(err, Error::Blocked));
     assert_eq!(err.next_call(), Some("unlock"));
     assert_eq!(err.public(), PublicError::Blocked);
-    let (record, _) = w.verifier.store().load(&s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
     assert!(record.expires_at(w.verifier.engine().policy()) > T0 + Duration::days(365 * 7000));
     // An operator unlocks; the count starts again.
     w.verifier.unlock(&s).unwrap();
@@ -1042,6 +1042,47 @@ fn unlocking_nothing_writes_nothing() {
     let w = world(Policy::default());
     let s = login();
     w.verifier.unlock(&s).unwrap();
-    assert!(w.verifier.store().load(&s).unwrap().is_none());
+    assert!(Store::load(w.verifier.store(), &s).unwrap().is_none());
     assert!(w.take_events().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Answers to outsiders (issue 15, item 4).
+
+#[test]
+fn start_and_resend_answer_an_outsider_alike_for_a_live_validation_and_none() {
+    let mut w = world(Policy::default());
+    let victim = login();
+    let stranger = subject(Purpose::Onboarding);
+    w.start(&victim).unwrap();
+    w.clock.advance(Duration::seconds(12));
+    // What an outsider's calls get, through `public_send`: `Ok(())` is
+    // "answered as a send".
+    let answer = |r: Result<Sent, Error>| r.map(|_| ()).or_else(|e| e.public_send());
+    let live_start = w.start(&victim);
+    assert!(matches!(live_start, Err(Error::ResendTooSoon { .. })));
+    assert_eq!(answer(live_start), Ok(()));
+    assert_eq!(answer(w.resend(&victim)), Ok(()));
+    assert_eq!(answer(w.resend(&stranger)), Ok(()));
+    assert_eq!(answer(w.start(&stranger)), Ok(()));
+    // Terminal states, spent sends and the send budget answer alike too.
+    w.verifier.cancel(&stranger).unwrap();
+    assert_eq!(answer(w.resend(&stranger)), Ok(()));
+    for _ in 0..5 {
+        let _ = w.start(&stranger);
+        let _ = w.verifier.cancel(&stranger);
+    }
+    let spent = w.start(&stranger);
+    assert!(matches!(spent, Err(Error::SendLimit { .. })), "{spent:?}");
+    assert_eq!(answer(spent), Ok(()));
+    // Where `public()` is used anyway, a cooldown's time comes in whole
+    // minutes, not the second the code went out.
+    let err = w.resend(&victim).unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::seconds(18)));
+    assert_eq!(err.public().retry_after(), Some(Duration::minutes(1)));
+    // The caller's own bad input and an unavailable store are refused.
+    assert_eq!(
+        Error::Contention.public_send(),
+        Err(PublicError::Unavailable)
+    );
 }

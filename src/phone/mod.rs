@@ -30,21 +30,40 @@
 //!    Jersey and the Isle of Man, which share +44) is recognised from a table
 //!    without allocating. Its answer is the `phonenumber` crate's answer,
 //!    checked in `tests/phone.rs` on every `07…` prefix.
-//! 3. **The full parser.** Any other number goes to the `phonenumber` crate
-//!    (the default `phonenumber` feature), with the policy's default region
-//!    for national input. The crate reads the guard's canonical text (`+` if
-//!    there was one, then the digits), not the input: on its own it answers
-//!    differently for the same digits punctuated differently. It must be a valid number; with
-//!    [`PhonePolicy::require_mobile`] (the default) it must also be a mobile
-//!    (or a number its country does not tell apart from one, as in the North
-//!    American plan).
+//! 3. **The full parser.** Any other number is read in the numbering plan of
+//!    its own country, from the metadata the `phonenumber` crate carries (the
+//!    default `phonenumber` feature): the calling code, then a trunk prefix
+//!    only where that country's plan has one (`+33 (0)6 …` is `+33 6 …`,
+//!    while the `0` of `+39 02 …`, `+225 01 …` or `+241 06 …` is the
+//!    number's own digit), then its region and type. National input is read
+//!    in the policy's default region. The crate's own `parse` is not used:
+//!    it reads every number in the default region's plan (see `plan.rs`).
+//!    It must be a valid number; with [`PhonePolicy::require_mobile`] (the
+//!    default) it must also be a mobile (or a number its country does not
+//!    tell apart from one, as in the North American plan).
+//! 4. **The policy.** The calling code ([`PhonePolicy::allow_only`]),
+//!    non-geographic codes (+800, +881, +882, … refused unless named), the
+//!    region ([`PhonePolicy::allow_regions`], [`PhonePolicy::deny_regions`])
+//!    and the mobile rule.
+//!
+//! # Masked by default
+//! `Display` and `Debug` show `+44 7401 ••• 801` ([`PhoneNumber::masked`]);
+//! the whole number only through [`PhoneNumber::e164`],
+//! [`PhoneNumber::digits`] and [`PhoneNumber::national`].
 //!
 //! # Without the `phonenumber` feature
 //! The slim build (for small wasm modules) keeps the guard and the UK fast
 //! path, so UK mobiles give the same answers. Other numbers get a structural
 //! check only: the input must be international (`+` or `00`), its country
 //! calling code assigned, and its national part 4 to 14 digits with at most
-//! 15 digits in all. It cannot tell a valid foreign number from an invalid
+//! 15 digits in all. After the calling code, a trunk prefix is stripped once
+//! where the plan has one that no number of the plan begins with (98 calling
+//! codes, from the metadata: `+33 (0)6 …` and `+33 6 …` are one number,
+//! `+1 1 202 …` is `+1 202 …`), and written twice it is refused
+//! (`+33 00 6 …`); where a plan's numbers may begin with its trunk prefix
+//! (Russia's `8`, or a plan without one, as Italy's), the digits are kept
+//! as written, so there `+7 8 800 …` and `+7 800 …` stay two numbers in this
+//! build. It cannot tell a valid foreign number from an invalid
 //! one, nor a foreign mobile from a landline, and [`PhoneNumber::region`] is
 //! `None` for them; UK numbers that are not mobiles are
 //! [`PhoneError::NotMobile`] when the policy requires a mobile and checked
@@ -52,7 +71,12 @@
 //! refused by [`PhonePolicy::with_default_region`].
 
 mod codes;
+#[cfg(feature = "phonenumber")]
+mod plan;
 mod uk;
+
+#[cfg(feature = "phonenumber")]
+use plan as slow;
 
 use core::fmt;
 
@@ -66,8 +90,14 @@ pub const MAX_INPUT_BYTES: usize = 64;
 const MAX_DIGITS: usize = 15;
 
 /// A two-letter region (ISO 3166-1 alpha-2, as libphonenumber uses them).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Region([u8; 2]);
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl Region {
     const GB: Self = Self(*b"GB");
@@ -99,7 +129,11 @@ impl Region {
 ///
 /// Build one with [`PhoneNumber::parse`] or [`PhoneNumber::from_parts`]. It is
 /// small and `Copy`, and two values are equal exactly when they are the same
-/// number, whatever way each was written.
+/// number, whatever way each was written. Its `Display` and `Debug` are
+/// masked ([`PhoneNumber::masked`]): the whole number is read only through
+/// [`e164`](Self::e164), [`digits`](Self::digits) and
+/// [`national`](Self::national), so it reaches a log only where a caller
+/// asks for it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PhoneNumber {
     /// `+` and up to 15 digits, zero-padded.
@@ -294,15 +328,74 @@ impl PhoneNumber {
     }
 }
 
-impl fmt::Display for PhoneNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.e164())
+impl PhoneNumber {
+    /// The number masked for logs and support screens: the country code and
+    /// enough digits to recognise it, the middle hidden
+    /// (`+44 7401 ••• 801`). This is also what `Display` and `Debug` show;
+    /// the whole number comes only from [`e164`](Self::e164),
+    /// [`digits`](Self::digits) and [`national`](Self::national).
+    ///
+    /// ```
+    /// use otpflow::{PhoneNumber, PhonePolicy};
+    ///
+    /// let n = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
+    /// assert_eq!(n.masked().to_string(), "+44 7401 ••• 801");
+    /// assert_eq!(n.to_string(), "+44 7401 ••• 801");
+    /// assert_eq!(format!("{n:?}"), "PhoneNumber(+44 7401 ••• 801)");
+    /// assert_eq!(n.e164(), "+447401101801");
+    /// # Ok::<(), otpflow::PhoneError>(())
+    /// ```
+    ///
+    /// At least three digits of the national number are always hidden, and
+    /// at most seven shown (four first, three last); a short number shows
+    /// fewer (`+47 0 ••• 0` for `+47 02000`, nothing of three digits or
+    /// fewer). The mask is always three dots, whatever it hides.
+    pub fn masked(&self) -> MaskedNumber<'_> {
+        MaskedNumber(self)
     }
 }
 
+/// A [`PhoneNumber`] masked for display (`+44 7401 ••• 801`): see
+/// [`PhoneNumber::masked`]. `Display` and `Debug` print the same.
+#[derive(Clone, Copy)]
+pub struct MaskedNumber<'a>(&'a PhoneNumber);
+
+impl fmt::Display for MaskedNumber<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let national = self.0.national();
+        let len = national.len();
+        let shown = len.saturating_sub(3).min(7);
+        let head = shown.div_ceil(2).min(4);
+        let tail = shown - head;
+        write!(f, "+{} ", self.0.country_code)?;
+        if let Some(first) = national.get(..head).filter(|s| !s.is_empty()) {
+            write!(f, "{first} ")?;
+        }
+        f.write_str("•••")?;
+        if let Some(last) = national.get(len - tail..).filter(|s| !s.is_empty()) {
+            write!(f, " {last}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MaskedNumber<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Masked: see [`PhoneNumber::masked`].
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.masked(), f)
+    }
+}
+
+/// Masked: see [`PhoneNumber::masked`].
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhoneNumber({})", self.e164())
+        write!(f, "PhoneNumber({})", self.masked())
     }
 }
 
@@ -328,6 +421,10 @@ impl fmt::Debug for PhoneNumber {
 pub struct PhonePolicy {
     default_region: Option<Region>,
     allowed: Option<Vec<u16>>,
+    /// Regions allowed (ascending); `None` when every region is.
+    regions: Option<Vec<Region>>,
+    /// Regions refused (ascending).
+    denied: Vec<Region>,
     mobile: bool,
 }
 
@@ -336,6 +433,8 @@ impl Default for PhonePolicy {
         Self {
             default_region: Some(Region::GB),
             allowed: None,
+            regions: None,
+            denied: Vec::new(),
             mobile: true,
         }
     }
@@ -351,6 +450,12 @@ impl PhonePolicy {
 
     /// Allows only numbers whose country calling code is in `codes`
     /// (`&[44, 353]`). An empty list refuses every number.
+    ///
+    /// Non-geographic calling codes (+800, +808, +870, +878, +881, +882,
+    /// +883, +888, +979: satellite phones, international networks,
+    /// freephone, premium rate) are refused
+    /// ([`PhoneError::NonGeographic`]) unless named here: the default
+    /// policy, and any list that does not name them, keeps them out.
     #[must_use]
     pub fn allow_only(mut self, codes: &[u16]) -> Self {
         let mut codes = codes.to_vec();
@@ -360,7 +465,8 @@ impl PhonePolicy {
         self
     }
 
-    /// Allows every country (the default).
+    /// Allows every country (the default); non-geographic calling codes
+    /// stay refused (see [`allow_only`](Self::allow_only)).
     #[must_use]
     pub fn allow_all(mut self) -> Self {
         self.allowed = None;
@@ -414,26 +520,121 @@ impl PhonePolicy {
         self.mobile
     }
 
-    /// Whether numbers of `country_code` are allowed.
+    /// Whether numbers of `country_code` are allowed by the calling-code
+    /// list ([`allow_only`](Self::allow_only)). A non-geographic code must
+    /// also be named there: see [`allow_only`](Self::allow_only).
     pub fn allows(&self, country_code: u16) -> bool {
         self.allowed
             .as_ref()
             .is_none_or(|codes| codes.binary_search(&country_code).is_ok())
     }
 
-    /// The policy's last word on a number that parsed: the country first,
-    /// then the mobile rule.
+    /// Allows only numbers of these regions (two-letter codes, either case),
+    /// on top of the calling-code list: `allow_only(&[1])` then
+    /// `allow_regions(&["US", "CA"])` keeps the other countries of the North
+    /// American plan out (Jamaica +1 876, the Dominican Republic +1 809,
+    /// Antigua +1 268, …), whose numbers are favourite SMS-pumping targets.
+    /// Numbers whose region is unknown are refused: non-geographic numbers
+    /// (governed by [`allow_only`](Self::allow_only) alone) aside, that is
+    /// every non-UK number in the slim build, which has no metadata to tell
+    /// regions apart.
+    ///
+    /// ```
+    /// use otpflow::{PhoneError, PhoneNumber, PhonePolicy};
+    ///
+    /// let us_ca = PhonePolicy::default().allow_only(&[1]).allow_regions(&["US", "ca"])?;
+    /// # #[cfg(feature = "phonenumber")] {
+    /// assert!(PhoneNumber::parse("+1 202 555 0123", &us_ca).is_ok());
+    /// assert_eq!(
+    ///     PhoneNumber::parse("+1 876 210 1234", &us_ca),
+    ///     Err(PhoneError::RegionNotAllowed),
+    /// );
+    /// # }
+    /// # Ok::<(), PhoneError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PhoneError::UnknownRegion`] for a code that is not two letters or,
+    /// with the `phonenumber` feature, that the metadata does not know.
+    pub fn allow_regions(mut self, regions: &[&str]) -> Result<Self, PhoneError> {
+        self.regions = Some(region_list(regions)?);
+        Ok(self)
+    }
+
+    /// Refuses numbers of these regions (two-letter codes, either case),
+    /// whatever else allows them. Numbers whose region is unknown are
+    /// refused too while the list is not empty (see
+    /// [`allow_regions`](Self::allow_regions)): a deny-list fails closed.
+    ///
+    /// # Errors
+    /// As [`allow_regions`](Self::allow_regions).
+    pub fn deny_regions(mut self, regions: &[&str]) -> Result<Self, PhoneError> {
+        self.denied = region_list(regions)?;
+        Ok(self)
+    }
+
+    /// The allowed regions, ascending; `None` when all are.
+    pub fn allowed_regions(&self) -> Option<Vec<&str>> {
+        self.regions
+            .as_ref()
+            .map(|list| list.iter().map(Region::as_str).collect())
+    }
+
+    /// The refused regions, ascending.
+    pub fn denied_regions(&self) -> Vec<&str> {
+        self.denied.iter().map(Region::as_str).collect()
+    }
+
+    /// The policy's last word on a number that parsed: the calling code,
+    /// then non-geographic numbers, the region, and the mobile rule.
     fn admit(&self, number: PhoneNumber, mobile: bool) -> Result<PhoneNumber, PhoneError> {
-        if !self.allows(number.country_code) {
-            return Err(PhoneError::CountryNotAllowed {
-                country_code: number.country_code,
-            });
+        let country_code = number.country_code;
+        if !self.allows(country_code) {
+            return Err(PhoneError::CountryNotAllowed { country_code });
+        }
+        if codes::is_non_geographic(country_code) {
+            let named = self
+                .allowed
+                .as_ref()
+                .is_some_and(|codes| codes.binary_search(&country_code).is_ok());
+            if !named {
+                return Err(PhoneError::NonGeographic { country_code });
+            }
+        } else {
+            let region = number.region;
+            let allowed = self
+                .regions
+                .as_ref()
+                .is_none_or(|list| region.is_some_and(|r| list.binary_search(&r).is_ok()));
+            let denied = !self.denied.is_empty()
+                && region.is_none_or(|r| self.denied.binary_search(&r).is_ok());
+            if !allowed || denied {
+                return Err(PhoneError::RegionNotAllowed);
+            }
         }
         if self.mobile && !mobile {
             return Err(PhoneError::NotMobile);
         }
         Ok(number)
     }
+}
+
+/// A list of regions, checked, ascending, without duplicates.
+fn region_list(regions: &[&str]) -> Result<Vec<Region>, PhoneError> {
+    let mut list = regions
+        .iter()
+        .map(|code| {
+            let region = Region::from_code(code).ok_or(PhoneError::UnknownRegion)?;
+            // The slim build has no list of regions: any two letters.
+            if cfg!(feature = "phonenumber") && !slow::knows_region(region) {
+                return Err(PhoneError::UnknownRegion);
+            }
+            Ok(region)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    list.sort_unstable();
+    list.dedup();
+    Ok(list)
 }
 
 /// Why a phone number was refused. Each says what is wrong with the caller's
@@ -483,9 +684,21 @@ pub enum PhoneError {
         /// The number's country calling code.
         country_code: u16,
     },
-    /// A default region the library does not know
-    /// ([`PhonePolicy::with_default_region`]).
+    /// A region the library does not know ([`PhonePolicy::with_default_region`],
+    /// [`PhonePolicy::allow_regions`], [`PhonePolicy::deny_regions`]).
     UnknownRegion,
+    /// A valid number of a region the policy does not allow
+    /// ([`PhonePolicy::allow_regions`], [`PhonePolicy::deny_regions`]), or
+    /// whose region is unknown while the policy lists regions.
+    RegionNotAllowed,
+    /// A number of a non-geographic calling code (+800 freephone, +808
+    /// shared cost, +870 Inmarsat, +878 personal, +881 satellite, +882 and
+    /// +883 international networks, +888, +979 premium) that the policy does
+    /// not name in [`PhonePolicy::allow_only`]: none is allowed by default.
+    NonGeographic {
+        /// The number's calling code.
+        country_code: u16,
+    },
 }
 
 impl PhoneError {
@@ -504,6 +717,8 @@ impl PhoneError {
             Self::NotMobile => "phone_not_mobile",
             Self::CountryNotAllowed { .. } => "phone_country_not_allowed",
             Self::UnknownRegion => "phone_unknown_region",
+            Self::RegionNotAllowed => "phone_region_not_allowed",
+            Self::NonGeographic { .. } => "phone_non_geographic",
         }
     }
 }
@@ -552,6 +767,11 @@ impl fmt::Display for PhoneError {
                 write!(f, "phone numbers of +{country_code} are not accepted")
             }
             Self::UnknownRegion => f.write_str("unknown region"),
+            Self::RegionNotAllowed => f.write_str("phone numbers of this region are not accepted"),
+            Self::NonGeographic { country_code } => write!(
+                f,
+                "non-geographic numbers (+{country_code}) are not accepted"
+            ),
         }
     }
 }
@@ -610,75 +830,6 @@ impl Scanned {
     fn digits(&self) -> &[u8] {
         &self.text[1..=self.len]
     }
-
-    /// The canonical text of the input: `+` and the digits, or the digits.
-    /// The `phonenumber` crate reads this rather than the input itself, as
-    /// its answers change with punctuation (it refuses `+447.000703051`
-    /// and accepts `+447000703051` and ` +447.000703051`).
-    #[cfg_attr(not(feature = "phonenumber"), allow(dead_code))]
-    fn canonical(&self) -> &str {
-        let start = usize::from(!self.international);
-        // Only `+` and ASCII digits are ever written to `text`.
-        core::str::from_utf8(&self.text[start..=self.len]).unwrap_or("")
-    }
-}
-
-/// The full parser: the `phonenumber` crate.
-#[cfg(feature = "phonenumber")]
-mod slow {
-    use core::str::FromStr;
-
-    use phonenumber::{Mode, Type, country};
-
-    use super::{PhoneError, PhoneNumber, PhonePolicy, Region, Scanned};
-
-    pub(super) fn knows_region(region: Region) -> bool {
-        country::Id::from_str(region.as_str()).is_ok()
-            && phonenumber::metadata::DATABASE
-                .by_id(region.as_str())
-                .is_some()
-    }
-
-    pub(super) fn parse(
-        scanned: &Scanned,
-        policy: &PhonePolicy,
-    ) -> Result<PhoneNumber, PhoneError> {
-        let text = scanned.canonical();
-        let region = policy
-            .default_region
-            .and_then(|r| country::Id::from_str(r.as_str()).ok());
-        let parsed = phonenumber::parse(region, text).map_err(|e| match e {
-            phonenumber::ParseError::InvalidCountryCode => PhoneError::UnknownCountryCode,
-            _ => PhoneError::Invalid,
-        })?;
-        let country_code = parsed.code().value();
-        if !policy.allows(country_code) {
-            return Err(PhoneError::CountryNotAllowed { country_code });
-        }
-        if !parsed.is_valid() {
-            return Err(PhoneError::Invalid);
-        }
-        let mobile = matches!(
-            parsed.number_type(&phonenumber::metadata::DATABASE),
-            Type::Mobile | Type::FixedLineOrMobile
-        );
-        let e164 = parsed.format().mode(Mode::E164).to_string();
-        let region = parsed
-            .country()
-            .id()
-            .and_then(|id| Region::from_code(id.as_ref()));
-        let code_len = country_code.to_string().len();
-        let nsn = e164
-            .as_bytes()
-            .get(1 + code_len..)
-            .ok_or(PhoneError::Invalid)?;
-        let number =
-            PhoneNumber::from_digits(country_code, nsn, region).ok_or(PhoneError::Invalid)?;
-        if number.e164() != e164 {
-            return Err(PhoneError::Invalid);
-        }
-        policy.admit(number, mobile)
-    }
 }
 
 /// The slim build's structural check, for want of metadata.
@@ -717,6 +868,16 @@ mod slow {
         if !policy.allows(country_code) {
             return Err(PhoneError::CountryNotAllowed { country_code });
         }
+        // A trunk prefix after the calling code, where the plan has one that
+        // no number begins with: stripped once; written twice, no number.
+        let national = match codes::trunk_prefix(country_code) {
+            Some(prefix) => match national.strip_prefix(&[prefix]) {
+                Some(rest) if rest.first() == Some(&prefix) => return Err(PhoneError::Invalid),
+                Some(rest) => rest,
+                None => national,
+            },
+            None => national,
+        };
         if national.len() < 4 || code_len + national.len() > MAX_DIGITS {
             return Err(PhoneError::Invalid);
         }

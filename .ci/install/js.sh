@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# What the JavaScript package's tests need (crates/otpflow-js): the wasm
+# target, wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock
+# (it also brings wasm-bindgen-test-runner), node 20+, and Chromium with its
+# driver for the browser suite. Idempotent: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+[ -n "$want" ] || { echo "Cargo.lock has no wasm-bindgen" >&2; exit 1; }
+have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }') || true
+if [ "$have" != "$want" ]; then
+  echo "installing wasm-bindgen-cli $want (found: ${have:-none})"
+  cargo install wasm-bindgen-cli --version "$want" --quiet
+fi
+
+command -v node >/dev/null || { echo "node (20+) is needed for the JavaScript package's tests" >&2; exit 1; }
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || { echo "node 20+ is needed, found $(node --version)" >&2; exit 1; }
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "installing chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+wasm-bindgen --version
+chromium --version

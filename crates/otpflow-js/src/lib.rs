@@ -1,0 +1,53 @@
+//! otpflow for JavaScript and TypeScript: node services, browsers and edge
+//! functions, through wasm-bindgen.
+//!
+//! The npm package (built by `scripts/build.sh` in this crate's folder) is
+//! this crate's module and the JavaScript and TypeScript declarations
+//! wasm-bindgen generates from it. Its classes:
+//!
+//! - [`PhoneNumber`] (`PhoneNumber.parse`, `PhoneNumber.fromParts`) and
+//!   [`PhonePolicy`]: every way a number is written, to canonical E.164.
+//! - [`Policy`] and [`PolicyBuilder`]: code length, lifetimes, budgets.
+//! - [`KeyRing`]: the HMAC keys codes are derived with, rotated by id.
+//! - [`Verifier`]: start, resend, verify, cancel and status over a
+//!   **JavaScript store object** (the `Store` interface: async `load` and
+//!   `compareAndSwap` of records as `Uint8Array`s), so a node service keeps
+//!   records in its own Redis or database; [`MemoryStore`] is one.
+//!
+//! Every refusal is a JavaScript `Error` with `code`, `httpStatus`,
+//! `retryAfter` (seconds, or `null`) and `public`, the enumeration-safe
+//! answer to give someone who may not hold the number (see [`error`]).
+//!
+//! The host build of this crate compiles (so the workspace builds and
+//! documents it) but its functions call JavaScript: they run only in a wasm
+//! module under node or a browser.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+mod instant;
+pub mod keys;
+pub mod phone;
+pub mod policy;
+pub mod store;
+pub mod verifier;
+
+pub use keys::KeyRing;
+pub use phone::{PhoneNumber, PhonePolicy};
+pub use policy::{Policy, PolicyBuilder};
+pub use store::MemoryStore;
+pub use verifier::Verifier;
+
+use wasm_bindgen::prelude::wasm_bindgen;
+
+/// `"full"` when the module validates every country's numbers with the
+/// `phonenumber` crate, `"slim"` when it has only the UK fast path and the
+/// structural check.
+#[wasm_bindgen(js_name = buildFlavor)]
+pub fn build_flavor() -> String {
+    if cfg!(feature = "phonenumber") {
+        "full".into()
+    } else {
+        "slim".into()
+    }
+}

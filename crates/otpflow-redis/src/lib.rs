@@ -1,0 +1,415 @@
+//! otpflow's [`AsyncStore`] ([`RedisStore`]) and [`Store`](otpflow::Store)
+//! ([`BlockingRedisStore`]) on Redis 7, Valkey 8 and Redis Cluster.
+//!
+//! # How records are kept
+//!
+//! - **One key per subject**, named `<prefix>:{<hash>}` where `<hash>` is a
+//!   keyed hash (HMAC-SHA256, truncated to 128 bits, hex) of the subject
+//!   (`login:+447401101801`) under a key of the store's own
+//!   ([`RedisOptions::new`]). A dump of Redis or a `MONITOR` does not list
+//!   the numbers being verified; whoever holds the naming key can still test
+//!   whether a given number has a record, so keep it with your other
+//!   secrets. The braces make the hash a Cluster hash tag: a subject's key
+//!   lives in one slot.
+//! - **The value** is the record's version (8 bytes) followed by
+//!   [`Record::to_bytes`]. Bytes that do not decode are a
+//!   [`RedisStoreError::Corrupt`], never a panic.
+//! - **Compare-and-swap is one Lua script** ([`CAS_SCRIPT`]) sent with
+//!   `EVALSHA` (loaded once per server, reloaded on `NOSCRIPT`): it compares
+//!   the stored version with the expected one and writes the new value with
+//!   `SET … PXAT`, atomically. A load is one `GET`. So `verify` costs one
+//!   `GET` and one `EVALSHA`, `status` one `GET`.
+//! - **Versions** are drawn at random (64 bits, from the operating system)
+//!   for every write, so a record that expired and was created again never
+//!   takes a version its predecessor had (a counter kept in the key would
+//!   restart at zero): a stale writer can never match it.
+//! - **Expiry** is the key's own: `PXAT` at [`Record::expires_at`], rounded
+//!   up to the millisecond, so Redis drops the record no earlier than the
+//!   contract allows. [`RedisOptions::new`] takes the [`Policy`] the
+//!   verifier uses, which `expires_at` needs.
+//! - **Every call has a timeout** ([`RedisOptions::timeout`], 1 s by
+//!   default): a dead or hung server gives [`RedisStoreError::Timeout`] or
+//!   a connection error, which the verifier surfaces as
+//!   [`Error::Store`](otpflow::Error::Store).
+//!
+//! # What each write mode can lose
+//!
+//! Redis replicates asynchronously. With [`WriteMode::Plain`] a write is
+//! acknowledged once the primary has run the script; if the primary dies
+//! before a replica has it and the replica is promoted, the write is lost.
+//! For otpflow that means, on failover only: a spent check comes back (one
+//! more guess than the budget), a failure stops counting toward the cap, a
+//! validation that succeeded reads as still `Sent` (its code can validate
+//! once more), a cancel is undone. Versions stay safe: a lost write's
+//! version is never reused, so no stale writer overwrites a newer record.
+//!
+//! [`WriteMode::WaitForReplicas`] sends `WAIT n timeout` after each write
+//! and refuses ([`RedisStoreError::NotReplicated`]) when fewer than `n`
+//! replicas acknowledged in time. An acknowledged write then survives the
+//! loss of the primary if one of those replicas is promoted (Sentinel and
+//! Cluster promote the most up-to-date one). The refusal does not undo the
+//! write on the primary: the call failed as `Error::Store`, but its effect
+//! may stand — a check may be spent without an answer, which errs on the
+//! side of refusing. `WAIT` does not make Redis strongly consistent (a
+//! replica can still lose the write in a crash of its own), and it adds
+//! one round trip to every write. For durability across a crash of the
+//! whole server, run with `appendonly yes` and `appendfsync always`.
+//!
+//! ```no_run
+//! use otpflow::{AsyncVerifier, KeyId, KeyRing, Policy, SecretKey, SystemClock};
+//! use otpflow_redis::{RedisOptions, RedisStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let policy = Policy::default();
+//! // 32+ random bytes from your secrets manager, kept apart from the code keys.
+//! let naming_key = [7u8; 32];
+//! let options = RedisOptions::new(&naming_key, policy.clone())?;
+//! let store = RedisStore::connect("redis://127.0.0.1:6379", options).await?;
+//! let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?);
+//! let verifier = AsyncVerifier::new(policy, keys, store, SystemClock);
+//! # let _ = verifier;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod blocking;
+mod error;
+mod naming;
+mod value;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otpflow::{AsyncStore, Policy, Record, SubjectKey, Swap, Version};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+
+pub use blocking::BlockingRedisStore;
+pub use error::RedisStoreError;
+
+use naming::Naming;
+
+/// The compare-and-swap script. `KEYS[1]`: the subject's key; `ARGV[1]`:
+/// the expected version (8 bytes; empty for "no record"); `ARGV[2]`: the
+/// new value (new version, then the record); `ARGV[3]`: the expiry in Unix
+/// milliseconds. Returns 1 when written, 0 on a conflict.
+pub const CAS_SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored = string.sub(current, 1, 8)
+  if stored ~= ARGV[1] or stored == string.sub(ARGV[2], 1, 8) then
+    return 0
+  end
+elseif ARGV[1] ~= '' then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+";
+
+/// The default timeout of every call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "otpflow";
+
+/// How a write is acknowledged. See the [crate docs](crate#what-each-write-mode-can-lose)
+/// for what each can lose on failover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// Acknowledged once the primary ran the script.
+    #[default]
+    Plain,
+    /// Then `WAIT replicas timeout`: refused with
+    /// [`RedisStoreError::NotReplicated`] unless `replicas` replicas
+    /// acknowledged within `timeout`.
+    WaitForReplicas {
+        /// Replicas that must acknowledge (at least 1).
+        replicas: u32,
+        /// How long `WAIT` may block.
+        timeout: Duration,
+    },
+}
+
+/// How a store names, expires and sends its records.
+#[derive(Clone)]
+pub struct RedisOptions {
+    naming: Naming,
+    prefix: String,
+    policy: Policy,
+    timeout: Duration,
+    write_mode: WriteMode,
+    pool_size: u32,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("naming", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("policy", &self.policy)
+            .field("timeout", &self.timeout)
+            .field("write_mode", &self.write_mode)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl RedisOptions {
+    /// Options with `naming_key` (32 to 64 bytes, secret) for key names and
+    /// `policy` (the verifier's) for expiry; prefix `otpflow`, timeout 1 s,
+    /// [`WriteMode::Plain`].
+    ///
+    /// # Errors
+    /// [`RedisStoreError::Options`] for a key shorter than 32 or longer
+    /// than 64 bytes.
+    pub fn new(naming_key: &[u8], policy: Policy) -> Result<Self, RedisStoreError> {
+        Ok(Self {
+            naming: Naming::new(naming_key)?,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            policy,
+            timeout: DEFAULT_TIMEOUT,
+            write_mode: WriteMode::Plain,
+            pool_size: 16,
+        })
+    }
+
+    /// The key prefix: 1–64 bytes of `a-z`, `A-Z`, `0-9`, `-`, `_`, `.`
+    /// and `:` (no braces, which would move the Cluster hash tag).
+    ///
+    /// # Errors
+    /// [`RedisStoreError::Options`] for any other prefix.
+    pub fn prefix(mut self, prefix: &str) -> Result<Self, RedisStoreError> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:".contains(&b);
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(allowed) {
+            return Err(RedisStoreError::Options(
+                "a prefix is 1 to 64 bytes of a-z, A-Z, 0-9, '-', '_', '.' and ':'",
+            ));
+        }
+        self.prefix = prefix.to_owned();
+        Ok(self)
+    }
+
+    /// The timeout of every call (connecting included), at least 1 ms.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How writes are acknowledged.
+    #[must_use]
+    pub fn write_mode(mut self, mode: WriteMode) -> Self {
+        self.write_mode = match mode {
+            WriteMode::WaitForReplicas { replicas, timeout } => WriteMode::WaitForReplicas {
+                replicas: replicas.max(1),
+                timeout,
+            },
+            WriteMode::Plain => WriteMode::Plain,
+        };
+        self
+    }
+
+    /// Connections of a [`BlockingRedisStore`]'s pool (16 by default, at
+    /// least 1). [`RedisStore`] multiplexes one connection.
+    #[must_use]
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// The Redis key of `subject`'s record.
+    pub fn key_name(&self, subject: &SubjectKey) -> String {
+        self.naming.key_name(&self.prefix, subject)
+    }
+}
+
+/// What both stores share: options and the script.
+struct Shared {
+    options: RedisOptions,
+    script: redis::Script,
+}
+
+impl Shared {
+    fn new(options: RedisOptions) -> Arc<Self> {
+        Arc::new(Self {
+            options,
+            script: redis::Script::new(CAS_SCRIPT),
+        })
+    }
+
+    /// How long a compare-and-swap may take: the timeout, plus `WAIT`'s.
+    fn write_timeout(&self) -> Duration {
+        match self.options.write_mode {
+            WriteMode::Plain => self.options.timeout,
+            WriteMode::WaitForReplicas { timeout, .. } => self.options.timeout + timeout,
+        }
+    }
+
+    /// The script's arguments for a swap: (expected, new value, expiry ms).
+    fn cas_args(
+        &self,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> Result<(Vec<u8>, Vec<u8>, i64), RedisStoreError> {
+        let expected = expected.map_or_else(Vec::new, |v| v.0.to_be_bytes().to_vec());
+        let version = Version(getrandom::u64().map_err(|_| RedisStoreError::Random)?);
+        let value = value::encode(version, new);
+        let expiry = value::expiry_millis(new.expires_at(&self.options.policy));
+        Ok((expected, value, expiry))
+    }
+}
+
+/// The verdict of the script's reply.
+fn swap_from(reply: i64, value: &[u8]) -> Result<Swap, RedisStoreError> {
+    match reply {
+        1 => value::version_of(value).map(Swap::Done),
+        0 => Ok(Swap::Conflict),
+        _ => Err(RedisStoreError::UnexpectedReply),
+    }
+}
+
+/// A `WAIT` reply against the number wanted.
+fn replicated(acknowledged: i64, wanted: u32) -> Result<(), RedisStoreError> {
+    let acknowledged = u32::try_from(acknowledged.max(0)).unwrap_or(u32::MAX);
+    if acknowledged >= wanted {
+        Ok(())
+    } else {
+        Err(RedisStoreError::NotReplicated {
+            acknowledged,
+            wanted,
+        })
+    }
+}
+
+/// An [`AsyncStore`] over an async Redis connection: by default a
+/// [`ConnectionManager`] (one multiplexed connection that reconnects by
+/// itself); any other async connection with
+/// [`with_connection`](Self::with_connection), a Cluster connection
+/// included. Clones share the connection. Needs a tokio runtime.
+#[derive(Clone)]
+pub struct RedisStore<C = ConnectionManager> {
+    connection: C,
+    shared: Arc<Shared>,
+}
+
+impl<C> std::fmt::Debug for RedisStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("options", &self.shared.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore<ConnectionManager> {
+    /// Connects to the Redis at `url` (`redis://host:port/db`,
+    /// `rediss://` for TLS when the `redis` crate's TLS feature is on).
+    /// The connection manager reconnects on its own; each attempt and each
+    /// command is bounded by the options' timeout.
+    ///
+    /// # Errors
+    /// [`RedisStoreError::Redis`] for a bad URL or a server that refuses;
+    /// [`RedisStoreError::Timeout`] when it does not answer in time.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, RedisStoreError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(options.timeout);
+        let timeout = options.timeout;
+        let connecting = ConnectionManager::new_with_config(client, config);
+        let manager = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| RedisStoreError::Timeout(timeout))??;
+        Ok(Self::with_connection(manager, options))
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
+    /// A store over an async connection of your own (a Cluster connection,
+    /// a connection with TLS or credentials set up your way).
+    pub fn with_connection(connection: C, options: RedisOptions) -> Self {
+        Self {
+            connection,
+            shared: Shared::new(options),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RedisOptions {
+        &self.shared.options
+    }
+
+    async fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
+        let name = self.shared.options.key_name(key);
+        let mut connection = self.connection.clone();
+        let timeout = self.shared.options.timeout;
+        let mut get = redis::cmd("GET");
+        get.arg(&name);
+        let get = get.query_async::<Option<Vec<u8>>>(&mut connection);
+        let bytes = tokio::time::timeout(timeout, get)
+            .await
+            .map_err(|_| RedisStoreError::Timeout(timeout))??;
+        bytes.map(|b| value::decode(&b)).transpose()
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &SubjectKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> Result<Swap, RedisStoreError> {
+        let shared = &self.shared;
+        let name = shared.options.key_name(key);
+        let (expected, value, expiry) = shared.cas_args(expected, new)?;
+        let mut connection = self.connection.clone();
+        let timeout = shared.write_timeout();
+        let write = async {
+            let mut invocation = shared.script.prepare_invoke();
+            invocation.key(&name).arg(&expected).arg(&value).arg(expiry);
+            let reply: i64 = invocation.invoke_async(&mut connection).await?;
+            let swap = swap_from(reply, &value)?;
+            if let (Swap::Done(_), WriteMode::WaitForReplicas { replicas, timeout }) =
+                (swap, shared.options.write_mode)
+            {
+                let millis = u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                let acknowledged: i64 = redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(millis)
+                    .query_async(&mut connection)
+                    .await?;
+                replicated(acknowledged, replicas)?;
+            }
+            Ok::<Swap, RedisStoreError>(swap)
+        };
+        tokio::time::timeout(timeout, write)
+            .await
+            .map_err(|_| RedisStoreError::Timeout(timeout))?
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> AsyncStore for RedisStore<C> {
+    type Error = RedisStoreError;
+
+    fn load(
+        &self,
+        key: &SubjectKey,
+    ) -> impl Future<Output = Result<Option<(Record, Version)>, RedisStoreError>> + Send {
+        RedisStore::load(self, key)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &SubjectKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> impl Future<Output = Result<Swap, RedisStoreError>> + Send {
+        RedisStore::compare_and_swap(self, key, expected, new)
+    }
+}
