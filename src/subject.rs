@@ -181,7 +181,7 @@ impl SubjectKey {
 /// a record.
 impl fmt::Display for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.purpose, Masked(&self.phone))
+        write!(f, "{}:{}", self.purpose, self.phone.masked())
     }
 }
 
@@ -190,37 +190,7 @@ impl fmt::Debug for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubjectKey")
             .field("purpose", &self.purpose)
-            .field("phone", &Masked(&self.phone))
+            .field("phone", &self.phone.masked())
             .finish()
-    }
-}
-
-/// A phone number masked for logs: `+44 7401 ••• 801`, the country code and
-/// at most seven digits of the national number (four first, three last),
-/// always hiding at least three; the dots stand for any count.
-pub(crate) struct Masked<'a>(pub(crate) &'a PhoneNumber);
-
-impl fmt::Display for Masked<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let national = self.0.national();
-        let len = national.len();
-        let shown = len.saturating_sub(3).min(7);
-        let head = shown.div_ceil(2).min(4);
-        let tail = shown - head;
-        write!(f, "+{} ", self.0.country_code())?;
-        if let Some(first) = national.get(..head).filter(|s| !s.is_empty()) {
-            write!(f, "{first} ")?;
-        }
-        f.write_str("•••")?;
-        if let Some(last) = national.get(len - tail..).filter(|s| !s.is_empty()) {
-            write!(f, " {last}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Masked<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
     }
 }
