@@ -100,6 +100,20 @@ impl Code {
         self.len == 0
     }
 
+    /// A code given by configuration (a test number's fixed code): its
+    /// ASCII digits, at most [`MAX_CODE_LEN`] of them (the policy checked).
+    pub(crate) fn fixed(digits: &str) -> Self {
+        let mut code = Self {
+            digits: [0; MAX_CODE_LEN],
+            len: 0,
+        };
+        for (slot, b) in code.digits.iter_mut().zip(digits.bytes()) {
+            *slot = b;
+            code.len += 1;
+        }
+        code
+    }
+
     /// Compares with parsed user input in constant time.
     pub(crate) fn matches(&self, input: &CodeInput) -> bool {
         let n = usize::from(self.len);

@@ -96,6 +96,8 @@ pub enum Event {
         expires_at: OffsetDateTime,
         /// This send, for a delivery report.
         send: SendId,
+        /// A test number's send: do NOT hand it to a provider.
+        suppressed: bool,
     },
     /// A resend of the current validation: deliver `code` again.
     Resent {
@@ -113,6 +115,8 @@ pub enum Event {
         new_code: bool,
         /// This send, for a delivery report.
         send: SendId,
+        /// A test number's send: do NOT hand it to a provider.
+        suppressed: bool,
     },
     /// A wrong code was checked.
     CheckFailed {
@@ -182,6 +186,14 @@ pub enum Event {
         /// latest send, not reported before, of a validation not
         /// validated); false when the report changed nothing.
         refunded: bool,
+    },
+    /// A test number ([`Policy::test_numbers`](crate::Policy::test_numbers))
+    /// was used: a send (suppressed) or a check. Alert on it in production.
+    TestNumberUsed {
+        /// Who.
+        subject: SubjectKey,
+        /// The validation's number.
+        generation: u32,
     },
     /// The provider reported that a send was delivered.
     Delivered {
@@ -267,6 +279,10 @@ impl core::fmt::Display for Event {
                 };
                 write!(f, "delivery failed {subject} send {send}, {what}")
             }
+            Self::TestNumberUsed {
+                subject,
+                generation,
+            } => write!(f, "test number used {subject} #{generation}"),
             Self::Delivered { subject, send } => {
                 write!(f, "delivered {subject} send {send}")
             }
@@ -299,6 +315,10 @@ pub struct Sent {
     /// This send, to name in a delivery report
     /// ([`Verifier::report_delivery`](crate::Verifier::report_delivery)).
     pub send: SendId,
+    /// True for a test number ([`Policy::test_numbers`](crate::Policy::test_numbers)):
+    /// its code is the configured one, and the message must NOT be handed
+    /// to a provider.
+    pub suppressed: bool,
 }
 
 /// The right code: what `verify` returns.
@@ -442,10 +462,15 @@ impl Engine {
         }
         record.generation = record.generation.wrapping_add(1).max(1);
         let key = self.keys.current();
+        let test = self.test_code(subject);
         let v = Validation {
             state: State::Sent,
             channel,
-            derivation: DERIVATION_V1,
+            derivation: if test.is_some() {
+                DERIVATION_TEST
+            } else {
+                DERIVATION_V1
+            },
             key_id: key.id(),
             nonce: nonce(rng),
             created_at: floor_s(now),
@@ -455,7 +480,11 @@ impl Engine {
             checks: 0,
             sends: 1,
         };
-        let code = code::derive(key, subject, &v.nonce, record.generation, p.code_length());
+        let suppressed = test.is_some();
+        let code = match test {
+            Some(code) => code,
+            None => code::derive(key, subject, &v.nonce, record.generation, p.code_length()),
+        };
         record.ledger.sends.spend(now, p);
         let send = SendId::new(record.generation, record.ledger.last_send.next());
         record.written_at = floor_s(now);
@@ -469,6 +498,7 @@ impl Engine {
             sends_left: self.sends_left(&v, &record, now),
             resend_at: self.resend_at(&v, &record),
             send,
+            suppressed,
         };
         events.push(Event::Sent {
             subject: subject.clone(),
@@ -477,7 +507,14 @@ impl Engine {
             generation: record.generation,
             expires_at: v.expires_at,
             send,
+            suppressed,
         });
+        if suppressed {
+            events.push(Event::TestNumberUsed {
+                subject: subject.clone(),
+                generation: record.generation,
+            });
+        }
         record.current = Some(v);
         Step {
             write: Some(record),
@@ -553,27 +590,36 @@ impl Engine {
         // `SameCode` re-derives the code already sent, unless its key was
         // removed (or its derivation is not this build's): then no one can
         // check that code, and a new one is drawn.
-        let same_key = self
-            .keys
-            .get(v.key_id)
-            .filter(|_| p.resend_mode() == ResendMode::SameCode && v.derivation == DERIVATION_V1);
-        let (key, new_code) = match same_key {
-            Some(key) => (key, false),
+        let same = match p.resend_mode() {
+            ResendMode::SameCode => self.code_of(v, subject, generation),
+            ResendMode::NewCode => None,
+        };
+        let (code, new_code) = match same {
+            Some(code) => (code, false),
             None => {
                 let key = self.keys.current();
+                let test = self.test_code(subject);
                 v.key_id = key.id();
-                v.derivation = DERIVATION_V1;
+                v.derivation = if test.is_some() {
+                    DERIVATION_TEST
+                } else {
+                    DERIVATION_V1
+                };
                 v.nonce = nonce(rng);
                 v.checks = 0;
                 v.expires_at = ceil_s(later(now, p.code_lifetime()));
-                (key, true)
+                let code = match test {
+                    Some(code) => code,
+                    None => code::derive(key, subject, &v.nonce, generation, p.code_length()),
+                };
+                (code, true)
             }
         };
+        let suppressed = v.derivation == DERIVATION_TEST;
         let channel = channel.unwrap_or(v.channel);
         v.channel = channel;
         v.sends = v.sends.saturating_add(1);
         v.last_sent_at = ceil_s(now);
-        let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
         record.ledger.sends.spend(now, p);
         let send = SendId::new(generation, record.ledger.last_send.next());
         record.written_at = floor_s(now);
@@ -590,8 +636,9 @@ impl Engine {
             sends_left: self.sends_left(v, &record, now),
             resend_at: self.resend_at(v, &record),
             send,
+            suppressed,
         };
-        let event = Event::Resent {
+        let mut events = vec![Event::Resent {
             subject: subject.clone(),
             code,
             channel,
@@ -599,11 +646,18 @@ impl Engine {
             expires_at: v.expires_at,
             new_code,
             send,
-        };
+            suppressed,
+        }];
+        if suppressed {
+            events.push(Event::TestNumberUsed {
+                subject: subject.clone(),
+                generation,
+            });
+        }
         Step {
             write: Some(record),
             outcome: Ok(sent),
-            events: vec![event],
+            events,
         }
     }
 
@@ -657,7 +711,7 @@ impl Engine {
                 events,
             };
         }
-        if self.keys.get(v.key_id).is_none() || v.derivation != DERIVATION_V1 {
+        if !self.can_derive(v, subject) {
             // The key was removed from the ring (or the code comes from a
             // derivation this build does not have): no one can check it.
             self.dummy_check(subject, &input, now);
@@ -690,15 +744,22 @@ impl Engine {
         let p = &self.policy;
         let generation = record.generation;
         record.written_at = floor_s(now);
+        let Some(code) = record
+            .current
+            .as_ref()
+            .and_then(|v| self.code_of(v, subject, generation))
+        else {
+            return Step::refuse(Error::Expired);
+        };
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        let Some(key) = self.keys.get(v.key_id) else {
-            return Step::refuse(Error::Expired);
-        };
+        let test = (v.derivation == DERIVATION_TEST).then(|| Event::TestNumberUsed {
+            subject: subject.clone(),
+            generation,
+        });
         // The check is spent before the comparison.
         v.checks = v.checks.saturating_add(1);
-        let code = code::derive(key, subject, &v.nonce, generation, p.code_length());
         if code.matches(input) {
             end(v, State::Validated, now);
             let validated = Validated {
@@ -707,10 +768,13 @@ impl Engine {
                 validated_at: now,
             };
             record.ledger.guesses.succeed();
-            let events = vec![Event::Validated {
-                subject: subject.clone(),
-                generation,
-            }];
+            let events = test
+                .into_iter()
+                .chain([Event::Validated {
+                    subject: subject.clone(),
+                    generation,
+                }])
+                .collect();
             return Step {
                 write: Some(record),
                 outcome: Ok(validated),
@@ -718,11 +782,12 @@ impl Engine {
             };
         }
         let attempts_left = p.max_checks().saturating_sub(v.checks);
-        let mut events = vec![Event::CheckFailed {
+        let mut events: Vec<Event> = test.into_iter().collect();
+        events.push(Event::CheckFailed {
             subject: subject.clone(),
             generation,
             attempts_left,
-        }];
+        });
         let outcome = match record.ledger.guesses.fail(now, p) {
             Penalty::Block => {
                 end(v, State::Locked, now);
@@ -1122,6 +1187,41 @@ impl Engine {
         let _ = core::hint::black_box(self.check(stand_in, subject, input, now));
     }
 
+    /// The fixed code, when `subject` is a test number under the policy.
+    fn test_code(&self, subject: &SubjectKey) -> Option<Code> {
+        self.policy
+            .test_numbers()
+            .filter(|t| t.contains(subject.phone()))
+            .map(|t| Code::fixed(t.code()))
+    }
+
+    /// True when the validation's code can be computed: its key is in the
+    /// ring (or, for a test number, the number is still one).
+    fn can_derive(&self, v: &Validation, subject: &SubjectKey) -> bool {
+        match v.derivation {
+            DERIVATION_V1 => self.keys.get(v.key_id).is_some(),
+            DERIVATION_TEST => self.test_code(subject).is_some(),
+            _ => false,
+        }
+    }
+
+    /// The validation's code, if it can be computed (see `can_derive`).
+    fn code_of(&self, v: &Validation, subject: &SubjectKey, generation: u32) -> Option<Code> {
+        match v.derivation {
+            DERIVATION_V1 => self.keys.get(v.key_id).map(|key| {
+                code::derive(
+                    key,
+                    subject,
+                    &v.nonce,
+                    generation,
+                    self.policy.code_length(),
+                )
+            }),
+            DERIVATION_TEST => self.test_code(subject),
+            _ => None,
+        }
+    }
+
     fn sends_left(&self, v: &Validation, record: &Record, now: OffsetDateTime) -> u32 {
         let p = &self.policy;
         let subject = record.ledger.sends.left(now, p);
@@ -1145,6 +1245,10 @@ impl Engine {
         until(now, ready)
     }
 }
+
+/// The derivation byte of a test number's validation: its code is the
+/// policy's fixed test code, no key derives it.
+pub(crate) const DERIVATION_TEST: u8 = 0xFE;
 
 /// The end of the cooldown the validation's latest send started; `None`
 /// when that send was reported failed (a failed send starts no cooldown).
