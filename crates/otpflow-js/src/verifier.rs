@@ -423,7 +423,7 @@ async fn run<T>(
 /// Where a subject's record lives in the store: `purpose:e164`. Purposes
 /// never hold `:`, so keys never collide.
 fn store_key(subject: &SubjectKey) -> String {
-    format!("{}:{}", subject.purpose().as_str(), subject.phone().e164())
+    subject.store_key()
 }
 
 /// The subject from a purpose label and a number.
