@@ -35,9 +35,9 @@ pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
 pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Contradiction, Record, RecordError, State};
-// `AsyncStore` stays in `otpflow::store`: `MemoryStore` implements both
-// store traits, and a glob import of both would make its `load` ambiguous.
-pub use store::{MemoryStore, Store, Swap, Transition, Update, Version};
+// `MemoryStore` implements both store traits: with both in scope (a glob
+// import), name the one meant, as in `Store::load(&store, &key)`.
+pub use store::{AsyncStore, MemoryStore, Store, Swap, Transition, Update, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;

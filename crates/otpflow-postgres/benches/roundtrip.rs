@@ -1,4 +1,4 @@
-//! Verify over a localhost PostgreSQL at 1, 8 and 64 concurrent tasks,
+//! `AsyncVerifier::verify` over a localhost PostgreSQL at 1, 8 and 64 tasks,
 //! beside a baseline that makes the same round trips with no otpflow in
 //! between: the same `SELECT` and the same `UPDATE`, on the same rows, over
 //! the same pool. Each verify is a wrong code on a live validation, so it
@@ -19,11 +19,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use deadpool_postgres::Pool;
-use otpflow::{Channel, Engine, PhoneNumber, PhonePolicy, Policy, Purpose, SubjectKey};
+use otpflow::{
+    AsyncVerifier, Channel, Error, KeyId, KeyRing, PhoneNumber, PhonePolicy, Policy, Purpose,
+    SecretKey, SubjectKey, SystemClock,
+};
 use otpflow_postgres::{PgStore, SubjectHasher};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use support::{PgServer, drive};
+use support::PgServer;
 use time::OffsetDateTime;
 
 const CONCURRENCY: [usize; 3] = [1, 8, 64];
@@ -42,10 +45,9 @@ fn policy() -> Policy {
         .unwrap()
 }
 
-/// Subjects with live validations and how many writing checks each has left.
+/// Subjects with live validations, and the verifier that checks them.
 struct Subjects {
-    engine: Engine,
-    store: PgStore,
+    verifier: AsyncVerifier<PgStore, SystemClock>,
     next: AtomicU64,
 }
 
@@ -61,14 +63,11 @@ impl Subjects {
         .unwrap();
         let key = SubjectKey::new(Purpose::Login, phone);
         let mut rng = ChaCha20Rng::seed_from_u64(n);
-        let now = OffsetDateTime::now_utc();
-        let sent = drive(&self.store, &key, 3, |r| {
-            self.engine.start(r, &key, Channel::Sms, now, &mut rng)
-        })
-        .await
-        .unwrap()
-        .outcome
-        .unwrap();
+        let sent = self
+            .verifier
+            .start(&key, Channel::Sms, &mut rng)
+            .await
+            .unwrap();
         let wrong = if sent.code.as_str() == "000000" {
             "111111"
         } else {
@@ -97,14 +96,12 @@ fn take(lane: &mut Lane) -> (SubjectKey, &'static str) {
     (slot.0.clone(), slot.1)
 }
 
+/// A wrong code on a live validation with checks left: one load, one write.
 async fn verify_one(subjects: &Subjects, key: &SubjectKey, wrong: &str) {
-    let now = OffsetDateTime::now_utc();
-    let driven = drive(&subjects.store, key, 8, |r| {
-        subjects.engine.verify(r, key, wrong, now)
-    })
-    .await
-    .unwrap();
-    assert!(driven.written.is_some(), "{:?}", driven.outcome.err());
+    match subjects.verifier.verify(key, wrong).await {
+        Err(Error::CodeMismatch { .. } | Error::AttemptsExhausted) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 async fn baseline_one(pool: &Pool, hasher: &SubjectHasher, key: &SubjectKey) {
@@ -168,6 +165,13 @@ async fn run(
     started.elapsed()
 }
 
+const PAIRED_ROUNDS: usize = 15;
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn roundtrip(c: &mut Criterion) {
     let Some(server) = PgServer::start() else {
         return;
@@ -180,9 +184,9 @@ fn roundtrip(c: &mut Criterion) {
     let store = runtime.block_on(support::fresh_store_with(&server, "bench", policy(), |b| {
         b.max_connections(64)
     }));
+    let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32]).unwrap());
     let subjects = Arc::new(Subjects {
-        engine: support::engine(policy()),
-        store: store.clone(),
+        verifier: AsyncVerifier::new(policy(), keys, store.clone(), SystemClock),
         next: AtomicU64::new(0),
     });
     let pool = store.pool().clone();
@@ -204,6 +208,35 @@ fn roundtrip(c: &mut Criterion) {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // Paired rounds: baseline and otpflow alternate (order swapped every
+    // round), so load from elsewhere on the machine hits both alike; the
+    // ratio is otpflow's throughput over the baseline's, per round.
+    runtime.block_on(async {
+        for tasks in CONCURRENCY {
+            let ops = 200 * tasks.clamp(2, 10) as u64;
+            let mut lanes: Vec<Lane> = vec![Vec::new(); tasks];
+            let (mut baseline, mut otpflow, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..PAIRED_ROUNDS {
+                let mut pair = [Duration::ZERO; 2];
+                for is_baseline in [round % 2 == 0, round % 2 != 0] {
+                    let index = usize::from(!is_baseline);
+                    pair[index] = run(&subjects, &pool, &mut lanes, ops, is_baseline).await;
+                }
+                baseline.push(ops as f64 / pair[0].as_secs_f64());
+                otpflow.push(ops as f64 / pair[1].as_secs_f64());
+                ratios.push(pair[0].as_secs_f64() / pair[1].as_secs_f64());
+            }
+            println!(
+                "paired, {tasks} tasks: baseline {:.0} op/s, otpflow {:.0} op/s (medians); \
+                 otpflow/baseline median {:.3}, range {:.3}–{:.3}, {PAIRED_ROUNDS} rounds of {ops}",
+                median(&mut baseline),
+                median(&mut otpflow),
+                median(&mut ratios),
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(0.0, f64::max),
+            );
+        }
+    });
     runtime.block_on(async {
         let admin = server.admin().await;
         admin

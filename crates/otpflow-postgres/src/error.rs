@@ -8,9 +8,9 @@ use otpflow::RecordError;
 /// as [`otpflow::Error::Store`], whose public form is `store_unavailable`
 /// (503): none of these messages names a subject, a key or a phone number.
 ///
-/// After an error from [`load`](otpflow::AsyncStore::load) nothing was
+/// After an error from [`load`](otpflow::store::AsyncStore::load) nothing was
 /// written. After an error from
-/// [`compare_and_swap`](otpflow::AsyncStore::compare_and_swap) the record is
+/// [`compare_and_swap`](otpflow::store::AsyncStore::compare_and_swap) the record is
 /// as it was, except after [`Timeout`](Self::Timeout) or a broken
 /// connection ([`Database`](Self::Database)) while the `UPDATE` was on its
 /// way: then the server may have applied it, exactly as sent. Either way

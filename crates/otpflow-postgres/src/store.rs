@@ -8,7 +8,8 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use otpflow::{AsyncStore, Policy, Record, Store, SubjectKey, Swap, Version};
+use otpflow::store::AsyncStore;
+use otpflow::{Policy, Record, Store, SubjectKey, Swap, Version};
 use time::OffsetDateTime;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::time::{Instant, timeout_at};
@@ -315,18 +316,24 @@ impl PgStore {
     /// before (PostgreSQL's timestamps start in 4713 BC). Raising an expiry
     /// only keeps a row longer.
     fn expires_at(&self, record: &Record) -> OffsetDateTime {
-        let at = record
-            .expires_at(&self.inner.policy)
-            .max(OffsetDateTime::UNIX_EPOCH);
-        let below = at.nanosecond() % 1000;
-        if below == 0 {
-            return at;
-        }
-        // At the last representable instant, keep it: truncation to its
-        // microsecond then happens in the year 9999.
-        at.checked_add(time::Duration::nanoseconds(i64::from(1000 - below)))
-            .unwrap_or(at)
+        ceil_micros(
+            record
+                .expires_at(&self.inner.policy)
+                .max(OffsetDateTime::UNIX_EPOCH),
+        )
     }
+}
+
+/// `at` rounded up to PostgreSQL's microsecond. At the last representable
+/// instant it stays as it is (its sub-microsecond part is then lost in the
+/// year 9999).
+fn ceil_micros(at: OffsetDateTime) -> OffsetDateTime {
+    let below = at.nanosecond() % 1000;
+    if below == 0 {
+        return at;
+    }
+    at.checked_add(time::Duration::nanoseconds(i64::from(1000 - below)))
+        .unwrap_or(at)
 }
 
 /// `now` rounded down to PostgreSQL's microsecond, so a purge never compares
@@ -506,5 +513,31 @@ impl Store for BlockingPgStore {
             expected,
             new,
         ))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn expiries_round_up_and_purge_instants_down_to_the_microsecond() {
+        let whole = datetime!(2026-11-28 12:00:00.000_001 UTC);
+        assert_eq!(ceil_micros(whole), whole);
+        assert_eq!(floor_micros(whole), whole);
+        let odd = datetime!(2026-11-28 12:00:00.000_001_001 UTC);
+        assert_eq!(ceil_micros(odd), datetime!(2026-11-28 12:00:00.000_002 UTC));
+        assert_eq!(floor_micros(odd), whole);
+        // A stored expiry is never before the record's, and a purge instant
+        // never after the caller's.
+        assert!(ceil_micros(odd) >= odd && floor_micros(odd) <= odd);
+    }
+
+    #[test]
+    fn stored_versions_start_at_one() {
+        assert_eq!(version(1).ok(), Some(Version(1)));
+        assert!(matches!(version(0), Err(PgStoreError::BadVersion)));
+        assert!(matches!(version(-5), Err(PgStoreError::BadVersion)));
     }
 }

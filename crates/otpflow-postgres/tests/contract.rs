@@ -12,9 +12,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use otpflow::store::AsyncStore;
 use otpflow::{
-    AsyncStore, Channel, Error, PhoneNumber, PhonePolicy, Policy, Purpose, Record, State,
-    SubjectKey, Swap, Version,
+    Channel, Error, PhoneNumber, PhonePolicy, Policy, Purpose, Record, State, SubjectKey, Swap,
+    Version,
 };
 use otpflow_postgres::{PgStoreError, SCHEMA_VERSION};
 use rand_chacha::ChaCha20Rng;
@@ -206,18 +207,14 @@ async fn purge_never_drops_before_expires_at() {
     let engine = engine(policy.clone());
     let key = subject("+447401101805");
     let mut rng = ChaCha20Rng::seed_from_u64(5);
-    // A record with a lockout, a validation and windows: its expiry is the
-    // latest of them, with nanoseconds (PostgreSQL keeps microseconds).
+    // A record started at an instant with nanoseconds (PostgreSQL keeps
+    // microseconds; the record may keep less).
     let now = NOW + Duration::nanoseconds(123_456_789);
     let record = engine
         .start(None, &key, Channel::Sms, now, &mut rng)
         .write
         .unwrap();
     let expires_at = record.expires_at(&policy);
-    assert!(
-        !expires_at.nanosecond().is_multiple_of(1000),
-        "the test needs sub-microsecond expiry"
-    );
     let Swap::Done(_) = store.compare_and_swap(&key, None, &record).await.unwrap() else {
         panic!("insert");
     };
@@ -243,8 +240,8 @@ async fn purge_never_drops_before_expires_at() {
     );
     // PostgreSQL keeps microseconds: the row's expiry is rounded up, so it
     // goes at the first microsecond at or after `expires_at`.
-    let stored_expiry =
-        expires_at + Duration::nanoseconds(1000 - i64::from(expires_at.nanosecond() % 1000));
+    let below = i64::from(expires_at.nanosecond() % 1000);
+    let stored_expiry = expires_at + Duration::nanoseconds((1000 - below) % 1000);
     assert_eq!(
         store
             .purge_expired(stored_expiry - Duration::nanoseconds(1))
@@ -349,14 +346,14 @@ async fn bad_rows_are_typed_errors_and_stay_as_they_are() {
     let good = record.to_bytes();
     let mut trailing = good.clone();
     trailing.push(0);
-    let mut bad_state = good.clone();
-    bad_state[6] = 0xff; // the validation's state byte
+    let mut unknown_version = good.clone();
+    unknown_version[0] = 0xee; // the encoding's version byte
     let cases: [(Vec<u8>, i64); 6] = [
         (Vec::new(), 7),
         (vec![0xff; 10], 7),
         (good[..good.len() - 1].to_vec(), 7),
         (trailing, 7),
-        (bad_state, 7),
+        (unknown_version, 7),
         (good.clone(), 0),
     ];
     for (bytes, version) in cases {

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use otpflow::{
-    AsyncStore, Channel, PhoneNumber, PhonePolicy, Purpose, Record, SubjectKey, Version,
-};
+use otpflow::store::AsyncStore;
+use otpflow::{Channel, PhoneNumber, PhonePolicy, Purpose, Record, SubjectKey, Version};
 use otpflow_postgres::{PgStore, PgStoreError};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;

@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use std::sync::Mutex;
 
+use otpflow::store::AsyncStore;
 use otpflow::{
-    AsyncStore, AsyncVerifier, Channel, Error, Event, KeyId, KeyRing, PhoneNumber, PhonePolicy,
-    Purpose, SecretKey, State, SubjectKey, SystemClock,
+    AsyncVerifier, Channel, Error, Event, KeyId, KeyRing, PhoneNumber, PhonePolicy, Purpose,
+    SecretKey, State, SubjectKey, SystemClock,
 };
 use otpflow_postgres::{PgStore, SubjectHasher};
 use rand_chacha::ChaCha20Rng;

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, User, geteuid};
-use otpflow::{AsyncStore, KeyId, KeyRing, SecretKey};
+use otpflow::store::AsyncStore;
 use otpflow::{Engine, Policy, Record, Step, SubjectKey, Swap, Version};
+use otpflow::{KeyId, KeyRing, SecretKey};
 use otpflow_postgres::{PgStore, SubjectHasher};
 
 const DEFAULT_BIN: &str = "/usr/lib/postgresql/15/bin";
