@@ -520,12 +520,16 @@ fn event_js(event: &Event) -> JsValue {
             channel,
             generation,
             expires_at,
+            send,
+            suppressed,
         } => {
             set(&o, "type", "sent");
             subject_fields(subject, *generation);
             set(&o, "code", code.as_str());
             set(&o, "channel", channel.as_str());
             set(&o, "expiresAt", date(*expires_at));
+            set(&o, "send", send.to_string().as_str());
+            set(&o, "suppressed", *suppressed);
         }
         Event::Resent {
             subject,
@@ -534,6 +538,8 @@ fn event_js(event: &Event) -> JsValue {
             generation,
             expires_at,
             new_code,
+            send,
+            suppressed,
         } => {
             set(&o, "type", "resent");
             subject_fields(subject, *generation);
@@ -541,6 +547,8 @@ fn event_js(event: &Event) -> JsValue {
             set(&o, "channel", channel.as_str());
             set(&o, "expiresAt", date(*expires_at));
             set(&o, "newCode", *new_code);
+            set(&o, "send", send.to_string().as_str());
+            set(&o, "suppressed", *suppressed);
         }
         Event::CheckFailed {
             subject,
