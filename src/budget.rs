@@ -131,6 +131,26 @@ pub(crate) struct SendRate {
     pub(crate) tat: Option<OffsetDateTime>,
 }
 
+/// The subject's latest send, for delivery reports (see
+/// [`delivery`](crate::delivery)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LastSend {
+    /// The subject's number for its latest send (1 for the first); 0 before
+    /// any send was numbered. Never goes down.
+    pub(crate) seq: u32,
+    /// The latest send was reported failed and its budgets given back.
+    pub(crate) failed: bool,
+}
+
+impl LastSend {
+    /// Numbers a new send.
+    pub(crate) fn next(&mut self) -> u32 {
+        self.seq = self.seq.saturating_add(1);
+        self.failed = false;
+        self.seq
+    }
+}
+
 /// The bucket's burst and emission interval for a policy.
 pub(crate) fn send_rate(policy: &Policy) -> (u32, Duration) {
     let cap = policy.subject_send_cap();
@@ -170,6 +190,14 @@ impl SendRate {
         let step = interval.whole_nanoseconds().max(1);
         let used = u32::try_from((backlog + step - 1) / step).unwrap_or(u32::MAX);
         burst.saturating_sub(used)
+    }
+
+    /// Gives back the latest send: the TAT goes back the one interval that
+    /// send moved it on. Only for the send that spent last, so the bucket
+    /// is never fuller than if that send had not happened.
+    pub(crate) fn refund(&mut self, policy: &Policy) {
+        let (_, interval) = send_rate(policy);
+        self.tat = self.tat.map(|tat| later(tat, -interval));
     }
 
     /// Spends one send at `now` (which must conform).

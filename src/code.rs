@@ -10,6 +10,10 @@
 //! V2: "of2" ‖ nonce ‖ generation ‖ block ‖ E.164 digits as 8 BCD bytes ‖ len ‖ purpose
 //! ```
 //!
+//! For a subject with a tenant, `purpose` is `tenant/purpose` (labels hold
+//! no `/`), so a code is bound to its tenant and a subject without one
+//! derives as it always did.
+//!
 //! Both are injective: every variable-length field is length-prefixed (V2
 //! puts its only one last, after fixed-width fields; E.164 has at most 15
 //! digits, packed two per byte and padded with `0xF` nibbles). A V2 message
@@ -98,6 +102,20 @@ impl Code {
     /// Always false: a code has 4 to 10 digits.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A code given by configuration (a test number's fixed code): its
+    /// ASCII digits, at most [`MAX_CODE_LEN`] of them (the policy checked).
+    pub(crate) fn fixed(digits: &str) -> Self {
+        let mut code = Self {
+            digits: [0; MAX_CODE_LEN],
+            len: 0,
+        };
+        for (slot, b) in code.digits.iter_mut().zip(digits.bytes()) {
+            *slot = b;
+            code.len += 1;
+        }
+        code
     }
 
     /// Compares with parsed user input in constant time.
@@ -281,7 +299,10 @@ fn derive_digits(
         digits: [0; MAX_CODE_LEN],
         len: 0,
     };
-    let purpose = subject.purpose().as_str().as_bytes();
+    // The purpose, or `tenant/purpose` for a subject with a tenant: the
+    // tenant is bound in the field both layouts already length-prefix.
+    let scoped = subject.scoped_purpose();
+    let purpose = scoped.as_bytes();
     let phone = subject.phone().e164().as_bytes();
     let bcd = match derivation {
         Derivation::V1 => None,

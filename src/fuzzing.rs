@@ -12,9 +12,10 @@ use arbitrary::Arbitrary;
 use rand_core::{Infallible, TryCryptoRng, TryRng};
 use time::{Duration, OffsetDateTime};
 
+use crate::subject::Tenant;
 use crate::{
-    Channel, Clock, Code, Engine, Error, Event, KeyId, KeyRing, ManualClock, MemoryStore,
-    PhoneNumber, PhonePolicy, Policy, Purpose, Record, ResendMode, SecretKey, State, Store,
+    Channel, Clock, Code, Delivery, Engine, Error, Event, KeyId, KeyRing, ManualClock, MemoryStore,
+    PhoneNumber, PhonePolicy, Policy, Purpose, Record, ResendMode, SecretKey, SendId, State, Store,
     SubjectKey, Verifier,
 };
 
@@ -46,9 +47,9 @@ pub struct Params {
 /// One call, or the passing of time.
 #[derive(Arbitrary, Clone, Debug)]
 pub enum Operation {
-    /// `start` for subject `s % 3`.
+    /// `start` for subject `s % 4`.
     Start(u8),
-    /// `resend` for subject `s % 3`.
+    /// `resend` for subject `s % 4`.
     Resend(u8),
     /// `verify` with the code last sent to the subject.
     VerifyLatest(u8),
@@ -71,11 +72,16 @@ pub enum Operation {
     RotateKey,
     /// Removes the oldest retired key.
     RemoveOldestKey,
-    /// An operator's `unlock` for subject `s % 3`.
+    /// An operator's `unlock` for subject `s % 4`.
     Unlock(u8),
     /// Moves the clock by `n` days, either way (a clock that jumps, and its
     /// correction).
     JumpDays(i16),
+    /// The provider reports the `n`th-back send to the subject as failed.
+    ReportFailed(u8, u8),
+    /// `verify` the subject with the latest code of another subject (another
+    /// purpose, number or tenant).
+    VerifyOther(u8, u8),
 }
 
 struct CountingRng(u64);
@@ -117,6 +123,10 @@ struct Seen {
     validated: Vec<u32>,
     /// Terminal states seen, per generation.
     terminal: HashMap<u32, State>,
+    /// Every send's id, in order.
+    sends: Vec<SendId>,
+    /// Sends whose budgets a failure report gave back.
+    given_back: Vec<SendId>,
 }
 
 /// Reads [`Params`] and then [`Operation`]s until `data` runs out, and
@@ -196,7 +206,7 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                 ..
             } => {
                 *epochs
-                    .entry((subject.to_string(), *generation))
+                    .entry((subject.store_key(), *generation))
                     .or_default() += 1;
             }
             Event::CheckFailed {
@@ -209,11 +219,11 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                 generation,
             } => {
                 let epoch = epochs
-                    .get(&(subject.to_string(), *generation))
+                    .get(&(subject.store_key(), *generation))
                     .copied()
                     .unwrap_or_default();
                 let n = compared
-                    .entry((subject.to_string(), *generation, epoch))
+                    .entry((subject.store_key(), *generation, epoch))
                     .or_default();
                 *n += 1;
                 assert!(
@@ -238,7 +248,9 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
             | Operation::VerifyRaw(s, _)
             | Operation::Cancel(s)
             | Operation::Status(s)
-            | Operation::Unlock(s) => usize::from(*s) % subjects.len(),
+            | Operation::Unlock(s)
+            | Operation::ReportFailed(s, _)
+            | Operation::VerifyOther(s, _) => usize::from(*s) % subjects.len(),
             _ => 0,
         };
         let subject = &subjects[s];
@@ -256,6 +268,7 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
                     verifier.resend(subject, None, &mut rng)
                 };
                 if let Ok(sent) = sent {
+                    seen[s].sends.push(sent.send);
                     seen[s]
                         .codes
                         .entry(sent.generation)
@@ -290,6 +303,35 @@ pub fn run_lifecycle(params: Params, ops: &[Operation]) {
             Operation::Cancel(_) => {
                 let _ = verifier.cancel(subject);
                 None
+            }
+            Operation::ReportFailed(_, back) => {
+                let id = seen[s].sends.iter().rev().nth(usize::from(*back)).copied();
+                if let Some(id) = id {
+                    let refunded = verifier.report_delivery(subject, id, Delivery::Failed);
+                    if refunded.is_ok_and(|r| r) {
+                        assert_eq!(
+                            seen[s].sends.last(),
+                            Some(&id),
+                            "an earlier send given back"
+                        );
+                        assert!(!seen[s].given_back.contains(&id), "a send given back twice");
+                        seen[s].given_back.push(id);
+                    }
+                }
+                None
+            }
+            Operation::VerifyOther(_, t) => {
+                let t = usize::from(*t) % subjects.len();
+                let other = (t != s)
+                    .then(|| {
+                        let g = load(&verifier, &subjects[t]).map_or(0, |r| r.generation());
+                        seen[t].codes.get(&g).and_then(|c| c.last()).cloned()
+                    })
+                    .flatten();
+                other.map(|code| {
+                    let is_latest = latest.as_ref().is_some_and(|c| c.as_str() == code.as_str());
+                    (verifier.verify(subject, code.as_str()), is_latest)
+                })
             }
             Operation::Status(_) => {
                 if let Ok(status) = verifier.status(subject) {
@@ -449,6 +491,13 @@ fn subjects() -> Vec<SubjectKey> {
             ]
         })
         .take(3)
+        .chain(
+            // The first subject again, in a tenant: another subject.
+            PhoneNumber::parse("+447401101801", &policy)
+                .ok()
+                .zip(Tenant::new("app-b").ok())
+                .map(|(phone, t)| SubjectKey::new(Purpose::Login, phone).with_tenant(t)),
+        )
         .collect()
 }
 
@@ -672,6 +721,7 @@ impl RecordFields {
                 sends: SendRate {
                     tat: self.tat.map(at),
                 },
+                last_send: Default::default(),
             },
             written_at: at(self.written),
         };

@@ -122,3 +122,61 @@
 //! A start inside the cooldown (the victim started 12 s ago) so answers as a
 //! start that sent nothing, exactly as a start on an unknown number that
 //! sent a code.
+//!
+//! ## What a service logs
+//!
+//! Log every [`Event`](crate::Event) (its `Display` is one line, with no
+//! code) and the full [`Error`](crate::Error) of each refusal. Numbers are
+//! masked in every `Debug` and `Display` of a
+//! [`SubjectKey`](crate::SubjectKey), an event, a status or an error
+//! (`login:+44 7401 ••• 801`): logs do not become a list of customers'
+//! numbers. The whole number comes only from
+//! [`PhoneNumber::e164`](crate::PhoneNumber::e164) and
+//! [`SubjectKey::store_key`](crate::SubjectKey::store_key), which name
+//! records and address messages: never log those. Alert on
+//! [`Event::Blocked`](crate::Event::Blocked), on runs of
+//! [`Event::DeliveryFailed`](crate::Event::DeliveryFailed) (an outage), and
+//! on any [`Event::TestNumberUsed`](crate::Event::TestNumberUsed) you did
+//! not expect.
+//!
+//! ## Reporting deliveries
+//!
+//! Keep each send's [`SendId`](crate::SendId) (in
+//! [`Sent::send`](crate::Sent::send) and the send events) beside the
+//! provider's message id. When the provider refuses the message or reports
+//! it undelivered, call
+//! [`Verifier::report_delivery`](crate::Verifier::report_delivery) with
+//! [`Delivery::Failed`](crate::Delivery::Failed): the send's place in the
+//! validation's sends and in the subject's send budget comes back and its
+//! cooldown is lifted, so an outage spends no one's budget and nobody waits
+//! for a message that never left. Only the subject's latest send is given
+//! back, once, and never for a validation already validated; an earlier or
+//! repeated report changes nothing. Take reports only from the provider
+//! (a signed callback, or its error on the send request): a forged failure
+//! report buys one more message.
+//!
+//! ## Test numbers, safely
+//!
+//! [`Policy::test_numbers`](crate::Policy::test_numbers) is off by default.
+//! Turn it on only where app-store review or end-to-end tests need it, with
+//! numbers nobody owns (Ofcom's drama range,
+//! [`OFCOM_DRAMA_MOBILES`](crate::policy::OFCOM_DRAMA_MOBILES), exists for
+//! that; today the phone parser refuses those numbers, so name numbers you
+//! control until it admits them) and a code that is not guessable from the
+//! outside (never one digit repeated, which the policy refuses). A test
+//! number's send has [`Sent::suppressed`](crate::Sent::suppressed) set: do
+//! not hand it to your provider. Its checks, sends and lockouts count as for
+//! any number. Every use is an
+//! [`Event::TestNumberUsed`](crate::Event::TestNumberUsed): alert on it in
+//! production, and check that your production policy's `Debug` does not say
+//! `TestNumbers { on: true`. Removing a number from the policy ends its
+//! validations (their code is no longer known).
+//!
+//! ## Tenants
+//!
+//! A service hosting several apps gives each subject its app with
+//! [`SubjectKey::with_tenant`](crate::SubjectKey::with_tenant): the same
+//! number in two tenants is two subjects, with their own records, budgets
+//! and codes (the tenant is bound into the code's derivation). Stores name
+//! records by [`SubjectKey::store_key`](crate::SubjectKey::store_key), which
+//! includes the tenant.

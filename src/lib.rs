@@ -6,6 +6,7 @@ pub mod async_verifier;
 pub mod budget;
 pub mod clock;
 pub mod code;
+pub mod delivery;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -30,6 +31,7 @@ pub use async_verifier::AsyncVerifier;
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
+pub use delivery::{Delivery, SendId};
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
 pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};

@@ -8,6 +8,8 @@ use core::fmt;
 
 use time::Duration;
 
+use crate::phone::PhoneNumber;
+
 /// What a resend does to the code already sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ResendMode {
@@ -79,6 +81,7 @@ pub struct Policy {
     subject_send_cap: u32,
     subject_send_window: Duration,
     resend_mode: ResendMode,
+    test_numbers: Option<TestNumbers>,
 }
 
 impl Default for Policy {
@@ -98,6 +101,7 @@ impl Default for Policy {
             subject_send_cap: 10,
             subject_send_window: Duration::hours(1),
             resend_mode: ResendMode::SameCode,
+            test_numbers: None,
         }
     }
 }
@@ -184,6 +188,10 @@ impl Policy {
     pub fn resend_mode(&self) -> ResendMode {
         self.resend_mode
     }
+    /// The test numbers, when they are on (off by default).
+    pub fn test_numbers(&self) -> Option<&TestNumbers> {
+        self.test_numbers.as_ref()
+    }
 }
 
 /// Builds a [`Policy`]; every setting is checked in [`build`](Self::build).
@@ -236,6 +244,13 @@ impl PolicyBuilder {
         subject_send_window: Duration;
         /// Same or new code on resend.
         resend_mode: ResendMode;
+    }
+
+    /// Turns test numbers on: numbers whose code is fixed and whose sends
+    /// are suppressed (see [`TestNumbers`]). Off by default.
+    pub fn test_numbers(mut self, numbers: TestNumbers) -> Self {
+        self.policy.test_numbers = Some(numbers);
+        self
     }
 
     /// Checks every setting and returns the policy.
@@ -296,10 +311,188 @@ impl PolicyBuilder {
                 PolicyError::OutOfRange("subject_send_window"),
             ),
         ];
-        match checks.into_iter().find(|(ok, _)| !ok) {
-            Some((_, err)) => Err(err),
-            None => Ok(p),
+        if let Some((_, err)) = checks.into_iter().find(|(ok, _)| !ok) {
+            return Err(err);
         }
+        if let Some(t) = &p.test_numbers {
+            t.check(p.code_length)?;
+        }
+        Ok(p)
+    }
+}
+
+/// A range of phone numbers, both ends included, in E.164 order: the numbers
+/// of the same length from `first` to `last`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NumberRange {
+    first: u64,
+    last: u64,
+    digits: u8,
+}
+
+/// Ofcom's range of UK mobile numbers reserved for drama, 07700 900000 to
+/// 07700 900999: never allocated to anyone, so safe as test numbers. Never
+/// on by default: name it in [`TestNumbers::range`].
+///
+/// Note: [`PhoneNumber::parse`] refuses these numbers today (they are not
+/// allocated mobiles), so a subject in this range cannot be built yet; until
+/// the phone parser admits them, name test numbers that parse.
+///
+/// ```
+/// use otpflow::policy::OFCOM_DRAMA_MOBILES;
+/// assert_eq!((OFCOM_DRAMA_MOBILES.first(), OFCOM_DRAMA_MOBILES.last()), (447700900000, 447700900999));
+/// ```
+pub const OFCOM_DRAMA_MOBILES: NumberRange = NumberRange {
+    first: 447_700_900_000,
+    last: 447_700_900_999,
+    digits: 12,
+};
+
+impl NumberRange {
+    /// The numbers from `first` to `last`, which must have as many digits.
+    ///
+    /// # Errors
+    /// [`PolicyError::TestNumbers`] when the lengths differ or `last` comes
+    /// before `first`.
+    pub fn new(first: &PhoneNumber, last: &PhoneNumber) -> Result<Self, PolicyError> {
+        let (a, b) = (first.digits(), last.digits());
+        let (Ok(x), Ok(y)) = (a.parse::<u64>(), b.parse::<u64>()) else {
+            return Err(PolicyError::TestNumbers("a range's ends must be numbers"));
+        };
+        if a.len() != b.len() || x > y {
+            return Err(PolicyError::TestNumbers(
+                "a range's ends must have as many digits, the first no greater",
+            ));
+        }
+        Ok(Self {
+            first: x,
+            last: y,
+            digits: u8::try_from(a.len()).unwrap_or(u8::MAX),
+        })
+    }
+
+    /// One number.
+    pub fn single(number: &PhoneNumber) -> Self {
+        let digits = number.digits();
+        let n = digits.parse::<u64>().unwrap_or(u64::MAX);
+        Self {
+            first: n,
+            last: n,
+            digits: u8::try_from(digits.len()).unwrap_or(u8::MAX),
+        }
+    }
+
+    /// The first number of the range, as E.164 digits (`447700900000`).
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+    /// The last number of the range, as E.164 digits (`447700900999`).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+    /// True when `number` is in the range.
+    pub fn contains(&self, number: &PhoneNumber) -> bool {
+        let digits = number.digits();
+        digits.len() == usize::from(self.digits)
+            && digits
+                .parse::<u64>()
+                .is_ok_and(|n| (self.first..=self.last).contains(&n))
+    }
+}
+
+/// Test numbers, for app-store review and end-to-end tests: numbers whose
+/// code is fixed by configuration and whose sends are suppressed
+/// ([`Sent::suppressed`](crate::Sent::suppressed)): a service hands no
+/// message for them to a provider. Every other rule holds (checks, sends,
+/// cooldowns, lockouts), and every use yields an
+/// [`Event::TestNumberUsed`](crate::Event::TestNumberUsed) to alert on.
+///
+/// A policy's `Debug` shows that test numbers are on, and which; never the
+/// code.
+///
+/// ```
+/// use otpflow::{Policy, policy::{TestNumbers, OFCOM_DRAMA_MOBILES}};
+/// let policy = Policy::builder()
+///     .test_numbers(TestNumbers::new("424242").range(OFCOM_DRAMA_MOBILES))
+///     .build()?;
+/// assert!(format!("{policy:?}").contains("TestNumbers { on: true"));
+/// assert!(!format!("{policy:?}").contains("424242"));
+/// // Never one digit repeated, always the policy's code length.
+/// let one_digit = TestNumbers::new("000000").range(OFCOM_DRAMA_MOBILES);
+/// assert!(Policy::builder().test_numbers(one_digit).build().is_err());
+/// let short = TestNumbers::new("4242").range(OFCOM_DRAMA_MOBILES);
+/// assert!(Policy::builder().test_numbers(short).build().is_err());
+/// # Ok::<(), otpflow::PolicyError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct TestNumbers {
+    code: String,
+    ranges: Vec<NumberRange>,
+}
+
+impl TestNumbers {
+    /// Test numbers whose code is `code` (checked when the policy is
+    /// built); name them with [`range`](Self::range) and
+    /// [`number`](Self::number).
+    pub fn new(code: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            ranges: Vec::new(),
+        }
+    }
+    /// Adds a range of numbers.
+    #[must_use]
+    pub fn range(mut self, range: NumberRange) -> Self {
+        self.ranges.push(range);
+        self
+    }
+    /// Adds one number.
+    #[must_use]
+    pub fn number(self, number: &PhoneNumber) -> Self {
+        self.range(NumberRange::single(number))
+    }
+    /// True when `number` is a test number.
+    pub fn contains(&self, number: &PhoneNumber) -> bool {
+        self.ranges.iter().any(|r| r.contains(number))
+    }
+    /// The ranges named.
+    pub fn ranges(&self) -> &[NumberRange] {
+        &self.ranges
+    }
+    /// The fixed code.
+    pub(crate) fn code(&self) -> &str {
+        &self.code
+    }
+    fn check(&self, length: u8) -> Result<(), PolicyError> {
+        let b = self.code.as_bytes();
+        if b.len() != usize::from(length) || !b.iter().all(u8::is_ascii_digit) {
+            return Err(PolicyError::TestNumbers(
+                "the code must be digits, as many as the policy's code length",
+            ));
+        }
+        if b.iter().all(|&d| Some(&d) == b.first()) {
+            return Err(PolicyError::TestNumbers(
+                "the code must not be one digit repeated",
+            ));
+        }
+        if self.ranges.is_empty() {
+            return Err(PolicyError::TestNumbers("no test number is named"));
+        }
+        Ok(())
+    }
+}
+
+/// Names the numbers; the code is redacted.
+impl fmt::Debug for TestNumbers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestNumbers")
+            .field("on", &true)
+            .field("ranges", &self.ranges)
+            .field(
+                "code",
+                &format_args!("<{} digits redacted>", self.code.len()),
+            )
+            .finish()
     }
 }
 
@@ -315,6 +508,9 @@ pub enum PolicyError {
     CodeLength(u8),
     /// The named setting is out of its range (see [`Policy`]).
     OutOfRange(&'static str),
+    /// The test numbers' fixed code is not of the policy's code length, is
+    /// not all digits, or is one digit repeated; or no number is named.
+    TestNumbers(&'static str),
 }
 
 impl fmt::Display for PolicyError {
@@ -322,6 +518,7 @@ impl fmt::Display for PolicyError {
         match self {
             Self::CodeLength(n) => write!(f, "code length {n} is not between 4 and 10 digits"),
             Self::OutOfRange(name) => write!(f, "policy setting `{name}` is out of range"),
+            Self::TestNumbers(why) => write!(f, "test numbers: {why}"),
         }
     }
 }

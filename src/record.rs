@@ -13,7 +13,7 @@ use core::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::budget::{Guesses, SendRate};
+use crate::budget::{Guesses, LastSend, SendRate};
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::subject::Channel;
@@ -116,6 +116,8 @@ pub(crate) struct Validation {
 pub(crate) struct Ledger {
     pub(crate) guesses: Guesses,
     pub(crate) sends: SendRate,
+    /// The subject's latest send, for delivery reports.
+    pub(crate) last_send: LastSend,
 }
 
 /// Everything a store keeps for one subject (purpose + phone number): the
@@ -257,18 +259,19 @@ impl Record {
     }
 
     /// Encodes the record for a byte store (version 2 layout, big-endian,
-    /// no padding; 75 bytes for a live validation):
+    /// no padding; 79 bytes for a live validation):
     ///
     /// | field | bytes |
     /// |---|---|
     /// | version (2) | 1 |
     /// | generation | 4 |
-    /// | flags: validation, ended, last failure, lockout, send bucket | 1 |
+    /// | flags: validation, ended, last failure, lockout, send bucket, latest send failed | 1 |
     /// | validation: state, channel, derivation, key id, nonce | 1 + 1 + 1 + 4 + 16 |
     /// | created, last sent, expires, ended (if flagged) | 8 each |
     /// | checks, sends | 1 + 1 |
     /// | consecutive failures | 4 |
     /// | last failure, lockout end, send bucket's TAT (if flagged) | 8 each |
+    /// | the subject's latest send number | 4 |
     /// | written at | 8 |
     ///
     /// Instants are Unix seconds (`i64`).
@@ -284,6 +287,7 @@ impl Record {
             g.last_failure_at.is_some(),
             g.locked_until.is_some(),
             self.ledger.sends.tat.is_some(),
+            self.ledger.last_send.failed,
         ]
         .iter()
         .enumerate()
@@ -317,6 +321,7 @@ impl Record {
         {
             put_secs(&mut out, t);
         }
+        out.extend_from_slice(&self.ledger.last_send.seq.to_be_bytes());
         put_secs(&mut out, self.written_at);
         out
     }
@@ -381,7 +386,10 @@ impl Record {
             if v.state == State::Sent && w >= v.expires_at {
                 return fail(C::Expiry);
             }
-            if v.checks > MAX_BUDGET || v.sends == 0 || v.sends > MAX_BUDGET {
+            // A validation's sends reach 0 only when its one counted send
+            // was reported failed and given back.
+            let given_back = self.ledger.last_send.failed;
+            if v.checks > MAX_BUDGET || (v.sends == 0 && !given_back) || v.sends > MAX_BUDGET {
                 return fail(C::Counter);
             }
             if v.derivation == 0 {
@@ -493,7 +501,7 @@ impl Reader<'_> {
     fn v2(&mut self) -> Result<Record, RecordError> {
         let generation = self.u32()?;
         let flags = self.u8()?;
-        if flags >> 5 != 0 {
+        if flags >> 6 != 0 {
             return Err(RecordError::Invalid("flags"));
         }
         let flag = |bit: u8| flags & (1 << bit) != 0;
@@ -526,10 +534,18 @@ impl Reader<'_> {
         let sends = SendRate {
             tat: self.opt_secs(flag(4))?,
         };
+        let last_send = LastSend {
+            seq: self.u32()?,
+            failed: flag(5),
+        };
         Ok(Record {
             generation,
             current,
-            ledger: Ledger { guesses, sends },
+            ledger: Ledger {
+                guesses,
+                sends,
+                last_send,
+            },
             written_at: self.secs()?,
         })
     }
@@ -591,6 +607,9 @@ impl Reader<'_> {
             ledger: Ledger {
                 guesses,
                 sends: SendRate::default(),
+                // Version 1 numbered no sends: none of its sends can be
+                // reported (ids start at 1).
+                last_send: LastSend::default(),
             },
             written_at,
         })
@@ -731,6 +750,10 @@ mod tests {
                 sends: SendRate {
                     tat: Some(T + Duration::minutes(20)),
                 },
+                last_send: LastSend {
+                    seq: 9,
+                    failed: false,
+                },
             },
             written_at: T + Duration::minutes(2),
         }
@@ -755,7 +778,14 @@ mod tests {
             assert_eq!(Record::from_bytes(&r.to_bytes()), Ok(r));
         }
         // The memory goal: at most 96 bytes for a live validation.
-        assert_eq!(live().to_bytes().len(), 75);
+        assert_eq!(live().to_bytes().len(), 79);
+        // A send given back round-trips too, even the validation's only one.
+        let mut failed = live();
+        failed.ledger.last_send.failed = true;
+        if let Some(v) = failed.current.as_mut() {
+            v.sends = 0;
+        }
+        assert_eq!(Record::from_bytes(&failed.to_bytes()), Ok(failed));
     }
 
     #[test]

@@ -180,6 +180,8 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             channel,
             generation,
             expires_at,
+            send,
+            suppressed,
         } => {
             m.serialize_entry("type", "sent")?;
             m.serialize_entry("subject", subject)?;
@@ -189,6 +191,8 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             m.serialize_entry("channel", channel)?;
             m.serialize_entry("generation", generation)?;
             m.serialize_entry("expires_at", &Instant(*expires_at))?;
+            m.serialize_entry("send", &send.to_string())?;
+            m.serialize_entry("suppressed", suppressed)?;
         }
         Event::Resent {
             subject,
@@ -197,6 +201,8 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             generation,
             expires_at,
             new_code,
+            send,
+            suppressed,
         } => {
             m.serialize_entry("type", "resent")?;
             m.serialize_entry("subject", subject)?;
@@ -207,6 +213,8 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             m.serialize_entry("generation", generation)?;
             m.serialize_entry("expires_at", &Instant(*expires_at))?;
             m.serialize_entry("new_code", new_code)?;
+            m.serialize_entry("send", &send.to_string())?;
+            m.serialize_entry("suppressed", suppressed)?;
         }
         Event::CheckFailed {
             subject,
@@ -266,6 +274,29 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             m.serialize_entry("type", "unlocked")?;
             m.serialize_entry("subject", subject)?;
             m.serialize_entry("failures", failures)?;
+        }
+        Event::DeliveryFailed {
+            subject,
+            send,
+            refunded,
+        } => {
+            m.serialize_entry("type", "delivery_failed")?;
+            m.serialize_entry("subject", subject)?;
+            m.serialize_entry("send", &send.to_string())?;
+            m.serialize_entry("refunded", refunded)?;
+        }
+        Event::Delivered { subject, send } => {
+            m.serialize_entry("type", "delivered")?;
+            m.serialize_entry("subject", subject)?;
+            m.serialize_entry("send", &send.to_string())?;
+        }
+        Event::TestNumberUsed {
+            subject,
+            generation,
+        } => {
+            m.serialize_entry("type", "test_number_used")?;
+            m.serialize_entry("subject", subject)?;
+            m.serialize_entry("generation", generation)?;
         }
     }
     m.end()

@@ -133,18 +133,25 @@ impl fmt::Display for Channel {
 }
 
 /// The name of one record in a store: a purpose and a canonical phone number.
-/// Its `Display` form, `login:+447401101801`, is stable and fit for a
-/// Redis key or a primary-key column.
+///
+/// Its `Display` and `Debug` forms mask the number (`login:+44 7401 ••• 801`),
+/// so a subject written to a log does not give the number away. The whole
+/// number is read only through [`phone`](Self::phone)`().e164()`, and
+/// [`store_key`](Self::store_key) is the stable, unmasked name to key a
+/// store with.
 ///
 /// ```
 /// use otpflow::{PhoneNumber, PhonePolicy, Purpose, SubjectKey};
 /// let phone = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
 /// let key = SubjectKey::new(Purpose::Login, phone);
-/// assert_eq!(key.to_string(), "login:+447401101801");
+/// assert_eq!(key.store_key(), "login:+447401101801");
+/// assert_eq!(key.to_string(), "login:+44 7401 ••• 801");
+/// assert!(!format!("{key:?}").contains("7401101801"));
 /// # Ok::<(), otpflow::PhoneError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubjectKey {
+    tenant: Option<Tenant>,
     purpose: Purpose,
     phone: PhoneNumber,
 }
@@ -152,7 +159,32 @@ pub struct SubjectKey {
 impl SubjectKey {
     /// The subject for this purpose and number.
     pub fn new(purpose: Purpose, phone: PhoneNumber) -> Self {
-        Self { purpose, phone }
+        Self {
+            tenant: None,
+            purpose,
+            phone,
+        }
+    }
+    /// The same subject within `tenant` (an app or project of a service
+    /// that hosts several): another subject, with its own record, budgets
+    /// and codes. A code issued in one tenant never validates in another.
+    ///
+    /// ```
+    /// use otpflow::{PhoneNumber, PhonePolicy, Purpose, SubjectKey, subject::Tenant};
+    /// let phone = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
+    /// let shop = SubjectKey::new(Purpose::Login, phone).with_tenant(Tenant::new("shop")?);
+    /// assert_eq!(shop.store_key(), "shop/login:+447401101801");
+    /// assert_ne!(shop, SubjectKey::new(Purpose::Login, phone));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+    /// The tenant, if the subject has one.
+    pub fn tenant(&self) -> Option<&Tenant> {
+        self.tenant.as_ref()
     }
     /// The purpose.
     pub fn purpose(&self) -> &Purpose {
@@ -162,10 +194,117 @@ impl SubjectKey {
     pub fn phone(&self) -> &PhoneNumber {
         &self.phone
     }
+    /// The subject's full, stable name, `login:+447401101801`: what a store
+    /// keys its record with (a Redis key, a primary-key column). It holds
+    /// the whole number: treat it as personal data, and log the subject's
+    /// masked `Display` instead. Two different subjects never share it.
+    ///
+    /// With a tenant it is `shop/login:+447401101801`: labels hold no `/`
+    /// and no `:`, so no two subjects share a name.
+    pub fn store_key(&self) -> String {
+        match &self.tenant {
+            Some(t) => format!("{t}/{}:{}", self.purpose, self.phone.e164()),
+            None => format!("{}:{}", self.purpose, self.phone.e164()),
+        }
+    }
+
+    /// What the code derivation hashes as the purpose: the purpose label,
+    /// or `tenant/purpose` for a subject with a tenant. A label holds no
+    /// `/`, so the field says unambiguously whether and which tenant is
+    /// bound, and a subject without a tenant derives exactly as before
+    /// tenants existed. At most 65 bytes.
+    pub(crate) fn scoped_purpose(&self) -> ScopedPurpose {
+        let mut out = ScopedPurpose {
+            bytes: [0; 2 * MAX_LABEL_LEN + 1],
+            len: 0,
+        };
+        let parts: [&[u8]; 3] = match &self.tenant {
+            Some(t) => [
+                t.as_str().as_bytes(),
+                b"/",
+                self.purpose.as_str().as_bytes(),
+            ],
+            None => [self.purpose.as_str().as_bytes(), b"", b""],
+        };
+        for b in parts.into_iter().flatten() {
+            if let Some(slot) = out.bytes.get_mut(out.len) {
+                *slot = *b;
+                out.len += 1;
+            }
+        }
+        out
+    }
 }
 
+/// The purpose field of the code derivation (see
+/// [`SubjectKey::scoped_purpose`]), on the stack.
+pub(crate) struct ScopedPurpose {
+    bytes: [u8; 2 * MAX_LABEL_LEN + 1],
+    len: usize,
+}
+
+impl ScopedPurpose {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// A tenant: the app or project a subject belongs to, for services that
+/// host several ([`SubjectKey::with_tenant`]). 1–32 bytes of `a-z`, `0-9`,
+/// `-`, `_` and `.`, the rules of a purpose label.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tenant(String);
+
+impl Tenant {
+    /// A tenant named `label`.
+    ///
+    /// ```
+    /// use otpflow::subject::Tenant;
+    /// assert_eq!(Tenant::new("shop-eu")?.as_str(), "shop-eu");
+    /// assert!(Tenant::new("Shop/EU").is_err());
+    /// # Ok::<(), otpflow::PurposeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PurposeError`] for an empty or over-long label, or one with a byte
+    /// outside `a-z0-9-_.`.
+    pub fn new(label: &str) -> Result<Self, PurposeError> {
+        let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b);
+        if label.is_empty() || label.len() > MAX_LABEL_LEN || !label.bytes().all(allowed) {
+            return Err(PurposeError);
+        }
+        Ok(Self(label.to_owned()))
+    }
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Masked: `login:+44 7401 ••• 801`. Use [`SubjectKey::store_key`] to name
+/// a record.
 impl fmt::Display for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.purpose, self.phone.e164())
+        if let Some(t) = &self.tenant {
+            write!(f, "{t}/")?;
+        }
+        write!(f, "{}:{}", self.purpose, self.phone.masked())
+    }
+}
+
+/// Masked, like `Display`.
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubjectKey")
+            .field("tenant", &self.tenant)
+            .field("purpose", &self.purpose)
+            .field("phone", &self.phone.masked())
+            .finish()
     }
 }

@@ -42,8 +42,9 @@
 use rand_core::CryptoRng;
 use time::{Duration, OffsetDateTime};
 
-use crate::budget::{Guesses, Penalty};
+use crate::budget::{Guesses, LastSend, Penalty};
 use crate::code::{self, Code, CodeInput, Derivation, NONCE_LEN};
+use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::{Policy, ResendMode};
@@ -91,6 +92,10 @@ pub enum Event {
         generation: u32,
         /// When the code stops working.
         expires_at: OffsetDateTime,
+        /// This send, for a delivery report.
+        send: SendId,
+        /// A test number's send: do NOT hand it to a provider.
+        suppressed: bool,
     },
     /// A resend of the current validation: deliver `code` again.
     Resent {
@@ -106,6 +111,10 @@ pub enum Event {
         expires_at: OffsetDateTime,
         /// True when the code is new and earlier ones stopped working.
         new_code: bool,
+        /// This send, for a delivery report.
+        send: SendId,
+        /// A test number's send: do NOT hand it to a provider.
+        suppressed: bool,
     },
     /// A wrong code was checked.
     CheckFailed {
@@ -164,6 +173,119 @@ pub enum Event {
         /// The consecutive failures that were cleared.
         failures: u32,
     },
+    /// The provider reported that a send was not delivered
+    /// ([`Engine::report_delivery`]). Many in a row are an outage: alert.
+    DeliveryFailed {
+        /// Who.
+        subject: SubjectKey,
+        /// The send reported.
+        send: SendId,
+        /// True when its budgets were given back (it was the subject's
+        /// latest send, not reported before, of a validation not
+        /// validated); false when the report changed nothing.
+        refunded: bool,
+    },
+    /// A test number ([`Policy::test_numbers`](crate::Policy::test_numbers))
+    /// was used: a send (suppressed) or a check. Alert on it in production.
+    TestNumberUsed {
+        /// Who.
+        subject: SubjectKey,
+        /// The validation's number.
+        generation: u32,
+    },
+    /// The provider reported that a send was delivered.
+    Delivered {
+        /// Who.
+        subject: SubjectKey,
+        /// The send reported.
+        send: SendId,
+    },
+}
+
+/// One line for a log, with the number masked (as in every `Debug` and
+/// `Display` of a [`SubjectKey`]) and no code: `sent login:+44 7401 ••• 801
+/// #1 by sms`.
+impl core::fmt::Display for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Sent {
+                subject,
+                channel,
+                generation,
+                ..
+            } => write!(f, "sent {subject} #{generation} by {channel}"),
+            Self::Resent {
+                subject,
+                channel,
+                generation,
+                new_code,
+                ..
+            } => {
+                let which = if *new_code { "a new code" } else { "the code" };
+                write!(f, "resent {which} {subject} #{generation} by {channel}")
+            }
+            Self::CheckFailed {
+                subject,
+                generation,
+                attempts_left,
+            } => write!(
+                f,
+                "wrong code {subject} #{generation}, {attempts_left} attempts left"
+            ),
+            Self::Validated {
+                subject,
+                generation,
+            } => write!(f, "validated {subject} #{generation}"),
+            Self::Expired {
+                subject,
+                generation,
+            } => write!(f, "expired {subject} #{generation}"),
+            Self::Locked {
+                subject,
+                generation,
+                until: Some(until),
+            } => write!(f, "locked {subject} #{generation} until {until}"),
+            Self::Locked {
+                subject,
+                generation,
+                until: None,
+            } => write!(f, "checks spent {subject} #{generation}"),
+            Self::Canceled {
+                subject,
+                generation,
+            } => write!(f, "canceled {subject} #{generation}"),
+            Self::Blocked {
+                subject,
+                generation,
+                failures,
+            } => write!(
+                f,
+                "blocked {subject} #{generation} after {failures} failures"
+            ),
+            Self::Unlocked { subject, failures } => {
+                write!(f, "unlocked {subject}, {failures} failures cleared")
+            }
+            Self::DeliveryFailed {
+                subject,
+                send,
+                refunded,
+            } => {
+                let what = if *refunded {
+                    "budgets given back"
+                } else {
+                    "nothing given back"
+                };
+                write!(f, "delivery failed {subject} send {send}, {what}")
+            }
+            Self::TestNumberUsed {
+                subject,
+                generation,
+            } => write!(f, "test number used {subject} #{generation}"),
+            Self::Delivered { subject, send } => {
+                write!(f, "delivered {subject} send {send}")
+            }
+        }
+    }
 }
 
 /// A code went out: what `start` and `resend` return.
@@ -188,6 +310,13 @@ pub struct Sent {
     /// The earliest a resend will be accepted (after the cooldown, and when
     /// the subject's send budget allows).
     pub resend_at: OffsetDateTime,
+    /// This send, to name in a delivery report
+    /// ([`Verifier::report_delivery`](crate::Verifier::report_delivery)).
+    pub send: SendId,
+    /// True for a test number ([`Policy::test_numbers`](crate::Policy::test_numbers)):
+    /// its code is the configured one, and the message must NOT be handed
+    /// to a provider.
+    pub suppressed: bool,
 }
 
 /// The right code: what `verify` returns.
@@ -331,10 +460,15 @@ impl Engine {
         }
         record.generation = record.generation.wrapping_add(1).max(1);
         let key = self.keys.current();
+        let test = self.test_code(subject);
         let v = Validation {
             state: State::Sent,
             channel,
-            derivation: Derivation::LATEST.to_u8(),
+            derivation: if test.is_some() {
+                DERIVATION_TEST
+            } else {
+                Derivation::LATEST.to_u8()
+            },
             key_id: key.id(),
             nonce: nonce(rng),
             created_at: floor_s(now),
@@ -344,15 +478,20 @@ impl Engine {
             checks: 0,
             sends: 1,
         };
-        let code = code::derive_recorded(
-            v.derivation,
-            key,
-            subject,
-            &v.nonce,
-            record.generation,
-            p.code_length(),
-        );
+        let suppressed = test.is_some();
+        let code = match test {
+            Some(code) => code,
+            None => code::derive_recorded(
+                v.derivation,
+                key,
+                subject,
+                &v.nonce,
+                record.generation,
+                p.code_length(),
+            ),
+        };
         record.ledger.sends.spend(now, p);
+        let send = SendId::new(record.generation, record.ledger.last_send.next());
         record.written_at = floor_s(now);
         let sent = Sent {
             code: code.clone(),
@@ -363,6 +502,8 @@ impl Engine {
             new_code: true,
             sends_left: self.sends_left(&v, &record, now),
             resend_at: self.resend_at(&v, &record),
+            send,
+            suppressed,
         };
         events.push(Event::Sent {
             subject: subject.clone(),
@@ -370,7 +511,15 @@ impl Engine {
             channel,
             generation: record.generation,
             expires_at: v.expires_at,
+            send,
+            suppressed,
         });
+        if suppressed {
+            events.push(Event::TestNumberUsed {
+                subject: subject.clone(),
+                generation: record.generation,
+            });
+        }
         record.current = Some(v);
         Step {
             write: Some(record),
@@ -422,7 +571,7 @@ impl Engine {
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        let cooldown_end = Some(later(v.last_sent_at, p.resend_cooldown())).filter(|&at| now < at);
+        let cooldown_end = cooldown_end(v, &record.ledger.last_send, p).filter(|&at| now < at);
         let earliest = cooldown_end.max(rate_ready);
         if v.sends >= p.max_sends() || earliest.is_some_and(|at| at >= v.expires_at) {
             // This validation cannot send again: `start` can, once its code
@@ -446,34 +595,45 @@ impl Engine {
         // `SameCode` re-derives the code already sent, unless its key was
         // removed (or its derivation is not this build's): then no one can
         // check that code, and a new one is drawn.
-        let same_key = self.keys.get(v.key_id).filter(|_| {
-            p.resend_mode() == ResendMode::SameCode && Derivation::from_u8(v.derivation).is_some()
-        });
-        let (key, new_code) = match same_key {
-            Some(key) => (key, false),
+        let same = match p.resend_mode() {
+            ResendMode::SameCode => self.code_of(v, subject, generation),
+            ResendMode::NewCode => None,
+        };
+        let (code, new_code) = match same {
+            Some(code) => (code, false),
             None => {
                 let key = self.keys.current();
+                let test = self.test_code(subject);
                 v.key_id = key.id();
-                v.derivation = Derivation::LATEST.to_u8();
+                v.derivation = if test.is_some() {
+                    DERIVATION_TEST
+                } else {
+                    Derivation::LATEST.to_u8()
+                };
                 v.nonce = nonce(rng);
                 v.checks = 0;
                 v.expires_at = ceil_s(later(now, p.code_lifetime()));
-                (key, true)
+                let code = match test {
+                    Some(code) => code,
+                    None => code::derive_recorded(
+                        v.derivation,
+                        key,
+                        subject,
+                        &v.nonce,
+                        generation,
+                        p.code_length(),
+                    ),
+                };
+                (code, true)
             }
         };
+        let suppressed = v.derivation == DERIVATION_TEST;
         let channel = channel.unwrap_or(v.channel);
         v.channel = channel;
         v.sends = v.sends.saturating_add(1);
         v.last_sent_at = ceil_s(now);
-        let code = code::derive_recorded(
-            v.derivation,
-            key,
-            subject,
-            &v.nonce,
-            generation,
-            p.code_length(),
-        );
         record.ledger.sends.spend(now, p);
+        let send = SendId::new(generation, record.ledger.last_send.next());
         record.written_at = floor_s(now);
         let Some(v) = record.current.as_ref() else {
             return Step::refuse(Error::NotFound);
@@ -487,19 +647,29 @@ impl Engine {
             new_code,
             sends_left: self.sends_left(v, &record, now),
             resend_at: self.resend_at(v, &record),
+            send,
+            suppressed,
         };
-        let event = Event::Resent {
+        let mut events = vec![Event::Resent {
             subject: subject.clone(),
             code,
             channel,
             generation,
             expires_at: v.expires_at,
             new_code,
-        };
+            send,
+            suppressed,
+        }];
+        if suppressed {
+            events.push(Event::TestNumberUsed {
+                subject: subject.clone(),
+                generation,
+            });
+        }
         Step {
             write: Some(record),
             outcome: Ok(sent),
-            events: vec![event],
+            events,
         }
     }
 
@@ -553,7 +723,7 @@ impl Engine {
                 events,
             };
         }
-        if self.keys.get(v.key_id).is_none() || Derivation::from_u8(v.derivation).is_none() {
+        if !self.can_derive(v, subject) {
             // The key was removed from the ring (or the code comes from a
             // derivation this build does not have): no one can check it.
             self.dummy_check(subject, &input, now);
@@ -586,22 +756,22 @@ impl Engine {
         let p = &self.policy;
         let generation = record.generation;
         record.written_at = floor_s(now);
+        let Some(code) = record
+            .current
+            .as_ref()
+            .and_then(|v| self.code_of(v, subject, generation))
+        else {
+            return Step::refuse(Error::Expired);
+        };
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        let Some(key) = self.keys.get(v.key_id) else {
-            return Step::refuse(Error::Expired);
-        };
+        let test = (v.derivation == DERIVATION_TEST).then(|| Event::TestNumberUsed {
+            subject: subject.clone(),
+            generation,
+        });
         // The check is spent before the comparison.
         v.checks = v.checks.saturating_add(1);
-        let code = code::derive_recorded(
-            v.derivation,
-            key,
-            subject,
-            &v.nonce,
-            generation,
-            p.code_length(),
-        );
         if code.matches(input) {
             end(v, State::Validated, now);
             let validated = Validated {
@@ -610,10 +780,13 @@ impl Engine {
                 validated_at: now,
             };
             record.ledger.guesses.succeed();
-            let events = vec![Event::Validated {
-                subject: subject.clone(),
-                generation,
-            }];
+            let events = test
+                .into_iter()
+                .chain([Event::Validated {
+                    subject: subject.clone(),
+                    generation,
+                }])
+                .collect();
             return Step {
                 write: Some(record),
                 outcome: Ok(validated),
@@ -621,11 +794,12 @@ impl Engine {
             };
         }
         let attempts_left = p.max_checks().saturating_sub(v.checks);
-        let mut events = vec![Event::CheckFailed {
+        let mut events: Vec<Event> = test.into_iter().collect();
+        events.push(Event::CheckFailed {
             subject: subject.clone(),
             generation,
             attempts_left,
-        }];
+        });
         let outcome = match record.ledger.guesses.fail(now, p) {
             Penalty::Block => {
                 end(v, State::Locked, now);
@@ -706,6 +880,100 @@ impl Engine {
             write: Some(record),
             outcome: Ok(()),
             events,
+        }
+    }
+
+    /// Records what the provider reported about a send (see
+    /// [`delivery`](crate::delivery)). For [`Delivery::Failed`], when `send`
+    /// is the subject's latest send, not reported before, of a validation
+    /// not validated, the send's place in the validation's sends and in the
+    /// subject's send bucket is given back and its cooldown lifted:
+    /// `Ok(true)`. Any other report changes nothing: `Ok(false)`. Each
+    /// failure report yields an [`Event::DeliveryFailed`], each delivery an
+    /// [`Event::Delivered`].
+    ///
+    /// ```
+    /// use otpflow::*;
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// use time::macros::datetime;
+    ///
+    /// let engine = Engine::new(Policy::default(), KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?));
+    /// let subject = SubjectKey::new(Purpose::Login, PhoneNumber::parse("07401 101801", &PhonePolicy::default())?);
+    /// let now = datetime!(2026-11-22 12:00 UTC);
+    /// let mut rng = ChaCha20Rng::seed_from_u64(7);
+    ///
+    /// let step = engine.start(None, &subject, Channel::Sms, now, &mut rng);
+    /// let (record, sent) = (step.write.expect("written"), step.outcome?);
+    /// // The provider answers: undeliverable.
+    /// let step = engine.report_delivery(Some(&record), &subject, sent.send, Delivery::Failed, now);
+    /// assert!(step.outcome?);
+    /// let record = step.write.expect("written");
+    /// // No cooldown, and the send is counted no more: the user can ask again at once.
+    /// let again = engine.resend(Some(&record), &subject, None, now, &mut rng).outcome?;
+    /// assert_eq!(again.sends_left, 4);
+    /// // A second report of the same send gives nothing back.
+    /// let step = engine.report_delivery(Some(&record), &subject, sent.send, Delivery::Failed, now);
+    /// assert!(!step.outcome?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the subject has no validation.
+    pub fn report_delivery(
+        &self,
+        record: Option<&Record>,
+        subject: &SubjectKey,
+        send: SendId,
+        delivery: Delivery,
+        now: OffsetDateTime,
+    ) -> Step<bool> {
+        let now = normalize_now(now);
+        let Some(stored) = record.filter(|r| r.current.is_some()) else {
+            return Step::refuse(Error::NotFound);
+        };
+        if delivery == Delivery::Delivered {
+            return Step {
+                write: None,
+                outcome: Ok(false),
+                events: vec![Event::Delivered {
+                    subject: subject.clone(),
+                    send,
+                }],
+            };
+        }
+        let mut record = stored.bounded(now, &self.policy);
+        let last = record.ledger.last_send;
+        let latest = send.generation() == record.generation
+            && send.send() == last.seq
+            && last.seq > 0
+            && !last.failed;
+        let refunded = latest
+            && record
+                .current
+                .as_ref()
+                .is_some_and(|v| v.state != State::Validated);
+        let event = Event::DeliveryFailed {
+            subject: subject.clone(),
+            send,
+            refunded,
+        };
+        if !refunded {
+            return Step {
+                write: None,
+                outcome: Ok(false),
+                events: vec![event],
+            };
+        }
+        if let Some(v) = record.current.as_mut() {
+            v.sends = v.sends.saturating_sub(1);
+        }
+        record.ledger.sends.refund(&self.policy);
+        record.ledger.last_send.failed = true;
+        record.written_at = floor_s(now);
+        Step {
+            write: Some(record),
+            outcome: Ok(true),
+            events: vec![event],
         }
     }
 
@@ -931,6 +1199,41 @@ impl Engine {
         let _ = core::hint::black_box(self.check(stand_in, subject, input, now));
     }
 
+    /// The fixed code, when `subject` is a test number under the policy.
+    fn test_code(&self, subject: &SubjectKey) -> Option<Code> {
+        self.policy
+            .test_numbers()
+            .filter(|t| t.contains(subject.phone()))
+            .map(|t| Code::fixed(t.code()))
+    }
+
+    /// True when the validation's code can be computed: its key is in the
+    /// ring (or, for a test number, the number is still one).
+    fn can_derive(&self, v: &Validation, subject: &SubjectKey) -> bool {
+        match v.derivation {
+            DERIVATION_TEST => self.test_code(subject).is_some(),
+            d => Derivation::from_u8(d).is_some() && self.keys.get(v.key_id).is_some(),
+        }
+    }
+
+    /// The validation's code, if it can be computed (see `can_derive`).
+    fn code_of(&self, v: &Validation, subject: &SubjectKey, generation: u32) -> Option<Code> {
+        match v.derivation {
+            d if Derivation::from_u8(d).is_some() => self.keys.get(v.key_id).map(|key| {
+                code::derive_recorded(
+                    d,
+                    key,
+                    subject,
+                    &v.nonce,
+                    generation,
+                    self.policy.code_length(),
+                )
+            }),
+            DERIVATION_TEST => self.test_code(subject),
+            _ => None,
+        }
+    }
+
     fn sends_left(&self, v: &Validation, record: &Record, now: OffsetDateTime) -> u32 {
         let p = &self.policy;
         let subject = record.ledger.sends.left(now, p);
@@ -940,7 +1243,8 @@ impl Engine {
     /// The earliest a resend can be accepted: after the cooldown and when
     /// the subject's send budget allows.
     fn resend_at(&self, v: &Validation, record: &Record) -> OffsetDateTime {
-        let cooldown_end = later(v.last_sent_at, self.policy.resend_cooldown());
+        let cooldown_end =
+            cooldown_end(v, &record.ledger.last_send, &self.policy).unwrap_or(v.created_at);
         record
             .ledger
             .sends
@@ -952,6 +1256,16 @@ impl Engine {
         let ready = record.ledger.sends.ready_at(&self.policy).unwrap_or(now);
         until(now, ready)
     }
+}
+
+/// The derivation byte of a test number's validation: its code is the
+/// policy's fixed test code, no key derives it.
+pub(crate) const DERIVATION_TEST: u8 = 0xFE;
+
+/// The end of the cooldown the validation's latest send started; `None`
+/// when that send was reported failed (a failed send starts no cooldown).
+fn cooldown_end(v: &Validation, last: &LastSend, p: &Policy) -> Option<OffsetDateTime> {
+    (!last.failed).then(|| later(v.last_sent_at, p.resend_cooldown()))
 }
 
 fn end(v: &mut Validation, state: State, now: OffsetDateTime) {

@@ -6,6 +6,7 @@ use core::fmt;
 use rand_core::CryptoRng;
 
 use crate::clock::Clock;
+use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::Policy;
@@ -195,6 +196,27 @@ impl<S: Store, C: Clock> Verifier<S, C> {
     pub fn unlock(&self, subject: &SubjectKey) -> Result<(), Error> {
         let now = self.clock.now();
         self.run(subject, |record| self.engine.unlock(record, subject, now))
+    }
+
+    /// Records what the provider reported about a send
+    /// ([`Engine::report_delivery`]): a failed delivery of the subject's
+    /// latest send gives back its budgets and lifts its cooldown, once
+    /// (`Ok(true)`); any other report changes nothing (`Ok(false)`). Call it
+    /// only on the provider's word, never the user's.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Store`], [`Error::Contention`].
+    pub fn report_delivery(
+        &self,
+        subject: &SubjectKey,
+        send: SendId,
+        delivery: Delivery,
+    ) -> Result<bool, Error> {
+        let now = self.clock.now();
+        self.run(subject, |record| {
+            self.engine
+                .report_delivery(record, subject, send, delivery, now)
+        })
     }
 
     /// The validation's state, budgets and timers as of now. Writes nothing.

@@ -423,7 +423,7 @@ async fn run<T>(
 /// Where a subject's record lives in the store: `purpose:e164`. Purposes
 /// never hold `:`, so keys never collide.
 fn store_key(subject: &SubjectKey) -> String {
-    format!("{}:{}", subject.purpose().as_str(), subject.phone().e164())
+    subject.store_key()
 }
 
 /// The subject from a purpose label and a number.
@@ -520,12 +520,16 @@ fn event_js(event: &Event) -> JsValue {
             channel,
             generation,
             expires_at,
+            send,
+            suppressed,
         } => {
             set(&o, "type", "sent");
             subject_fields(subject, *generation);
             set(&o, "code", code.as_str());
             set(&o, "channel", channel.as_str());
             set(&o, "expiresAt", date(*expires_at));
+            set(&o, "send", send.to_string().as_str());
+            set(&o, "suppressed", *suppressed);
         }
         Event::Resent {
             subject,
@@ -534,6 +538,8 @@ fn event_js(event: &Event) -> JsValue {
             generation,
             expires_at,
             new_code,
+            send,
+            suppressed,
         } => {
             set(&o, "type", "resent");
             subject_fields(subject, *generation);
@@ -541,6 +547,8 @@ fn event_js(event: &Event) -> JsValue {
             set(&o, "channel", channel.as_str());
             set(&o, "expiresAt", date(*expires_at));
             set(&o, "newCode", *new_code);
+            set(&o, "send", send.to_string().as_str());
+            set(&o, "suppressed", *suppressed);
         }
         Event::CheckFailed {
             subject,

@@ -67,9 +67,9 @@ impl SubjectHasher {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
         mac.update(DOMAIN);
-        mac.update(subject.purpose().as_str().as_bytes());
-        mac.update(b":");
-        mac.update(subject.phone().e164().as_bytes());
+        // `purpose:e164`, or `tenant/purpose:e164`: tenants apart, and the
+        // same bytes as before for a subject without one.
+        mac.update(subject.store_key().as_bytes());
         mac.finalize().into_bytes().into()
     }
 }

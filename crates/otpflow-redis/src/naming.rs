@@ -35,7 +35,7 @@ impl Naming {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
         mac.update(DOMAIN);
-        mac.update(subject.to_string().as_bytes());
+        mac.update(subject.store_key().as_bytes());
         let digest = mac.finalize().into_bytes();
         let mut name = String::with_capacity(prefix.len() + 35);
         name.push_str(prefix);
