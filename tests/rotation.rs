@@ -25,6 +25,7 @@ fn subject(thread: usize, i: usize) -> SubjectKey {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads")]
 fn rotating_under_concurrent_load_loses_no_validation() {
     const WORKERS: usize = 3;
     const PER_WORKER: usize = 400;
@@ -114,6 +115,7 @@ fn rotating_under_concurrent_load_loses_no_validation() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads")]
 fn a_code_checks_with_its_key_after_a_rotation() {
     let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
     let verifier = Arc::new(Verifier::new(
