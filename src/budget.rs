@@ -195,9 +195,15 @@ impl SendRate {
     /// Gives back the latest send: the TAT goes back the one interval that
     /// send moved it on. Only for the send that spent last, so the bucket
     /// is never fuller than if that send had not happened.
-    pub(crate) fn refund(&mut self, policy: &Policy) {
+    /// A TAT that goes back to `now` or before means a full bucket, which is
+    /// what no TAT means: it is dropped, so no instant before `now` (nor
+    /// before the records' range) is ever stored.
+    pub(crate) fn refund(&mut self, now: OffsetDateTime, policy: &Policy) {
         let (_, interval) = send_rate(policy);
-        self.tat = self.tat.map(|tat| later(tat, -interval));
+        self.tat = self
+            .tat
+            .map(|tat| later(tat, -interval))
+            .filter(|&tat| tat > ceil_s(now));
     }
 
     /// Spends one send at `now` (which must conform).

@@ -383,9 +383,9 @@ impl Record {
             if v.ended_at.is_some_and(|e| e < v.created_at || e > w) {
                 return fail(C::EndTime);
             }
-            if v.state == State::Sent && w >= v.expires_at {
-                return fail(C::Expiry);
-            }
+            // A `Sent` validation written at or after its expiry is one a
+            // transition that does not settle expiry (unlock, a delivery
+            // report) stored; the engine reads it as expired (`bounded`).
             // A validation's sends reach 0 only when its one counted send
             // was reported failed and given back.
             let given_back = self.ledger.last_send.failed;
@@ -926,10 +926,6 @@ mod tests {
             C::Expiry
         );
         assert_eq!(edit(&|r| v(r).expires_at = v(r).created_at), C::Expiry);
-        assert_eq!(
-            edit(&|r| r.written_at = T + Duration::minutes(10)),
-            C::Expiry
-        );
         assert_eq!(edit(&|r| v(r).checks = 101), C::Counter);
         assert_eq!(edit(&|r| v(r).sends = 0), C::Counter);
         assert_eq!(edit(&|r| v(r).derivation = 0), C::Derivation);

@@ -967,7 +967,7 @@ impl Engine {
         if let Some(v) = record.current.as_mut() {
             v.sends = v.sends.saturating_sub(1);
         }
-        record.ledger.sends.refund(&self.policy);
+        record.ledger.sends.refund(now, &self.policy);
         record.ledger.last_send.failed = true;
         record.written_at = floor_s(now);
         Step {
