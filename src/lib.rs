@@ -6,6 +6,7 @@ pub mod async_verifier;
 pub mod budget;
 pub mod clock;
 pub mod code;
+pub mod context;
 pub mod delivery;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -31,6 +32,7 @@ pub use async_verifier::AsyncVerifier;
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
+pub use context::{Context, ContextBuilder};
 pub use delivery::{Delivery, SendId};
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
