@@ -162,8 +162,9 @@
 //! Turn it on only where app-store review or end-to-end tests need it, with
 //! numbers nobody owns (Ofcom's drama range,
 //! [`OFCOM_DRAMA_MOBILES`](crate::policy::OFCOM_DRAMA_MOBILES), exists for
-//! that; today the phone parser refuses those numbers, so name numbers you
-//! control until it admits them) and a code that is not guessable from the
+//! that; the phone parser admits those numbers only under a
+//! [`PhonePolicy::admit_drama_numbers`](crate::PhonePolicy::admit_drama_numbers),
+//! so keep that on only where test numbers are) and a code that is not guessable from the
 //! outside (never one digit repeated, which the policy refuses). A test
 //! number's send has [`Sent::suppressed`](crate::Sent::suppressed) set: do
 //! not hand it to your provider. Its checks, sends and lockouts count as for
