@@ -160,7 +160,8 @@ pub struct SubjectKey {
     tenant: Option<Tenant>,
     purpose: Purpose,
     phone: PhoneNumber,
-    context: Option<crate::context::Context>,
+    /// Boxed: most subjects have none, and a store keeps a key per record.
+    context: Option<Box<crate::context::Context>>,
 }
 
 impl SubjectKey {
@@ -225,12 +226,12 @@ impl SubjectKey {
     /// ```
     #[must_use]
     pub fn bound_to(mut self, context: crate::context::Context) -> Self {
-        self.context = Some(context);
+        self.context = Some(Box::new(context));
         self
     }
     /// The context the subject's codes are bound to, if any.
     pub fn context(&self) -> Option<&crate::context::Context> {
-        self.context.as_ref()
+        self.context.as_deref()
     }
     /// The same subject within `tenant` (an app or project of a service
     /// that hosts several): another subject, with its own record, budgets
