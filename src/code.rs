@@ -301,13 +301,40 @@ fn derive_digits(
     };
     // The purpose, or `tenant/purpose` for a subject with a tenant: the
     // tenant is bound in the field both layouts already length-prefix.
-    let scoped = subject.scoped_purpose();
-    let purpose = scoped.as_bytes();
+    // Without a tenant the purpose is borrowed as it is: no copy.
+    let scoped;
+    let purpose = match subject.tenant() {
+        None => subject.purpose().as_str().as_bytes(),
+        Some(_) => {
+            scoped = subject.scoped_purpose();
+            scoped.as_bytes()
+        }
+    };
     let phone = subject.phone().e164().as_bytes();
     let bcd = match derivation {
         Derivation::V1 => None,
         Derivation::V2 => packed_digits(phone),
     };
+    if let Some(packed) = &bcd
+        && V2_FIXED + purpose.len() <= ONE_BLOCK
+    {
+        let mut n = 0usize;
+        let mut block: u8 = 0;
+        while n < want {
+            let out = v2_one_block(states, nonce, generation, block, packed, purpose);
+            for word in out {
+                for b in word.to_be_bytes() {
+                    if n < want && b < REJECT_FROM {
+                        code.digits[n] = b'0' + b % 10;
+                        n += 1;
+                    }
+                }
+            }
+            block = block.wrapping_add(1);
+        }
+        code.len = length;
+        return code;
+    }
     let mut n = 0usize;
     let mut block: u8 = 0;
     while n < want {
@@ -354,6 +381,54 @@ fn derive_digits(
     }
     code.len = length;
     code
+}
+
+/// V2's fixed-width fields: tag, nonce, generation, block, BCD digits and
+/// the purpose's length byte.
+const V2_FIXED: usize = 3 + NONCE_LEN + 4 + 1 + 8 + 1;
+/// The longest message that fits one block with SHA-256's padding.
+const ONE_BLOCK: usize = 55;
+
+/// One V2 MAC for a message that fits one block: the message is laid out
+/// and padded in place, then two compressions from the key's midstates
+/// (the physical floor of HMAC-SHA256 here). The buffers are left to
+/// [`scrub_stack`], which the only caller's caller runs next: they live in
+/// this function's frame, inside the area it overwrites (checked by
+/// `tests/stack_residue.rs`), and zeroizing each with volatile writes
+/// first would cost as much as a compression.
+#[inline(never)]
+fn v2_one_block(
+    states: &MacStates,
+    nonce: &[u8; NONCE_LEN],
+    generation: u32,
+    block: u8,
+    bcd: &[u8; 8],
+    purpose: &[u8],
+) -> [u32; 8] {
+    let mut m = [0u8; 64];
+    let len = V2_FIXED + purpose.len();
+    m[..3].copy_from_slice(TAG_V2);
+    m[3..19].copy_from_slice(nonce);
+    m[19..23].copy_from_slice(&generation.to_be_bytes());
+    m[23] = block;
+    m[24..32].copy_from_slice(bcd);
+    m[32] = len_byte(purpose);
+    m[V2_FIXED..len].copy_from_slice(purpose);
+    m[len] = 0x80;
+    // The inner hash has the key block (64 bytes) before the message.
+    m[56..].copy_from_slice(&((64 + len as u64) * 8).to_be_bytes());
+    let mut inner = states.inner;
+    compress256(&mut inner, core::slice::from_ref(&m));
+    // The outer hash: 64 key bytes and the 32-byte inner hash.
+    let mut o = [0u8; 64];
+    for (chunk, word) in o.chunks_exact_mut(4).zip(inner) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    o[32] = 0x80;
+    o[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+    let mut outer = states.outer;
+    compress256(&mut outer, core::slice::from_ref(&o));
+    outer
 }
 
 /// The digits of a canonical E.164 number (`+` and 1 to 16 digits), one per

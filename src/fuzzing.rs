@@ -831,7 +831,8 @@ fn run_transitions(record: &Record) {
     for policy in policies {
         let engine = Engine::new(policy, KeyRing::new(key.clone()));
         for offset in [-86_400 * 400, -61, 0, 59, 601, 86_400 * 400] {
-            let now = record.written_at + Duration::seconds(offset);
+            // Saturating: a decoded record may be written up to the year 9999.
+            let now = crate::record::later(record.written_at, Duration::seconds(offset));
             let mut rng = CountingRng(3);
             let writes = [
                 engine
@@ -941,7 +942,6 @@ mod phone_and_record_tests {
     }
 
     #[test]
-    #[ignore = "the v2 seeds predate the delivery-report fields added to v2 (4 bytes): regenerate them"]
     fn the_committed_corpus_decodes_as_laid_out() {
         use crate::{Contradiction as C, RecordError as E};
         let decode = |bytes: &[u8]| Record::from_bytes(bytes).map(|r| r.to_bytes().len());
@@ -952,7 +952,7 @@ mod phone_and_record_tests {
             );
             std::fs::read(path).expect("a committed seed")
         };
-        assert_eq!(decode(&corpus("v2_live")), Ok(75));
+        assert_eq!(decode(&corpus("v2_live")), Ok(79));
         assert!(decode(&corpus("v2_locked")).is_ok());
         for v1 in ["v1_started", "v1_one_failure", "v1_locked", "v1_canceled"] {
             assert!(decode(&corpus(v1)).is_ok(), "{v1}");

@@ -42,7 +42,7 @@ pub use record::{Contradiction, Record, RecordError, State};
 // `MemoryStore` implements both store traits: with both in scope (a glob
 // import), name the one meant, as in `Store::load(&store, &key)`.
 pub use store::{AsyncStore, MemoryStore, RecordKey, Store, Swap, Transition, Update, Version};
-pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
+pub use subject::{Channel, Purpose, PurposeError, SubjectKey, Tenant};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;
 

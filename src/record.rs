@@ -260,7 +260,10 @@ impl Record {
         // A record written after `now` (a clock that was ahead, since set
         // back) keeps what its budgets owed at that write, counted from now.
         let ahead = until(floor_now, r.written_at);
-        let back = |t: OffsetDateTime| later(t, -ahead);
+        // Never before the codec's first instant: a record written near
+        // the year 9000 and read near 1970 would otherwise move its
+        // deadlines to before the epoch, which no record can hold.
+        let back = |t: OffsetDateTime| later(t, -ahead).max(OffsetDateTime::UNIX_EPOCH);
         if let Some(v) = r.current.as_mut() {
             v.created_at = v.created_at.min(floor_now);
             v.last_sent_at = v.last_sent_at.min(ceil_now);
@@ -1154,6 +1157,39 @@ mod tests {
         );
         // The TTL of what is stored follows the bounded values too.
         assert!(r.expires_at(&p) <= r.written_at + Duration::days(365) + Duration::SECOND);
+    }
+
+    /// Found by the `lifecycle` fuzz target: a record written near the
+    /// end of the engine's range, read at its start, had its deadlines
+    /// moved before 1970, which no record holds.
+    #[test]
+    fn bounded_never_moves_an_instant_before_the_epoch() {
+        let p = crate::Policy::default();
+        let late = datetime!(8999-06-01 0:00 UTC);
+        let mut r = live();
+        r.written_at = late;
+        if let Some(v) = r.current.as_mut() {
+            v.created_at = late;
+            v.last_sent_at = late;
+            v.expires_at = late + Duration::minutes(10);
+        }
+        // Deadlines long past at that write (a lock that ended in 2000).
+        let old = datetime!(2000-01-01 0:00 UTC);
+        r.ledger.guesses = Guesses {
+            failures: 5,
+            last_failure_at: Some(old),
+            locked_until: Some(old + Duration::hours(1)),
+        };
+        r.ledger.sends.tat = Some(old + Duration::minutes(10));
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::seconds(30);
+        let b = r.bounded(now, &p);
+        let g = &b.ledger.guesses;
+        assert!(g.last_failure_at >= Some(OffsetDateTime::UNIX_EPOCH));
+        assert!(g.locked_until >= Some(OffsetDateTime::UNIX_EPOCH));
+        assert!(b.ledger.sends.tat >= Some(OffsetDateTime::UNIX_EPOCH));
+        let mut written = b.clone();
+        written.written_at = floor_s(now);
+        assert_eq!(Record::from_bytes(&written.to_bytes()), Ok(written));
     }
 
     #[test]

@@ -226,10 +226,11 @@ impl SubjectKey {
             ],
             None => [self.purpose.as_str().as_bytes(), b"", b""],
         };
-        for b in parts.into_iter().flatten() {
-            if let Some(slot) = out.bytes.get_mut(out.len) {
-                *slot = *b;
-                out.len += 1;
+        for part in parts {
+            // Labels are at most `MAX_LABEL_LEN` bytes: every part fits.
+            if let Some(slot) = out.bytes.get_mut(out.len..out.len + part.len()) {
+                slot.copy_from_slice(part);
+                out.len += part.len();
             }
         }
         out

@@ -5,6 +5,10 @@
 //! `otpflow::validation`). After every step the outcome, the status,
 //! `attempts_left`, `sends_left` and every `retry_after` must agree.
 //!
+//! The model has delivery reports (a failed latest send gives back its
+//! budgets and lifts its cooldown, once) and tenants (the same number and
+//! purpose under two tenants are two independent subjects).
+//!
 //! `OTPFLOW_PROPTEST_CASES` sets the number of cases (default 4,000; use
 //! 100,000 for a long run). Failing seeds are saved under
 //! `proptest-regressions/` and committed.
@@ -13,9 +17,9 @@ use std::collections::{HashMap, HashSet};
 
 use otpflow::rand_core::SeedableRng;
 use otpflow::{
-    AsyncVerifier, Channel, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber,
-    PhonePolicy, Policy, Purpose, ResendMode, SecretKey, Sent, State, Status, SubjectKey,
-    Validated, Verifier,
+    AsyncVerifier, Channel, Delivery, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore,
+    PhoneNumber, PhonePolicy, Policy, Purpose, ResendMode, SecretKey, SendId, Sent, State, Status,
+    SubjectKey, Tenant, Validated, Verifier,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -106,8 +110,22 @@ fn knobs() -> impl Strategy<Value = Knobs> {
 }
 
 /// Subjects: 0 and 1 share a phone with different purposes, 2 is another
-/// phone.
-const SUBJECTS: usize = 3;
+/// phone, 3 and 4 are subject 0 (same phone, same purpose) under two
+/// tenants.
+const SUBJECTS: usize = 5;
+
+/// Which send a delivery report names.
+#[derive(Clone, Copy, Debug)]
+enum Report {
+    /// The subject's latest send, failed.
+    LatestFailed,
+    /// The send before the latest, failed.
+    EarlierFailed,
+    /// The latest send number under the previous validation's number, failed.
+    OtherValidationFailed,
+    /// The latest send, delivered.
+    LatestDelivered,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -121,6 +139,7 @@ enum Op {
     VerifyMalformed(usize, &'static str),
     Cancel(usize),
     Unlock(usize),
+    Report(usize, Report),
     Advance(i64),
     RotateKey,
     RemoveOldestKey,
@@ -143,6 +162,12 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(s, m)| Op::VerifyMalformed(s, m)),
         1 => s.clone().prop_map(Op::Cancel),
         1 => s.clone().prop_map(Op::Unlock),
+        2 => (s.clone(), prop_oneof![
+            4 => Just(Report::LatestFailed),
+            1 => Just(Report::EarlierFailed),
+            1 => Just(Report::OtherValidationFailed),
+            1 => Just(Report::LatestDelivered),
+        ]).prop_map(|(s, r)| Op::Report(s, r)),
         4 => prop_oneof![
             Just(1i64), Just(10), Just(29), Just(30), Just(31), Just(44), Just(45), Just(59),
             Just(60), Just(61), Just(119), Just(120), Just(299), Just(300), Just(600), Just(900),
@@ -191,6 +216,11 @@ impl Bucket {
         let (_, t) = Self::shape(k);
         self.tat = Some(self.tat.map_or(now, |tat| tat.max(now)) + t);
     }
+    /// Gives one send back: a TAT at or before `now` is a full bucket.
+    fn refund(&mut self, now: i64, k: &Knobs) {
+        let (_, t) = Self::shape(k);
+        self.tat = self.tat.map(|tat| tat - t).filter(|&tat| tat > now);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -214,13 +244,20 @@ struct Subject {
     last_failure: Option<i64>,
     sends: Bucket,
     locked_until: Option<i64>,
+    /// The subject's latest send number (every counted send, across its
+    /// validations), and whether that send was reported failed.
+    send_seq: u32,
+    last_failed: bool,
 }
 
 /// What the model expects of a call.
 #[derive(Debug, PartialEq, Eq)]
 enum Expect {
-    /// A send: generation, resent, new_code, sends_left, expires_at, channel.
-    Sent(u32, bool, bool, u32, i64, Channel),
+    /// A send: generation, resent, new_code, sends_left, expires_at,
+    /// channel, the send's number.
+    Sent(u32, bool, bool, u32, i64, Channel, u32),
+    /// A delivery report: whether it gave budgets back.
+    Reported(bool),
     Validated(u32),
     Canceled,
     Refused(Refusal),
@@ -328,7 +365,12 @@ impl Model {
     fn resend_at(&self, s: usize) -> i64 {
         let sub = &self.subjects[s];
         let v = sub.current.as_ref().expect("a validation");
-        let cooldown_end = v.last_sent_at + self.k.cooldown;
+        // A send reported failed starts no cooldown.
+        let cooldown_end = if sub.last_failed {
+            v.last_sent_at
+        } else {
+            v.last_sent_at + self.k.cooldown
+        };
         sub.sends
             .ready(&self.k)
             .map_or(cooldown_end, |r| r.max(cooldown_end))
@@ -364,7 +406,9 @@ impl Model {
             sends: 1,
         });
         sub.sends.spend(now, &k);
-        let generation = sub.generation;
+        sub.send_seq += 1;
+        sub.last_failed = false;
+        let (generation, seq) = (sub.generation, sub.send_seq);
         Expect::Sent(
             generation,
             false,
@@ -372,6 +416,7 @@ impl Model {
             self.sends_left(s, now),
             now + k.lifetime,
             channel,
+            seq,
         )
     }
 
@@ -400,7 +445,8 @@ impl Model {
         let sub = &self.subjects[s];
         let v = sub.current.as_ref().expect("live");
         let rate_ready = sub.sends.ready(&k).filter(|&r| now < r);
-        let cooldown_end = Some(v.last_sent_at + k.cooldown).filter(|&c| now < c);
+        let cooldown_end =
+            Some(v.last_sent_at + k.cooldown).filter(|&c| now < c && !sub.last_failed);
         let earliest = match (cooldown_end, rate_ready) {
             (Some(c), Some(r)) => Some(c.max(r)),
             (c, r) => c.or(r),
@@ -436,7 +482,9 @@ impl Model {
         v.last_sent_at = now;
         let (expires_at, channel) = (v.expires_at, v.channel);
         sub.sends.spend(now, &k);
-        let generation = sub.generation;
+        sub.send_seq += 1;
+        sub.last_failed = false;
+        let (generation, seq) = (sub.generation, sub.send_seq);
         Expect::Sent(
             generation,
             true,
@@ -444,6 +492,7 @@ impl Model {
             self.sends_left(s, now),
             expires_at,
             channel,
+            seq,
         )
     }
 
@@ -503,6 +552,40 @@ impl Model {
         }
     }
 
+    /// The send a report names: (validation number, send number).
+    fn reported_send(&self, s: usize, which: Report) -> (u32, u32) {
+        let sub = &self.subjects[s];
+        match which {
+            Report::LatestFailed | Report::LatestDelivered => (sub.generation, sub.send_seq),
+            Report::EarlierFailed => (sub.generation, sub.send_seq.saturating_sub(1)),
+            Report::OtherValidationFailed => (sub.generation.saturating_sub(1), sub.send_seq),
+        }
+    }
+
+    /// A delivery report: a failed latest send, not yet reported, of a
+    /// validation not validated gives back its place in the validation's
+    /// sends and the subject's bucket, and lifts its cooldown.
+    fn report(&mut self, s: usize, which: Report, now: i64) -> Expect {
+        let (generation, seq) = self.reported_send(s, which);
+        let k = self.k;
+        let sub = &mut self.subjects[s];
+        let Some(v) = sub.current.as_mut() else {
+            return Expect::Refused(Refusal::NotFound);
+        };
+        if let Report::LatestDelivered = which {
+            return Expect::Reported(false);
+        }
+        let latest =
+            generation == sub.generation && seq == sub.send_seq && seq > 0 && !sub.last_failed;
+        if !latest || v.state == State::Validated {
+            return Expect::Reported(false);
+        }
+        v.sends = v.sends.saturating_sub(1);
+        sub.sends.refund(now, &k);
+        sub.last_failed = true;
+        Expect::Reported(true)
+    }
+
     fn unlock(&mut self, s: usize) {
         let sub = &mut self.subjects[s];
         sub.failures = 0;
@@ -558,10 +641,13 @@ fn subject_keys() -> Vec<SubjectKey> {
     let policy = PhonePolicy::default();
     let a = PhoneNumber::parse("+447401101801", &policy).expect("a UK mobile");
     let b = PhoneNumber::parse("07911 123456", &policy).expect("a UK mobile");
+    let tenant = |name: &str| Tenant::new(name).expect("a valid tenant");
     vec![
         SubjectKey::new(Purpose::Login, a),
         SubjectKey::new(Purpose::Onboarding, a),
         SubjectKey::new(Purpose::Login, b),
+        SubjectKey::new(Purpose::Login, a).with_tenant(tenant("shop")),
+        SubjectKey::new(Purpose::Login, a).with_tenant(tenant("bank")),
     ]
 }
 
@@ -593,6 +679,7 @@ trait Driver {
     fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error>;
     fn cancel(&self, s: &SubjectKey) -> Result<(), Error>;
     fn unlock(&self, s: &SubjectKey) -> Result<(), Error>;
+    fn report(&self, s: &SubjectKey, send: SendId, d: Delivery) -> Result<bool, Error>;
     fn status(&self, s: &SubjectKey) -> Result<Status, Error>;
     fn engine_mut(&mut self) -> &mut Engine;
 }
@@ -623,6 +710,9 @@ impl Driver for SyncDriver {
     }
     fn unlock(&self, s: &SubjectKey) -> Result<(), Error> {
         Verifier::unlock(self, s)
+    }
+    fn report(&self, s: &SubjectKey, send: SendId, d: Delivery) -> Result<bool, Error> {
+        Verifier::report_delivery(self, s, send, d)
     }
     fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
         Verifier::status(self, s)
@@ -655,6 +745,9 @@ impl Driver for AsyncDriver {
     }
     fn unlock(&self, s: &SubjectKey) -> Result<(), Error> {
         futures_executor::block_on(self.0.unlock(s))
+    }
+    fn report(&self, s: &SubjectKey, send: SendId, d: Delivery) -> Result<bool, Error> {
+        futures_executor::block_on(self.0.report_delivery(s, send, d))
     }
     fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
         futures_executor::block_on(self.0.status(s))
@@ -788,6 +881,20 @@ fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
                     .expect("unlock never fails here");
                 model.unlock(*s);
             }
+            Op::Report(s, which) => {
+                let (generation, seq) = model.reported_send(*s, *which);
+                let delivery = match which {
+                    Report::LatestDelivered => Delivery::Delivered,
+                    _ => Delivery::Failed,
+                };
+                let got = verifier.report(&subjects[*s], SendId::new(generation, seq), delivery);
+                let expect = model.report(*s, *which, now);
+                let got_view = match &got {
+                    Ok(refunded) => Expect::Reported(*refunded),
+                    Err(e) => Expect::Refused(refusal(e)),
+                };
+                prop_assert_eq!(got_view, expect, "{}", at);
+            }
             Op::Cancel(s) => {
                 let got = verifier.cancel(&subjects[*s]);
                 let expect = model.cancel(*s, now);
@@ -816,6 +923,9 @@ fn latest_code(model: &Model, i: usize) -> String {
 
 fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Expect {
     match got {
+        Ok(sent) if sent.send.generation() != sent.generation => {
+            panic!("a send names another validation: {sent:?}")
+        }
         Ok(sent) => Expect::Sent(
             sent.generation,
             sent.resent,
@@ -823,6 +933,7 @@ fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Ex
             sent.sends_left,
             (sent.expires_at - t0).whole_seconds(),
             sent.channel,
+            sent.send.send(),
         ),
         Err(e) => Expect::Refused(refusal(e)),
     }
@@ -957,6 +1068,22 @@ fn a_scripted_run_reaches_lockout_and_back() {
         Op::VerifyRight(2),
         Op::Cancel(2),
         Op::Cancel(2),
+    ]);
+    // A failed send given back once, then a resend at once (no cooldown);
+    // the tenants' subjects stay apart from subject 0 and each other.
+    ops.extend([
+        Op::Start(3, Channel::Sms),
+        Op::Report(3, Report::LatestFailed),
+        Op::Report(3, Report::LatestFailed),
+        Op::Resend(3),
+        Op::Report(3, Report::EarlierFailed),
+        Op::Report(3, Report::LatestDelivered),
+        Op::VerifyOther(4, 3),
+        Op::Start(4, Channel::Sms),
+        Op::VerifyOther(4, 3),
+        Op::VerifyOther(0, 4),
+        Op::VerifyRight(3),
+        Op::Report(3, Report::LatestFailed),
     ]);
     run(k, &ops).expect("the scripted run agrees with the model");
 }
