@@ -4,6 +4,7 @@
 
 pub mod async_verifier;
 pub mod budget;
+pub mod budget_key;
 pub mod clock;
 pub mod code;
 pub mod context;
@@ -28,6 +29,7 @@ pub mod validation;
 pub mod verifier;
 
 pub use async_verifier::AsyncVerifier;
+pub use budget_key::Budgets;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock, MonotonicClock};
@@ -41,7 +43,7 @@ pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Contradiction, Record, RecordError, State};
 // `MemoryStore` implements both store traits: with both in scope (a glob
 // import), name the one meant, as in `Store::load(&store, &key)`.
-pub use store::{AsyncStore, MemoryStore, Store, Swap, Transition, Update, Version};
+pub use store::{AsyncStore, MemoryStore, RecordKey, Store, Swap, Transition, Update, Version};
 pub use subject::{Channel, Purpose, PurposeError, SubjectKey, Tenant};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;

@@ -13,7 +13,8 @@ use core::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::budget::{Guesses, LastSend, SendRate};
+use crate::budget::{Guesses, KeyBucket, LastSend, SendRate};
+use crate::budget_key::BudgetKind;
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::subject::Channel;
@@ -140,6 +141,9 @@ pub struct Record {
     pub(crate) ledger: Ledger,
     /// The instant of the write that stored this record (rounded down).
     pub(crate) written_at: OffsetDateTime,
+    /// For a budget key's record (and only there): its bucket. Such a
+    /// record has no validation and an empty ledger.
+    pub(crate) bucket: Option<KeyBucket>,
 }
 
 impl Record {
@@ -150,7 +154,26 @@ impl Record {
             current: None,
             ledger: Ledger::default(),
             written_at: OffsetDateTime::UNIX_EPOCH,
+            bucket: None,
         }
+    }
+
+    /// A budget key's record with a full bucket.
+    pub(crate) fn bucket(kind: BudgetKind) -> Self {
+        Self {
+            bucket: Some(KeyBucket {
+                kind,
+                tat: None,
+                last: 0,
+                refunded: false,
+            }),
+            ..Self::empty()
+        }
+    }
+
+    /// True for a budget key's record.
+    pub fn is_budget(&self) -> bool {
+        self.bucket.is_some()
     }
 
     /// The latest instant at which this record still matters. Past it, the
@@ -165,6 +188,15 @@ impl Record {
     /// plus the longest time the policy gives it, so a record written under
     /// a clock that had jumped ahead does not live for the jump.
     pub fn expires_at(&self, policy: &crate::Policy) -> OffsetDateTime {
+        if let Some(b) = &self.bucket {
+            // A full bucket is what no record means; the TAT is at most the
+            // rate's fill time past the write.
+            let Some(rate) = policy.budget_rate(b.kind) else {
+                return self.written_at;
+            };
+            let most = later(self.written_at, rate.fill() + Duration::SECOND);
+            return b.tat.map_or(self.written_at, |t| t.min(most));
+        }
         let g = &self.ledger.guesses;
         if g.blocked(policy) {
             return MAX_INSTANT;
@@ -250,6 +282,14 @@ impl Record {
         let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
         let s = &mut r.ledger.sends;
         s.tat = s.tat.map(|t| back(t).min(later(ceil_now, bucket)));
+        if let Some(b) = r.bucket.as_mut() {
+            // A bucket holds at most its rate's fill; a kind the policy no
+            // longer counts is full.
+            let fill = policy.budget_rate(b.kind).map(|rate| rate.fill());
+            b.tat = b
+                .tat
+                .and_then(|t| fill.map(|f| back(t).min(later(ceil_now, f))));
+        }
         r
     }
 
@@ -278,7 +318,30 @@ impl Record {
     /// | written at | 8 |
     ///
     /// Instants are Unix seconds (`i64`).
+    ///
+    /// A budget key's record is version 3 (27 bytes with a TAT):
+    ///
+    /// | field | bytes |
+    /// |---|---|
+    /// | version (3) | 1 |
+    /// | kind: address, range, country, global, label | 1 |
+    /// | flags: TAT, latest spend given back | 1 |
+    /// | TAT (if flagged) | 8 |
+    /// | the latest spend's tag (0: none) | 8 |
+    /// | written at | 8 |
     pub fn to_bytes(&self) -> Vec<u8> {
+        if let Some(b) = &self.bucket {
+            let mut out = Vec::with_capacity(34);
+            out.push(BUDGET_FORMAT_VERSION);
+            out.push(b.kind.to_byte());
+            out.push(u8::from(b.tat.is_some()) | (u8::from(b.refunded) << 1));
+            if let Some(t) = b.tat {
+                put_secs(&mut out, t);
+            }
+            out.extend_from_slice(&b.last.to_be_bytes());
+            put_secs(&mut out, self.written_at);
+            return out;
+        }
         let mut out = Vec::with_capacity(96);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.generation.to_be_bytes());
@@ -350,6 +413,7 @@ impl Record {
         let record = match r.u8()? {
             1 => r.v1()?,
             FORMAT_VERSION => r.v2()?,
+            BUDGET_FORMAT_VERSION => r.v3()?,
             _ => return Err(RecordError::Version),
         };
         if !r.bytes.is_empty() {
@@ -366,6 +430,13 @@ impl Record {
         let w = self.written_at;
         let soon = later(w, Duration::SECOND);
         let g = &self.ledger.guesses;
+        if let Some(b) = &self.bucket {
+            let widest = crate::budget::MAX_FILL + Duration::SECOND;
+            if b.tat.is_some_and(|t| t > later(soon, widest)) || (b.refunded && b.last == 0) {
+                return fail(C::BudgetBucket);
+            }
+            return Ok(());
+        }
         match (&self.current, self.generation) {
             (None, 0) | (Some(_), 1..) => {}
             (None, _) => return fail(C::GenerationWithoutValidation),
@@ -427,6 +498,8 @@ impl Record {
 }
 
 const FORMAT_VERSION: u8 = 2;
+/// A budget key's record (see [`Record::to_bytes`]).
+const BUDGET_FORMAT_VERSION: u8 = 3;
 use crate::policy::{MAX_BUDGET, MAX_SUBJECT_BUDGET};
 
 /// `t` rounded down to the second.
@@ -555,7 +628,28 @@ impl Reader<'_> {
                 last_send,
             },
             written_at: self.secs()?,
+            bucket: None,
         })
+    }
+
+    /// Version 3: a budget key's bucket.
+    fn v3(&mut self) -> Result<Record, RecordError> {
+        let kind = BudgetKind::from_byte(self.u8()?).ok_or(RecordError::Invalid("kind"))?;
+        let flags = self.u8()?;
+        if flags >> 2 != 0 {
+            return Err(RecordError::Invalid("flags"));
+        }
+        let tat = self.opt_secs(flags & 1 != 0)?;
+        let last = u64::from_be_bytes(self.array()?);
+        let mut record = Record::bucket(kind);
+        record.bucket = Some(KeyBucket {
+            kind,
+            tat,
+            last,
+            refunded: flags & 2 != 0,
+        });
+        record.written_at = self.secs()?;
+        Ok(record)
     }
 
     /// Version 1: instants as Unix nanoseconds (`i128`), fixed windows.
@@ -620,6 +714,7 @@ impl Reader<'_> {
                 last_send: LastSend::default(),
             },
             written_at,
+            bucket: None,
         })
     }
     fn nanos(&mut self) -> Result<OffsetDateTime, RecordError> {
@@ -687,6 +782,9 @@ pub enum Contradiction {
     Lockout,
     /// A send bucket further ahead than any policy fills it.
     SendBucket,
+    /// A budget key's bucket further ahead than any rate fills it, or a
+    /// give-back of no spend.
+    BudgetBucket,
 }
 
 impl fmt::Display for RecordError {
@@ -764,6 +862,7 @@ mod tests {
                 },
             },
             written_at: T + Duration::minutes(2),
+            bucket: None,
         }
     }
 
@@ -796,6 +895,61 @@ mod tests {
         assert_eq!(Record::from_bytes(&failed.to_bytes()), Ok(failed));
     }
 
+    fn budget(tat: Option<OffsetDateTime>) -> Record {
+        let mut r = Record::bucket(BudgetKind::Range);
+        r.bucket = Some(KeyBucket {
+            kind: BudgetKind::Range,
+            tat,
+            last: 0x0123_4567_89ab_cdef,
+            refunded: true,
+        });
+        r.written_at = T;
+        r
+    }
+
+    #[test]
+    fn budget_records_are_version_3_and_checked() {
+        let r = budget(Some(T + Duration::minutes(30)));
+        let bytes = r.to_bytes();
+        assert_eq!((bytes[0], bytes.len()), (3, 27));
+        assert_eq!(Record::from_bytes(&bytes), Ok(r.clone()));
+        let full = budget(None);
+        assert_eq!(Record::from_bytes(&full.to_bytes()), Ok(full));
+        for n in 0..bytes.len() {
+            assert!(Record::from_bytes(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        let mut bad = bytes.clone();
+        bad[1] = 9;
+        assert_eq!(Record::from_bytes(&bad), Err(RecordError::Invalid("kind")));
+        let mut bad = bytes;
+        bad[2] = 4;
+        assert_eq!(Record::from_bytes(&bad), Err(RecordError::Invalid("flags")));
+        assert_eq!(
+            refused(&budget(Some(datetime!(9000-01-01 0:00 UTC)))),
+            Contradiction::BudgetBucket
+        );
+        let mut never_spent = budget(None);
+        if let Some(b) = never_spent.bucket.as_mut() {
+            b.last = 0;
+        }
+        assert_eq!(refused(&never_spent), Contradiction::BudgetBucket);
+        // Its TTL: the TAT, at most the rate's fill past the write; a kind
+        // the policy does not count is over at once.
+        let p = crate::Policy::default();
+        assert_eq!(r.expires_at(&p), T + Duration::minutes(30));
+        let far = budget(Some(T + Duration::days(300)));
+        assert_eq!(
+            far.expires_at(&p),
+            T + Duration::minutes(60) + Duration::SECOND
+        );
+        let off = crate::Policy::builder()
+            .budget_rate(BudgetKind::Range, None)
+            .build()
+            .expect("a valid policy");
+        assert_eq!(far.expires_at(&off), T);
+        assert!(far.is_budget() && !sample().is_budget());
+    }
+
     #[test]
     fn every_truncation_and_extension_is_refused() {
         let bytes = sample().to_bytes();
@@ -806,7 +960,7 @@ mod tests {
         long.push(0);
         assert_eq!(Record::from_bytes(&long), Err(RecordError::TrailingBytes));
         let mut bad = bytes;
-        bad[0] = 3;
+        bad[0] = 4;
         assert_eq!(Record::from_bytes(&bad), Err(RecordError::Version));
     }
 

@@ -15,6 +15,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use otpflow::Budgets;
+use otpflow::budget::Rate;
+use otpflow::budget_key::BudgetKind;
 use otpflow::rand_core::SeedableRng;
 use otpflow::{
     AsyncVerifier, Channel, Delivery, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore,
@@ -64,6 +67,14 @@ impl Knobs {
             } else {
                 ResendMode::SameCode
             })
+            .budget_rate(
+                BudgetKind::Address,
+                Rate::new(ADDRESS_RATE.0, Duration::seconds(ADDRESS_RATE.1)).ok(),
+            )
+            .budget_rate(
+                BudgetKind::Range,
+                Rate::new(RANGE_RATE.0, Duration::seconds(RANGE_RATE.1)).ok(),
+            )
             .build()
             .expect("the knobs are in range")
     }
@@ -143,6 +154,22 @@ enum Op {
     Advance(i64),
     RotateKey,
     RemoveOldestKey,
+    /// `start_within` from client `.2` (0 or 1), naming its address and
+    /// the number's range.
+    StartWithin(usize, Channel, u8),
+}
+
+/// The budget keys' rates in the model's policy: (burst, interval in s).
+const ADDRESS_RATE: (u32, i64) = (2, 100);
+const RANGE_RATE: (u32, i64) = (3, 200);
+
+/// What client `c` names.
+fn client_budgets(c: u8) -> Budgets {
+    Budgets::new()
+        .address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            203, 0, 113, c,
+        )))
+        .range()
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -176,6 +203,7 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(Op::Advance),
         1 => Just(Op::RotateKey),
         1 => Just(Op::RemoveOldestKey),
+        3 => (s.clone(), Just(Channel::Sms), 0u8..2).prop_map(|(s, c, a)| Op::StartWithin(s, c, a)),
     ]
 }
 
@@ -278,6 +306,23 @@ enum Refusal {
     ResendTooSoon(i64),
     SendLimit(i64),
     ResendsSpent(i64),
+    /// A budget key: its kind and `retry_after`.
+    Budget(&'static str, i64),
+}
+
+/// A budget key's bucket (GCRA), from `otpflow::budget::Rate`'s docs.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyBucket {
+    tat: Option<i64>,
+}
+
+impl KeyBucket {
+    fn ready(&self, (burst, t): (u32, i64)) -> Option<i64> {
+        self.tat.map(|tat| tat - (i64::from(burst) - 1) * t)
+    }
+    fn spend(&mut self, now: i64, (_, t): (u32, i64)) {
+        self.tat = Some(self.tat.map_or(now, |tat| tat.max(now)) + t);
+    }
 }
 
 struct Model {
@@ -285,6 +330,9 @@ struct Model {
     subjects: Vec<Subject>,
     /// Keys in the ring: the current one last.
     keys: Vec<u32>,
+    /// Budget keys' buckets: ("address", client, tenant) and ("range",
+    /// number, tenant).
+    buckets: HashMap<(&'static str, usize, usize), KeyBucket>,
 }
 
 impl Model {
@@ -418,6 +466,54 @@ impl Model {
             channel,
             seq,
         )
+    }
+
+    /// `start_within`: the subject decides first (its refusals stand, and
+    /// spend nothing); a send then needs room in every named key, and is
+    /// refused by the one that allows a send last (the first such in
+    /// spending order: address, then range), with nothing written.
+    fn start_within(
+        &mut self,
+        s: usize,
+        channel: Channel,
+        client: u8,
+        now: i64,
+        code: Option<&str>,
+    ) -> Expect {
+        let before = self.subjects[s].clone();
+        let expect = self.start(s, channel, now, code);
+        if !matches!(expect, Expect::Sent(..)) {
+            return expect;
+        }
+        // Subjects 0, 1 share a number (one range), 2 has another; 3 and
+        // 4 are subject 0's number in two tenants, whose keys are theirs.
+        let tenant = s.saturating_sub(2);
+        let keys = [
+            (("address", usize::from(client), tenant), ADDRESS_RATE),
+            (("range", usize::from(s == 2), tenant), RANGE_RATE),
+        ];
+        let mut worst: Option<(&'static str, i64)> = None;
+        for (key, rate) in keys {
+            let ready = self
+                .buckets
+                .get(&key)
+                .copied()
+                .unwrap_or_default()
+                .ready(rate);
+            if let Some(r) = ready.filter(|&r| now < r)
+                && worst.is_none_or(|(_, w)| w < r - now)
+            {
+                worst = Some((key.0, r - now));
+            }
+        }
+        if let Some((kind, wait)) = worst {
+            self.subjects[s] = before;
+            return Expect::Refused(Refusal::Budget(kind, wait));
+        }
+        for (key, rate) in keys {
+            self.buckets.entry(key).or_default().spend(now, rate);
+        }
+        expect
     }
 
     fn resend(&mut self, s: usize, now: i64, code: Option<&str>) -> Expect {
@@ -631,6 +727,10 @@ fn refusal(e: &Error) -> Refusal {
         Error::ResendTooSoon { retry_after } => Refusal::ResendTooSoon(secs(*retry_after)),
         Error::SendLimit { retry_after } => Refusal::SendLimit(secs(*retry_after)),
         Error::ResendsSpent { start_after } => Refusal::ResendsSpent(secs(*start_after)),
+        Error::BudgetSpent {
+            budget,
+            retry_after,
+        } => Refusal::Budget(budget.as_str(), secs(*retry_after)),
         other => panic!("unexpected error {other:?}"),
     }
 }
@@ -670,6 +770,13 @@ fn wrong_code(code: &str, position: usize, delta: u8) -> String {
 trait Driver {
     fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self;
     fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error>;
+    fn start_within(
+        &self,
+        b: &Budgets,
+        s: &SubjectKey,
+        c: Channel,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error>;
     fn resend(
         &self,
         s: &SubjectKey,
@@ -693,6 +800,15 @@ impl Driver for SyncDriver {
     }
     fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
         Verifier::start(self, s, c, rng)
+    }
+    fn start_within(
+        &self,
+        b: &Budgets,
+        s: &SubjectKey,
+        c: Channel,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        Verifier::start_within(self, b, s, c, rng)
     }
     fn resend(
         &self,
@@ -728,6 +844,15 @@ impl Driver for AsyncDriver {
     }
     fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
         futures_executor::block_on(self.0.start(s, c, rng))
+    }
+    fn start_within(
+        &self,
+        b: &Budgets,
+        s: &SubjectKey,
+        c: Channel,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        futures_executor::block_on(self.0.start_within(b, s, c, rng))
     }
     fn resend(
         &self,
@@ -772,6 +897,7 @@ fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
         k,
         subjects: vec![Subject::default(); SUBJECTS],
         keys: vec![1],
+        buckets: HashMap::new(),
     };
     let mut now = 0i64;
     let mut next_key = 2u32;
@@ -821,6 +947,13 @@ fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
                         at
                     );
                 }
+            }
+            Op::StartWithin(s, channel, client) => {
+                let budgets = client_budgets(*client);
+                let got = verifier.start_within(&budgets, &subjects[*s], *channel, &mut rng);
+                let code = got.as_ref().ok().map(|sent| sent.code.as_str().to_owned());
+                let expect = model.start_within(*s, *channel, *client, now, code.as_deref());
+                prop_assert_eq!(sent_or_refusal(&got, T0), expect, "{}", at);
             }
             Op::Resend(s) => {
                 let got = verifier.resend(&subjects[*s], None, &mut rng);
@@ -1085,5 +1218,42 @@ fn a_scripted_run_reaches_lockout_and_back() {
         Op::VerifyRight(3),
         Op::Report(3, Report::LatestFailed),
     ]);
+    run(k, &ops).expect("the scripted run agrees with the model");
+}
+
+/// A fixed sequence through the budget keys: a client's address burst,
+/// its refusal and `retry_after`, a range shared by two purposes, and
+/// tenants kept apart.
+#[test]
+fn a_scripted_run_spends_and_refuses_budget_keys() {
+    let k = Knobs {
+        max_checks: 3,
+        max_sends: 2,
+        extra_subject_sends: 1,
+        cooldown: 30,
+        lifetime: 300,
+        failure_cap: 4,
+        failure_window: 3600,
+        lockout: 900,
+        send_window: 3600,
+        new_code: false,
+        growth: 2,
+        hard_cap: 9,
+    };
+    let ops = vec![
+        Op::StartWithin(0, Channel::Sms, 0),
+        Op::StartWithin(2, Channel::Sms, 0),
+        // The address burst (2) is spent: refused for 100 s.
+        Op::StartWithin(1, Channel::Sms, 0),
+        Op::StartWithin(1, Channel::Sms, 1),
+        // Subjects 0 and 1 share a range: its third place goes to client 1.
+        Op::Advance(31),
+        Op::StartWithin(0, Channel::Sms, 1),
+        // Tenants have their own keys.
+        Op::StartWithin(3, Channel::Sms, 0),
+        Op::StartWithin(4, Channel::Sms, 0),
+        Op::Advance(69),
+        Op::StartWithin(2, Channel::Sms, 0),
+    ];
     run(k, &ops).expect("the scripted run agrees with the model");
 }

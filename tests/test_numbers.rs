@@ -111,7 +111,9 @@ fn turning_test_numbers_off_ends_their_validations() {
     let mut w = world(with_drama());
     let s = login("07401 101850");
     w.start(&s).unwrap();
-    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &otpflow::RecordKey::from(&s))
+        .unwrap()
+        .unwrap();
     // The same record under a policy without test numbers: the fixed code
     // does not validate, and the validation ends as expired.
     let engine = Engine::new(Policy::default(), KeyRing::new(key(1)));
