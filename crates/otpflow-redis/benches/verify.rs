@@ -186,10 +186,11 @@ fn bench(c: &mut Criterion) {
         let mut rng = ChaCha20Rng::seed_from_u64(0);
         let s = support::subject(999_999);
         verifier.start(&s, Channel::Sms, &mut rng).await.unwrap();
-        let (record, _) = otpflow::AsyncStore::load(verifier.store(), &s)
-            .await
-            .unwrap()
-            .unwrap();
+        let (record, _) =
+            otpflow::AsyncStore::load(verifier.store(), &otpflow::RecordKey::from(&s))
+                .await
+                .unwrap()
+                .unwrap();
         let far_ms = i64::try_from(
             (std::time::SystemTime::now() + Duration::from_secs(3600))
                 .duration_since(std::time::UNIX_EPOCH)

@@ -128,7 +128,7 @@ mod value;
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpflow::{AsyncStore, Policy, Record, SubjectKey, Swap, Version};
+use otpflow::{AsyncStore, Policy, Record, RecordKey, SubjectKey, Swap, Version};
 use redis::ServerErrorKind;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
@@ -277,7 +277,14 @@ impl RedisOptions {
 
     /// The Redis key of `subject`'s record.
     pub fn key_name(&self, subject: &SubjectKey) -> String {
-        self.naming.key_name(&self.prefix, subject)
+        self.record_key_name(&RecordKey::from(subject))
+    }
+
+    /// The Redis key of any record: a subject's (as
+    /// [`key_name`](Self::key_name)) or a budget key's, hashed the same way
+    /// (an address or a number range never reaches the server).
+    pub fn record_key_name(&self, key: &RecordKey) -> String {
+        self.naming.key_name(&self.prefix, key)
     }
 }
 
@@ -334,14 +341,14 @@ impl Shared {
     /// (under a fresh random version) and its expiry.
     fn cas_args(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<CasArgs, RedisStoreError> {
         let expected = expected.map_or_else(Vec::new, |v| v.0.to_be_bytes().to_vec());
         let version = Version(getrandom::u64().map_err(|_| RedisStoreError::Random)?);
         Ok(CasArgs {
-            name: self.options.key_name(key),
+            name: self.options.record_key_name(key),
             expected,
             value: value::encode(version, new),
             expiry: value::expiry_millis(new.expires_at(&self.options.policy)),
@@ -493,8 +500,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
         &self.shared.options
     }
 
-    async fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
-        let name = self.shared.options.key_name(key);
+    async fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
+        let name = self.shared.options.record_key_name(key);
         let mut connection = self.connection.clone();
         let timeout = self.shared.options.timeout;
         let mut get = redis::cmd("GET");
@@ -508,7 +515,7 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
 
     async fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, RedisStoreError> {
@@ -541,14 +548,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> AsyncStore for RedisStor
 
     fn load(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
     ) -> impl Future<Output = Result<Option<(Record, Version)>, RedisStoreError>> + Send {
         RedisStore::load(self, key)
     }
 
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> impl Future<Output = Result<Swap, RedisStoreError>> + Send {

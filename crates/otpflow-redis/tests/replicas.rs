@@ -12,8 +12,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use otpflow::{
-    AsyncStore, AsyncVerifier, Channel, Error, KeyId, KeyRing, Policy, Record, SecretKey, State,
-    Store, SubjectKey, SystemClock,
+    AsyncStore, AsyncVerifier, Channel, Error, KeyId, KeyRing, Policy, Record, RecordKey,
+    SecretKey, State, Store, SubjectKey, SystemClock,
 };
 use otpflow_redis::{BlockingRedisStore, RedisOptions, RedisStore, RedisStoreError, WriteMode};
 use rand_chacha::ChaCha20Rng;
@@ -211,7 +211,7 @@ async fn a_hung_replica_fails_the_write_within_the_timeout_and_the_write_stands(
     // The write stands on the primary: the validation succeeded though the
     // caller was told "unavailable"; the same code again is refused as
     // already used (a false refusal, never a second success).
-    let (stored, _) = AsyncStore::load(verifier.store(), &s)
+    let (stored, _) = AsyncStore::load(verifier.store(), &RecordKey::from(&s))
         .await
         .unwrap()
         .unwrap();
@@ -230,7 +230,7 @@ async fn a_hung_replica_fails_the_write_within_the_timeout_and_the_write_stands(
         matches!(store_error(&err), RedisStoreError::NotReplicated { .. }),
         "{err:?}"
     );
-    let (stored, _) = AsyncStore::load(verifier.store(), &other)
+    let (stored, _) = AsyncStore::load(verifier.store(), &RecordKey::from(&other))
         .await
         .unwrap()
         .unwrap();
@@ -240,7 +240,7 @@ async fn a_hung_replica_fails_the_write_within_the_timeout_and_the_write_stands(
         Err(Error::ResendTooSoon { .. })
     ));
     // The blocking store refuses alike; its write stands too.
-    let (b, key) = (blocking.clone(), s.clone());
+    let (b, key) = (blocking.clone(), RecordKey::from(&s));
     let (elapsed, result) = tokio::task::spawn_blocking(move || {
         let (record, version) = Store::load(&b, &key).unwrap().unwrap();
         let started = Instant::now();
@@ -266,17 +266,19 @@ async fn a_hung_replica_fails_the_write_within_the_timeout_and_the_write_stands(
     // ...but WAIT holds the connection it runs on: a read sent on the same
     // (multiplexed) connection behind a write that waits for the hung
     // replica waits with it.
-    let (record, version) = AsyncStore::load(verifier.store(), &s)
+    let (record, version) = AsyncStore::load(verifier.store(), &RecordKey::from(&s))
         .await
         .unwrap()
         .unwrap();
-    let (store, key) = (verifier.store().clone(), s.clone());
+    let (store, key) = (verifier.store().clone(), RecordKey::from(&s));
     let write = tokio::spawn(async move {
         AsyncStore::compare_and_swap(&store, &key, Some(version), &record).await
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
-    AsyncStore::load(verifier.store(), &s).await.unwrap();
+    AsyncStore::load(verifier.store(), &RecordKey::from(&s))
+        .await
+        .unwrap();
     let read = started.elapsed();
     assert!(
         matches!(
