@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use otpflow::{AsyncVerifier, Channel, KeyId, KeyRing, Policy, SecretKey, SystemClock};
+use otpflow::{
+    AsyncStore, AsyncVerifier, Channel, KeyId, KeyRing, Policy, RecordKey, SecretKey, SystemClock,
+};
 use otpflow_redis::{CAS_SCRIPT, RedisStore};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -117,6 +119,36 @@ impl Fixture {
         .await
     }
 
+    /// The store alone, no engine: `ops` loads and compare-and-swaps
+    /// (writing the loaded record back) of records started untimed.
+    async fn store_only(&self, tasks: u64, ops: u64) -> Duration {
+        let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (v, sink) = (Arc::clone(&self.verifier), Arc::clone(&started));
+        concurrently(numbers(ops), tasks, move |n| {
+            let (v, sink) = (Arc::clone(&v), Arc::clone(&sink));
+            async move {
+                let mut rng = ChaCha20Rng::seed_from_u64(u64::from(n));
+                let s = support::subject(n);
+                v.start(&s, Channel::Sms, &mut rng).await.unwrap();
+                sink.lock().unwrap().push(RecordKey::from(&s));
+            }
+        })
+        .await;
+        let items = std::mem::take(&mut *started.lock().unwrap());
+        let v = Arc::clone(&self.verifier);
+        concurrently(items, tasks, move |key| {
+            let v = Arc::clone(&v);
+            async move {
+                let (record, version) = AsyncStore::load(v.store(), &key).await.unwrap().unwrap();
+                let swap = AsyncStore::compare_and_swap(v.store(), &key, Some(version), &record)
+                    .await
+                    .unwrap();
+                assert!(matches!(swap, otpflow::Swap::Done(_)));
+            }
+        })
+        .await
+    }
+
     /// `ops` times a `GET` and the script's `EVALSHA` writing a value of a
     /// record's size over `tasks` tasks, on keys set untimed.
     async fn baseline(&self, tasks: u64, ops: u64) -> Duration {
@@ -186,11 +218,10 @@ fn bench(c: &mut Criterion) {
         let mut rng = ChaCha20Rng::seed_from_u64(0);
         let s = support::subject(999_999);
         verifier.start(&s, Channel::Sms, &mut rng).await.unwrap();
-        let (record, _) =
-            otpflow::AsyncStore::load(verifier.store(), &otpflow::RecordKey::from(&s))
-                .await
-                .unwrap()
-                .unwrap();
+        let (record, _) = AsyncStore::load(verifier.store(), &RecordKey::from(&s))
+            .await
+            .unwrap()
+            .unwrap();
         let far_ms = i64::try_from(
             (std::time::SystemTime::now() + Duration::from_secs(3600))
                 .duration_since(std::time::UNIX_EPOCH)
@@ -235,29 +266,38 @@ fn bench(c: &mut Criterion) {
     runtime.block_on(async {
         for tasks in CONCURRENCY {
             let ops = 400 * tasks.clamp(1, 8);
-            let (mut baseline, mut otpflow, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut baseline, mut otpflow, mut store) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ratios, mut store_ratios) = (Vec::new(), Vec::new());
             for round in 0..PAIRED_ROUNDS {
-                let mut pair = [Duration::ZERO; 2];
-                for is_baseline in [round % 2 == 0, round % 2 != 0] {
-                    pair[usize::from(!is_baseline)] = if is_baseline {
-                        fixture.baseline(tasks, ops).await
-                    } else {
-                        fixture.otpflow(tasks, ops).await
+                // 0: baseline, 1: otpflow, 2: the store alone; the order
+                // rotates every round.
+                let mut times = [Duration::ZERO; 3];
+                for k in 0..3 {
+                    let arm = (round + k) % 3;
+                    times[arm] = match arm {
+                        0 => fixture.baseline(tasks, ops).await,
+                        1 => fixture.otpflow(tasks, ops).await,
+                        _ => fixture.store_only(tasks, ops).await,
                     };
                 }
                 let per_second = |d: Duration| ops as f64 / d.as_secs_f64();
-                baseline.push(per_second(pair[0]));
-                otpflow.push(per_second(pair[1]));
-                ratios.push(pair[0].as_secs_f64() / pair[1].as_secs_f64());
+                baseline.push(per_second(times[0]));
+                otpflow.push(per_second(times[1]));
+                store.push(per_second(times[2]));
+                ratios.push(times[0].as_secs_f64() / times[1].as_secs_f64());
+                store_ratios.push(times[0].as_secs_f64() / times[2].as_secs_f64());
             }
             println!(
-                "paired, {tasks} tasks: baseline {:.0} op/s, otpflow {:.0} op/s (medians); \
-                 otpflow/baseline median {:.3}, range {:.3}-{:.3}, {PAIRED_ROUNDS} rounds of {ops}",
+                "paired, {tasks} tasks: baseline {:.0} op/s, otpflow {:.0} op/s, store alone {:.0} op/s \
+                 (medians); otpflow/baseline median {:.3}, range {:.3}-{:.3}; \
+                 store alone/baseline median {:.3}; {PAIRED_ROUNDS} rounds of {ops}",
                 median(&mut baseline),
                 median(&mut otpflow),
+                median(&mut store),
                 median(&mut ratios),
                 ratios.iter().copied().fold(f64::INFINITY, f64::min),
                 ratios.iter().copied().fold(0.0, f64::max),
+                median(&mut store_ratios),
             );
         }
     });

@@ -355,12 +355,8 @@ impl Shared {
         })
     }
 
-    /// The compare-and-swap as one pipeline, one round trip: the script,
-    /// then with [`WriteMode::WaitForReplicas`] a `WAIT` on the same
-    /// connection (a Cluster sends the pipeline to the key's primary; a
-    /// `WAIT` on its own would go to every primary). Errors of either
-    /// command come back in the reply, not as the call's error.
-    fn cas_request(&self, by: ScriptBy, args: &CasArgs) -> redis::Pipeline {
+    /// The script's call, by digest or with its body.
+    fn script_command(&self, by: ScriptBy, args: &CasArgs) -> redis::Cmd {
         let mut script = match by {
             ScriptBy::Digest => redis::cmd("EVALSHA"),
             ScriptBy::Body => redis::cmd("EVAL"),
@@ -375,8 +371,17 @@ impl Shared {
             .arg(&args.expected)
             .arg(&args.value)
             .arg(args.expiry);
+        script
+    }
+
+    /// The compare-and-swap as one pipeline, one round trip: the script,
+    /// then with [`WriteMode::WaitForReplicas`] a `WAIT` on the same
+    /// connection (a Cluster sends the pipeline to the key's primary; a
+    /// `WAIT` on its own would go to every primary). Errors of either
+    /// command come back in the reply, not as the call's error.
+    fn cas_request(&self, by: ScriptBy, args: &CasArgs) -> redis::Pipeline {
         let mut pipe = redis::pipe();
-        pipe.add_command(script);
+        pipe.add_command(self.script_command(by, args));
         if let WriteMode::WaitForReplicas { replicas, timeout } = self.options.write_mode {
             let millis = u64::try_from(timeout.as_millis())
                 .unwrap_or(u64::MAX)
@@ -526,10 +531,22 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
         let write = async {
             let mut by = ScriptBy::Digest;
             loop {
-                let replies = shared
-                    .cas_request(by, &args)
-                    .query_async(&mut connection)
-                    .await?;
+                let replies = if shared.options.write_mode == WriteMode::Plain {
+                    // One command, no pipeline to build; its error, a
+                    // server's (NOSCRIPT) or the connection's, is read
+                    // below like a pipeline's.
+                    vec![
+                        shared
+                            .script_command(by, &args)
+                            .query_async::<i64>(&mut connection)
+                            .await,
+                    ]
+                } else {
+                    shared
+                        .cas_request(by, &args)
+                        .query_async(&mut connection)
+                        .await?
+                };
                 match shared.cas_reply(replies, &args)? {
                     CasReply::Swap(swap) => return Ok(swap),
                     CasReply::NoScript if by == ScriptBy::Digest => by = ScriptBy::Body,
