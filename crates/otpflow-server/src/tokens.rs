@@ -76,14 +76,15 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-fn random_hex(bytes: usize) -> String {
-    use otpflow::rand_core::Rng as _;
-    let mut buf = vec![0u8; bytes];
-    otpflow::rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Tokens {
+    /// `bytes` random bytes from the operating system, as lowercase hex.
+    pub fn random_hex(bytes: usize) -> String {
+        use otpflow::rand_core::Rng as _;
+        let mut buf = vec![0u8; bytes];
+        otpflow::rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut buf);
+        buf.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Signs with `token_key`, checks KGen tokens with `kgen_key`.
     pub fn new(token_key: &[u8], kgen_key: &[u8]) -> Self {
         // The id key is derived from the token key, under its own label.
@@ -119,7 +120,7 @@ impl Tokens {
             iat: now.unix_timestamp(),
             exp: (now + lifetime).unix_timestamp(),
             phone: phone.into(),
-            jti: random_hex(16),
+            jti: Self::random_hex(16),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| BadToken)
@@ -227,7 +228,7 @@ impl Tokens {
 
     /// A short random request id (Verifik's `id`).
     pub fn request_id() -> String {
-        random_hex(3).to_uppercase()
+        Self::random_hex(3).to_uppercase()
     }
 }
 
