@@ -2,7 +2,7 @@
 //! the service runs on. Each call is `async` so a store reached over the
 //! network plugs in as one more variant without touching the routes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use otpflow::{
@@ -30,13 +30,17 @@ pub enum Backend {
 }
 
 /// Time spent inside otpflow's calls, for the load run's CPU share: wall
-/// time around every call, and (test builds only) the calling thread's CPU
-/// time around the calls that do not wait for a store over the network.
+/// time around every call, and (test builds only, when switched on with
+/// [`CallStats::set_cpu_timing`]) the calling thread's CPU time around the
+/// calls that do not wait for a store over the network. The CPU clock is a
+/// system call on each side of each call, so it is off unless a
+/// measurement asks for it.
 #[derive(Debug, Default)]
 pub struct CallStats {
     nanos: AtomicU64,
     cpu_nanos: AtomicU64,
     calls: AtomicU64,
+    cpu_timing: AtomicBool,
 }
 
 /// When a call began: the wall clock, and the thread's CPU clock in test
@@ -64,7 +68,11 @@ impl CallStats {
         let _ = on_thread;
         Started {
             #[cfg(feature = "test-hooks")]
-            cpu: if on_thread { thread_cpu_nanos() } else { None },
+            cpu: if on_thread && self.cpu_timing.load(Ordering::Relaxed) {
+                thread_cpu_nanos()
+            } else {
+                None
+            },
             wall: Instant::now(),
         }
     }
@@ -86,6 +94,11 @@ impl CallStats {
             self.nanos.load(Ordering::Relaxed),
             self.calls.load(Ordering::Relaxed),
         )
+    }
+
+    /// Switches the thread CPU timing on or off (test builds only).
+    pub fn set_cpu_timing(&self, on: bool) {
+        self.cpu_timing.store(on, Ordering::Relaxed);
     }
 
     /// Thread CPU nanoseconds inside otpflow's calls on the memory store

@@ -28,6 +28,8 @@ use redis::aio::ConnectionManager;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::tokens::hex;
+
 /// What a [`Facts`] call returns.
 pub type FactFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send + 'a>>;
 
@@ -185,10 +187,6 @@ impl Namer {
         mac.update(key.as_bytes());
         mac.finalize().into_bytes().into()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Facts in Redis, beside the records: one string key per fact,

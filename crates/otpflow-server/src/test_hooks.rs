@@ -1,6 +1,6 @@
 //! Test builds only (feature `test-hooks`): an admin route that moves the
 //! service clock, a constant-200 route for load comparisons, and the time
-//! spent inside otpflow. A production build has none of this.
+//! spent inside otpflow (with a switch for its thread CPU timing). A production build has none of this.
 //!
 //! The admin routes need `X-Admin-Token` equal to `OTPFLOW_ADMIN_TOKEN`
 //! (from the environment); without that variable they answer 404.
@@ -61,6 +61,22 @@ async fn stats(State(state): State<Shared>, headers: HeaderMap) -> Response {
     )
 }
 
+/// `POST /_test/cpu-timing` `{"on": bool}`: switches the thread CPU timing
+/// of otpflow's calls (two system calls per call) on or off.
+async fn cpu_timing(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if !admin(&state, &headers) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(on) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("on").and_then(serde_json::Value::as_bool))
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    state.otp.stats().set_cpu_timing(on);
+    app::json(StatusCode::OK, &json!({ "cpu_timing": on }))
+}
+
 /// `POST /_test/constant`: reads the body and answers 200 `{}`, the floor
 /// the load run compares verify with.
 async fn constant(_bytes: Bytes) -> Response {
@@ -73,4 +89,5 @@ pub fn routes(router: Router<Shared>) -> Router<Shared> {
         .route("/_test/clock", post(clock))
         .route("/_test/stats", get(stats))
         .route("/_test/constant", post(constant))
+        .route("/_test/cpu-timing", post(cpu_timing))
 }

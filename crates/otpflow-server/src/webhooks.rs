@@ -33,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-use crate::tokens::Tokens;
+use crate::tokens::{Tokens, hex};
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-otpflow-signature";
@@ -98,10 +98,6 @@ fn mac(secret: &[u8], t: i64, body: &[u8]) -> [u8; 32] {
     mac.update(b".");
     mac.update(body);
     mac.finalize().into_bytes().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The Verifik `type` of a subject, or `None` for the other seeds.
