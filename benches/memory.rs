@@ -48,7 +48,7 @@ fn main() {
 
     let (record, _) = verifier
         .store()
-        .load(&subjects[0])
+        .load(&otpflow::RecordKey::from(&subjects[0]))
         .expect("the store answers")
         .expect("a record");
     println!("validations:                 {n}");

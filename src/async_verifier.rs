@@ -5,13 +5,14 @@ use core::fmt;
 
 use rand_core::CryptoRng;
 
+use crate::budget_key::{BudgetKey, Budgets, SpendTag};
 use crate::clock::Clock;
 use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::Policy;
 use crate::record::Record;
-use crate::store::{AsyncStore, Swap, Version};
+use crate::store::{AsyncStore, RecordKey, Swap, Version};
 use crate::subject::{Channel, SubjectKey};
 use crate::validation::{Engine, Event, Sent, Status, Step, Validated};
 use crate::verifier::DEFAULT_MAX_RETRIES;
@@ -227,31 +228,252 @@ impl<S: AsyncStore, C: Clock> AsyncVerifier<S, C> {
         .await
     }
 
+    /// [`start`](Self::start), spending also from the budget keys
+    /// `budgets` names, as
+    /// [`Verifier::start_within`](crate::Verifier::start_within).
+    ///
+    /// # Errors
+    /// [`start`](Self::start)'s, [`Error::Denied`], and
+    /// [`Error::BudgetSpent`] (with an [`Event::BudgetRefused`]).
+    pub async fn start_within<R: CryptoRng + ?Sized>(
+        &self,
+        budgets: &Budgets,
+        subject: &SubjectKey,
+        channel: Channel,
+        rng: &mut R,
+    ) -> Result<Sent, Error> {
+        let now = self.clock.now();
+        self.send(subject, budgets, now, |record| {
+            self.engine.start(record, subject, channel, now, rng)
+        })
+        .await
+    }
+
+    /// [`resend`](Self::resend), spending also from the budget keys
+    /// `budgets` names, as
+    /// [`Verifier::resend_within`](crate::Verifier::resend_within).
+    ///
+    /// # Errors
+    /// [`resend`](Self::resend)'s, [`Error::Denied`], and
+    /// [`Error::BudgetSpent`].
+    pub async fn resend_within<R: CryptoRng + ?Sized>(
+        &self,
+        budgets: &Budgets,
+        subject: &SubjectKey,
+        channel: Option<Channel>,
+        rng: &mut R,
+    ) -> Result<Sent, Error> {
+        let now = self.clock.now();
+        self.send(subject, budgets, now, |record| {
+            self.engine.resend(record, subject, channel, now, rng)
+        })
+        .await
+    }
+
+    /// [`report_delivery`](Self::report_delivery) that also gives back the
+    /// budget keys' places, as
+    /// [`Verifier::report_delivery_within`](crate::Verifier::report_delivery_within).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Store`], [`Error::Contention`].
+    pub async fn report_delivery_within(
+        &self,
+        budgets: &Budgets,
+        subject: &SubjectKey,
+        send: SendId,
+        delivery: Delivery,
+    ) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let key = RecordKey::from(subject);
+        for _ in 0..=self.max_retries {
+            let loaded = self.store.load(&key).await.map_err(Error::store)?;
+            let record = loaded.as_ref().map(|(r, _)| r);
+            let step = self
+                .engine
+                .report_delivery(record, subject, send, delivery, now);
+            let tag = step.write.as_ref().and_then(|r| self.engine.spend_tag(r));
+            if let Some(new) = &step.write {
+                let expected = loaded.as_ref().map(|(_, v)| *v);
+                match self
+                    .store
+                    .compare_and_swap(&key, expected, new)
+                    .await
+                    .map_err(Error::store)?
+                {
+                    Swap::Done(_) => {}
+                    Swap::Conflict => continue,
+                }
+            }
+            if let (Ok(true), Some(tag)) = (&step.outcome, tag) {
+                let keys = self.engine.budget_keys(subject, budgets);
+                self.refund_all(&keys, tag, now).await;
+            }
+            self.emit(&step.events);
+            return step.outcome;
+        }
+        Err(Error::Contention)
+    }
+
     /// The validation's state, budgets and timers as of now. Writes nothing.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Store`].
     pub async fn status(&self, subject: &SubjectKey) -> Result<Status, Error> {
         let now = self.clock.now();
-        let loaded = self.store.load(subject).await.map_err(Error::store)?;
+        let loaded = self
+            .store
+            .load(&RecordKey::from(subject))
+            .await
+            .map_err(Error::store)?;
         self.engine
             .status(loaded.as_ref().map(|(record, _)| record), now)
+    }
+
+    fn emit(&self, events: &[Event]) {
+        if let Some(listener) = &self.listener {
+            events.iter().for_each(listener);
+        }
+    }
+
+    /// [`Verifier`](crate::Verifier)'s send over budget keys, awaited.
+    async fn send(
+        &self,
+        subject: &SubjectKey,
+        budgets: &Budgets,
+        now: time::OffsetDateTime,
+        mut transition: impl FnMut(Option<&Record>) -> Step<Sent>,
+    ) -> Result<Sent, Error> {
+        let keys = self.engine.budget_keys(subject, budgets);
+        if keys.is_empty() {
+            return self.run(subject, transition).await;
+        }
+        let key = RecordKey::from(subject);
+        for _ in 0..=self.max_retries {
+            let loaded = self.store.load(&key).await.map_err(Error::store)?;
+            let step = transition(loaded.as_ref().map(|(r, _)| r));
+            let expected = loaded.as_ref().map(|(_, v)| *v);
+            let tag = step.write.as_ref().and_then(|r| self.engine.spend_tag(r));
+            let (Ok(_), Some(new), Some(tag)) = (&step.outcome, &step.write, tag) else {
+                if let Some(new) = &step.write {
+                    let swap = self.store.compare_and_swap(&key, expected, new).await;
+                    if swap.map_err(Error::store)? == Swap::Conflict {
+                        continue;
+                    }
+                }
+                self.emit(&step.events);
+                return step.outcome;
+            };
+            if let Err(e) = self.check_all(&keys, now).await {
+                self.refused(subject, &e);
+                return Err(e);
+            }
+            let mut spent = Vec::with_capacity(keys.len());
+            for budget in &keys {
+                match self.spend(budget, tag, now).await {
+                    Ok(()) => spent.push(budget.clone()),
+                    Err(e) => {
+                        self.refund_all(&spent, tag, now).await;
+                        self.refused(subject, &e);
+                        return Err(e);
+                    }
+                }
+            }
+            match self.store.compare_and_swap(&key, expected, new).await {
+                Ok(Swap::Done(_)) => {
+                    self.emit(&step.events);
+                    return step.outcome;
+                }
+                Ok(Swap::Conflict) => self.refund_all(&spent, tag, now).await,
+                Err(e) => {
+                    self.refund_all(&spent, tag, now).await;
+                    return Err(Error::store(e));
+                }
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    async fn check_all(&self, keys: &[BudgetKey], now: time::OffsetDateTime) -> Result<(), Error> {
+        let mut worst: Option<Error> = None;
+        for budget in keys {
+            let loaded = self
+                .store
+                .load(&RecordKey::from(budget.clone()))
+                .await
+                .map_err(Error::store)?;
+            let record = loaded.as_ref().map(|(r, _)| r);
+            if let Err(e) = self.engine.check_budget(record, budget, now)
+                && worst
+                    .as_ref()
+                    .is_none_or(|w| w.retry_after() < e.retry_after())
+            {
+                worst = Some(e);
+            }
+        }
+        worst.map_or(Ok(()), Err)
+    }
+
+    async fn spend(
+        &self,
+        budget: &BudgetKey,
+        tag: SpendTag,
+        now: time::OffsetDateTime,
+    ) -> Result<(), Error> {
+        let key = RecordKey::from(budget.clone());
+        self.update(&key, |record| {
+            self.engine.spend_budget(record, budget, tag, now)
+        })
+        .await
+    }
+
+    async fn refund_all(&self, keys: &[BudgetKey], tag: SpendTag, now: time::OffsetDateTime) {
+        for budget in keys {
+            let key = RecordKey::from(budget.clone());
+            let _ = self
+                .update(&key, |record| {
+                    self.engine.refund_budget(record, budget, tag, now)
+                })
+                .await;
+        }
+    }
+
+    fn refused(&self, subject: &SubjectKey, e: &Error) {
+        if let Error::BudgetSpent {
+            budget,
+            retry_after,
+        } = e
+        {
+            self.emit(&[Event::BudgetRefused {
+                subject: subject.clone(),
+                budget: *budget,
+                retry_after: *retry_after,
+            }]);
+        }
     }
 
     /// The compare-and-swap loop: `transition` is pure and safe to re-run.
     async fn run<T>(
         &self,
         subject: &SubjectKey,
+        transition: impl FnMut(Option<&Record>) -> Step<T>,
+    ) -> Result<T, Error> {
+        self.update(&RecordKey::from(subject), transition).await
+    }
+
+    /// [`run`](Self::run) for any record.
+    async fn update<T>(
+        &self,
+        key: &RecordKey,
         mut transition: impl FnMut(Option<&Record>) -> Step<T>,
     ) -> Result<T, Error> {
         for _ in 0..=self.max_retries {
-            let loaded = self.store.load(subject).await.map_err(Error::store)?;
+            let loaded = self.store.load(key).await.map_err(Error::store)?;
             let step = transition(loaded.as_ref().map(|(record, _)| record));
             if let Some(new) = &step.write {
                 let expected: Option<Version> = loaded.as_ref().map(|(_, v)| *v);
                 match self
                     .store
-                    .compare_and_swap(subject, expected, new)
+                    .compare_and_swap(key, expected, new)
                     .await
                     .map_err(Error::store)?
                 {
@@ -324,13 +546,13 @@ mod tests {
 
     impl AsyncStore for Refusing {
         type Error = Down;
-        async fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Down> {
+        async fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Down> {
             self.loads.fetch_add(1, Ordering::Relaxed);
             Ok(crate::Store::load(&self.inner, key).unwrap_or_else(|e| match e {}))
         }
         async fn compare_and_swap(
             &self,
-            _: &SubjectKey,
+            _: &RecordKey,
             _: Option<Version>,
             _: &Record,
         ) -> Result<Swap, Down> {
@@ -381,7 +603,7 @@ mod tests {
         let sent = futures_executor::block_on(verifier.start(&s, Channel::Sms, &mut rng))
             .expect("a fresh subject starts");
         assert!(
-            crate::Store::load(verifier.store(), &s)
+            crate::Store::load(verifier.store(), &RecordKey::from(&s))
                 .unwrap_or_else(|e| match e {})
                 .is_some()
         );

@@ -165,31 +165,17 @@ pub(crate) fn send_rate(policy: &Policy) -> (u32, Duration) {
 impl SendRate {
     /// The earliest instant at which a send conforms.
     pub(crate) fn ready_at(&self, policy: &Policy) -> Option<OffsetDateTime> {
-        let (burst, interval) = send_rate(policy);
-        let tolerance = interval.saturating_mul(i32::try_from(burst - 1).unwrap_or(i32::MAX));
-        self.tat.map(|tat| later(tat, -tolerance))
+        Rate::of_subject(policy).ready_at(self.tat)
     }
 
     /// True when a send at `now` conforms.
     pub(crate) fn allows(&self, now: OffsetDateTime, policy: &Policy) -> bool {
-        self.ready_at(policy).is_none_or(|ready| now >= ready)
+        Rate::of_subject(policy).allows(self.tat, now)
     }
 
     /// Sends that would conform at `now`, one after the other.
     pub(crate) fn left(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
-        let (burst, interval) = send_rate(policy);
-        let Some(tat) = self.tat else {
-            return burst;
-        };
-        if tat <= now {
-            return burst;
-        }
-        // A send conforms while TAT − (burst − 1)·T ≤ now, and each one
-        // moves the TAT one interval on.
-        let backlog = (tat - now).whole_nanoseconds();
-        let step = interval.whole_nanoseconds().max(1);
-        let used = u32::try_from((backlog + step - 1) / step).unwrap_or(u32::MAX);
-        burst.saturating_sub(used)
+        Rate::of_subject(policy).left(self.tat, now)
     }
 
     /// Gives back the latest send: the TAT goes back the one interval that
@@ -199,20 +185,156 @@ impl SendRate {
     /// what no TAT means: it is dropped, so no instant before `now` (nor
     /// before the records' range) is ever stored.
     pub(crate) fn refund(&mut self, now: OffsetDateTime, policy: &Policy) {
-        let (_, interval) = send_rate(policy);
-        self.tat = self
-            .tat
-            .map(|tat| later(tat, -interval))
-            .filter(|&tat| tat > ceil_s(now));
+        Rate::of_subject(policy).refund(&mut self.tat, now);
     }
 
     /// Spends one send at `now` (which must conform).
     pub(crate) fn spend(&mut self, now: OffsetDateTime, policy: &Policy) {
-        let (_, interval) = send_rate(policy);
-        let arrival = ceil_s(now);
-        let from = self.tat.map_or(arrival, |tat| tat.max(arrival));
-        self.tat = Some(later(from, interval));
+        Rate::of_subject(policy).spend(&mut self.tat, now);
     }
+}
+
+/// A GCRA rate, as `governor`'s quota: a burst of sends, then one every
+/// `interval`. Any interval of length `L` then holds at most
+/// `burst + ⌊L / interval⌋` sends (the bucket is full after `burst ·
+/// interval` without a send). Build one with [`Rate::new`]; the budget
+/// keys' rates live in the [`Policy`]
+/// ([`PolicyBuilder::budget_rate`](crate::PolicyBuilder::budget_rate)).
+///
+/// ```
+/// use otpflow::budget::Rate;
+/// use time::Duration;
+/// // 20 at once, then one every 3 minutes (20 an hour once drained).
+/// let rate = Rate::new(20, Duration::minutes(3))?;
+/// assert_eq!((rate.burst(), rate.interval()), (20, Duration::minutes(3)));
+/// assert!(Rate::new(0, Duration::minutes(3)).is_err());
+/// # Ok::<(), otpflow::PolicyError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rate {
+    burst: u32,
+    interval: Duration,
+}
+
+/// The largest burst of a budget key's rate.
+pub const MAX_BURST: u32 = 1_000_000;
+/// The longest a budget key's bucket takes to fill from empty
+/// (`burst · interval`): a year.
+pub const MAX_FILL: Duration = Duration::days(366);
+
+impl Rate {
+    /// A burst of `burst` sends, then one every `interval` (rounded up to
+    /// whole seconds).
+    ///
+    /// # Errors
+    /// [`PolicyError::OutOfRange`](crate::PolicyError::OutOfRange)`("rate")`
+    /// unless `burst` is 1–1 000 000, `interval` 1 s – 30 days, and the
+    /// bucket fills from empty within [`MAX_FILL`].
+    pub fn new(burst: u32, interval: Duration) -> Result<Self, crate::PolicyError> {
+        let out = crate::PolicyError::OutOfRange("rate");
+        if !(1..=MAX_BURST).contains(&burst)
+            || interval < Duration::SECOND
+            || interval > crate::policy::MAX_WINDOW
+        {
+            return Err(out);
+        }
+        let whole = interval.whole_seconds() + i64::from(interval.subsec_nanoseconds() > 0);
+        let interval = Duration::seconds(whole);
+        let fill = i64::from(burst).saturating_mul(whole);
+        if fill > MAX_FILL.whole_seconds() {
+            return Err(out);
+        }
+        Ok(Self { burst, interval })
+    }
+
+    /// A rate known to be valid (the policy's defaults).
+    pub(crate) const fn const_new(burst: u32, interval: Duration) -> Self {
+        Self { burst, interval }
+    }
+
+    /// The subject's own send bucket under `policy` (see the module docs).
+    pub(crate) fn of_subject(policy: &Policy) -> Self {
+        let (burst, interval) = send_rate(policy);
+        Self { burst, interval }
+    }
+
+    /// Sends that conform at once on a full bucket.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// The steady interval between sends once the burst is spent.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// How long a bucket takes to fill from empty: `burst · interval`, the
+    /// furthest a TAT ever runs ahead of now.
+    pub fn fill(&self) -> Duration {
+        self.interval
+            .saturating_mul(i32::try_from(self.burst).unwrap_or(i32::MAX))
+    }
+
+    fn tolerance(&self) -> Duration {
+        self.interval
+            .saturating_mul(i32::try_from(self.burst - 1).unwrap_or(i32::MAX))
+    }
+
+    /// The earliest instant at which a send conforms to a bucket at `tat`.
+    pub(crate) fn ready_at(&self, tat: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+        tat.map(|tat| later(tat, -self.tolerance()))
+    }
+
+    /// True when a send at `now` conforms.
+    pub(crate) fn allows(&self, tat: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+        self.ready_at(tat).is_none_or(|ready| now >= ready)
+    }
+
+    /// Sends that would conform at `now`, one after the other.
+    pub(crate) fn left(&self, tat: Option<OffsetDateTime>, now: OffsetDateTime) -> u32 {
+        let Some(tat) = tat.filter(|&tat| tat > now) else {
+            return self.burst;
+        };
+        // A send conforms while TAT − (burst − 1)·T ≤ now, and each one
+        // moves the TAT one interval on.
+        let backlog = (tat - now).whole_nanoseconds();
+        let step = self.interval.whole_nanoseconds().max(1);
+        let used = u32::try_from((backlog + step - 1) / step).unwrap_or(u32::MAX);
+        self.burst.saturating_sub(used)
+    }
+
+    /// Spends one send at `now` (which must conform).
+    pub(crate) fn spend(&self, tat: &mut Option<OffsetDateTime>, now: OffsetDateTime) {
+        let arrival = ceil_s(now);
+        let from = tat.map_or(arrival, |tat| tat.max(arrival));
+        *tat = Some(later(from, self.interval));
+    }
+
+    /// Gives back the latest spend: the TAT goes back one interval. Only for
+    /// the spend that was the bucket's latest (so the bucket is never fuller
+    /// than if it had not happened: the TAT before it was at most this). A
+    /// TAT at `now` or before is a full bucket, stored as none.
+    pub(crate) fn refund(&self, tat: &mut Option<OffsetDateTime>, now: OffsetDateTime) {
+        *tat = tat
+            .map(|tat| later(tat, -self.interval))
+            .filter(|&tat| tat > ceil_s(now));
+    }
+}
+
+/// A budget key's bucket (see [`budget_key`](crate::budget_key)): its TAT
+/// and which send spent from it last, so that only that send's refund
+/// gives its place back, and only once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyBucket {
+    /// Which kind of key this bucket counts (its rate comes from the
+    /// policy).
+    pub(crate) kind: crate::budget_key::BudgetKind,
+    /// The theoretical arrival time; `None`: full.
+    pub(crate) tat: Option<OffsetDateTime>,
+    /// The latest spend's tag; 0 before any.
+    pub(crate) last: u64,
+    /// The latest spend was given back.
+    pub(crate) refunded: bool,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use time::Duration;
 
+use crate::budget_key::BudgetKind;
 use crate::phone::PhoneError;
 use crate::subject::PurposeError;
 
@@ -35,6 +36,8 @@ use crate::subject::PurposeError;
 /// | [`ResendTooSoon`](Self::ResendTooSoon) | `resend_too_soon` | 429 |
 /// | [`SendLimit`](Self::SendLimit) | `send_limit_reached` | 429 |
 /// | [`ResendsSpent`](Self::ResendsSpent) | `resend_limit_reached` | 429 |
+/// | [`BudgetSpent`](Self::BudgetSpent) | `budget_exhausted` | 429 |
+/// | [`Denied`](Self::Denied) | `destination_denied` | 403 |
 /// | [`Store`](Self::Store) | `store_unavailable` | 503 |
 /// | [`Contention`](Self::Contention) | `contention` | 503 |
 ///
@@ -106,6 +109,20 @@ pub enum Error {
         /// Time until `start` succeeds.
         start_after: Duration,
     },
+    /// A budget key named on the send (see
+    /// [`budget_key`](crate::budget_key)) has no room: nothing was sent and
+    /// no budget spent. `budget` names its kind, never the address or the
+    /// number.
+    BudgetSpent {
+        /// Which kind of key refused (the one that allows a send last).
+        budget: BudgetKind,
+        /// Time until every named key allows a send (others may spend in
+        /// the meantime).
+        retry_after: Duration,
+    },
+    /// The policy denies every send to this number's range or country
+    /// ([`PolicyBuilder::deny_prefix`](crate::PolicyBuilder::deny_prefix)).
+    Denied,
     /// The store failed; the record is as it was.
     Store(StoreError),
     /// The record kept changing under us: every compare-and-swap retry met a
@@ -131,6 +148,8 @@ impl Error {
             Self::ResendTooSoon { .. } => "resend_too_soon",
             Self::SendLimit { .. } => "send_limit_reached",
             Self::ResendsSpent { .. } => "resend_limit_reached",
+            Self::BudgetSpent { .. } => "budget_exhausted",
+            Self::Denied => "destination_denied",
             Self::Store(_) => "store_unavailable",
             Self::Contention => "contention",
         }
@@ -141,6 +160,7 @@ impl Error {
         match self {
             Self::InvalidPhone(_) | Self::InvalidPurpose(_) | Self::MalformedCode => 400,
             Self::NotFound => 404,
+            Self::Denied => 403,
             Self::CodeMismatch { .. } => 403,
             Self::Expired => 412,
             Self::Canceled => 410,
@@ -150,6 +170,7 @@ impl Error {
             | Self::Blocked
             | Self::ResendTooSoon { .. }
             | Self::SendLimit { .. }
+            | Self::BudgetSpent { .. }
             | Self::ResendsSpent { .. } => 429,
             Self::Store(_) | Self::Contention => 503,
         }
@@ -165,6 +186,7 @@ impl Error {
             Self::Locked { retry_after }
             | Self::ResendTooSoon { retry_after }
             | Self::SendLimit { retry_after }
+            | Self::BudgetSpent { retry_after, .. }
             | Self::ResendsSpent {
                 start_after: retry_after,
             } => Some(*retry_after),
@@ -241,6 +263,10 @@ impl Error {
             } => PublicError::TooManyRequests {
                 retry_after: whole_minutes(*retry_after),
             },
+            Self::BudgetSpent { retry_after, .. } => PublicError::TooManyRequests {
+                retry_after: whole_minutes(*retry_after),
+            },
+            Self::Denied => PublicError::InvalidRequest,
             Self::Store(_) | Self::Contention => PublicError::Unavailable,
         }
     }
@@ -255,7 +281,9 @@ impl Error {
     /// one, the subject's send budget, a lockout or a block — answers
     /// `Ok(())`, so nothing tells an outsider whether the number is
     /// mid-verification, nor when its code went out. Only the caller's own
-    /// bad input and an unavailable service are refused.
+    /// bad input, an unavailable service, a denied destination and a spent
+    /// budget key (which are about the caller, the number's range or the
+    /// service, not the subject) are refused.
     ///
     /// ```
     /// use otpflow::{Error, PublicError};
@@ -275,6 +303,8 @@ impl Error {
             Self::InvalidPhone(_)
             | Self::InvalidPurpose(_)
             | Self::MalformedCode
+            | Self::BudgetSpent { .. }
+            | Self::Denied
             | Self::Store(_)
             | Self::Contention => Err(self.public()),
             Self::NotFound
@@ -335,6 +365,15 @@ impl fmt::Display for Error {
                     ceil_secs(*start_after)
                 )
             }
+            Self::BudgetSpent {
+                budget,
+                retry_after,
+            } => write!(
+                f,
+                "the {budget} budget is spent; retry in {}s",
+                ceil_secs(*retry_after)
+            ),
+            Self::Denied => f.write_str("sends to this number's range are denied"),
             Self::Store(_) => f.write_str("the store failed"),
             Self::Contention => f.write_str("too many concurrent changes; try again"),
         }

@@ -4,8 +4,10 @@
 
 pub mod async_verifier;
 pub mod budget;
+pub mod budget_key;
 pub mod clock;
 pub mod code;
+pub mod context;
 pub mod delivery;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -27,10 +29,12 @@ pub mod validation;
 pub mod verifier;
 
 pub use async_verifier::AsyncVerifier;
+pub use budget_key::Budgets;
 #[cfg(feature = "std")]
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
+pub use context::{Context, ContextBuilder};
 pub use delivery::{Delivery, SendId};
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
@@ -39,8 +43,8 @@ pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};
 pub use record::{Contradiction, Record, RecordError, State};
 // `MemoryStore` implements both store traits: with both in scope (a glob
 // import), name the one meant, as in `Store::load(&store, &key)`.
-pub use store::{AsyncStore, MemoryStore, Store, Swap, Transition, Update, Version};
-pub use subject::{Channel, Purpose, PurposeError, SubjectKey};
+pub use store::{AsyncStore, MemoryStore, RecordKey, Store, Swap, Transition, Update, Version};
+pub use subject::{Channel, Purpose, PurposeError, SubjectKey, Tenant};
 pub use validation::{Engine, Event, Sent, Status, Step, Validated};
 pub use verifier::Verifier;
 

@@ -8,6 +8,8 @@ use core::fmt;
 
 use time::Duration;
 
+use crate::budget::Rate;
+use crate::budget_key::BudgetKind;
 use crate::phone::PhoneNumber;
 
 /// What a resend does to the code already sent.
@@ -42,6 +44,11 @@ pub enum ResendMode {
 /// | [`subject_send_cap`](Self::subject_send_cap) | 10 | ≥ `max_sends`, ≤ 10 000 |
 /// | [`subject_send_window`](Self::subject_send_window) | 1 h | 1 s – 30 days |
 /// | [`resend_mode`](Self::resend_mode) | `SameCode` | |
+/// | [`budget_rate`](Self::budget_rate)`(Address)` | burst 10, then 1 per 6 min | any [`Rate`], or none |
+/// | [`budget_rate`](Self::budget_rate)`(Range)` | burst 20, then 1 per 3 min | any [`Rate`], or none |
+/// | [`budget_rate`](Self::budget_rate)`(Country / Global / Label)` | none (not counted) | any [`Rate`], or none |
+/// | [`range_prefix`](Self::range_prefix): E.164 digits of a range | 8 | 2–15 |
+/// | [`denied_prefixes`](Self::denied_prefixes) | none | E.164 digit prefixes, 1–15 digits |
 ///
 /// Failures count consecutively until a success: with the defaults, the
 /// 20th, 40th, 60th and 80th failed checks in a row lock the subject for
@@ -82,7 +89,21 @@ pub struct Policy {
     subject_send_window: Duration,
     resend_mode: ResendMode,
     test_numbers: Option<TestNumbers>,
+    budget_rates: [Option<Rate>; 5],
+    range_prefix: u8,
+    denied_prefixes: Vec<String>,
 }
+
+/// The default rates of the budget keys, by [`BudgetKind::to_byte`].
+const DEFAULT_BUDGET_RATES: [Option<Rate>; 5] = [
+    // Address: a client gets 10 codes at once, then one every 6 minutes.
+    Some(Rate::const_new(10, Duration::minutes(6))),
+    // Range: 20 at once to one 8-digit prefix, then one every 3 minutes.
+    Some(Rate::const_new(20, Duration::minutes(3))),
+    None,
+    None,
+    None,
+];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -102,6 +123,9 @@ impl Default for Policy {
             subject_send_window: Duration::hours(1),
             resend_mode: ResendMode::SameCode,
             test_numbers: None,
+            budget_rates: DEFAULT_BUDGET_RATES,
+            range_prefix: 8,
+            denied_prefixes: Vec::new(),
         }
     }
 }
@@ -192,6 +216,31 @@ impl Policy {
     pub fn test_numbers(&self) -> Option<&TestNumbers> {
         self.test_numbers.as_ref()
     }
+    /// The rate of a budget key of `kind`; `None`: keys of this kind are
+    /// not counted (see [`budget_key`](crate::budget_key)).
+    pub fn budget_rate(&self, kind: BudgetKind) -> Option<Rate> {
+        self.budget_rates
+            .get(usize::from(kind.to_byte()))
+            .copied()
+            .flatten()
+    }
+    /// How many leading E.164 digits (the country code included) make a
+    /// number's range for [`BudgetKind::Range`]: 8 by default, blocks of
+    /// 10 000 UK mobiles.
+    pub fn range_prefix(&self) -> u8 {
+        self.range_prefix
+    }
+    /// The E.164 digit prefixes (no `+`) no code is ever sent to.
+    pub fn denied_prefixes(&self) -> &[String] {
+        &self.denied_prefixes
+    }
+    /// True when a send to `phone` is denied outright.
+    pub(crate) fn denies(&self, phone: &PhoneNumber) -> bool {
+        let digits = phone.digits();
+        self.denied_prefixes
+            .iter()
+            .any(|p| digits.starts_with(p.as_str()))
+    }
 }
 
 /// Builds a [`Policy`]; every setting is checked in [`build`](Self::build).
@@ -244,6 +293,59 @@ impl PolicyBuilder {
         subject_send_window: Duration;
         /// Same or new code on resend.
         resend_mode: ResendMode;
+    }
+
+    /// Sets the rate of budget keys of `kind` (`None`: not counted).
+    ///
+    /// ```
+    /// use otpflow::{Policy, budget::Rate, budget_key::BudgetKind};
+    /// use time::Duration;
+    /// let policy = Policy::builder()
+    ///     .budget_rate(BudgetKind::Global, Some(Rate::new(1000, Duration::seconds(4))?))
+    ///     .budget_rate(BudgetKind::Address, None)
+    ///     .build()?;
+    /// assert_eq!(policy.budget_rate(BudgetKind::Global).map(|r| r.burst()), Some(1000));
+    /// assert_eq!(policy.budget_rate(BudgetKind::Address), None);
+    /// # Ok::<(), otpflow::PolicyError>(())
+    /// ```
+    pub fn budget_rate(mut self, kind: BudgetKind, rate: Option<Rate>) -> Self {
+        if let Some(slot) = self
+            .policy
+            .budget_rates
+            .get_mut(usize::from(kind.to_byte()))
+        {
+            *slot = rate;
+        }
+        self
+    }
+
+    /// Digits of a number's range, 2–15 (see [`Policy::range_prefix`]).
+    pub fn range_prefix(mut self, digits: u8) -> Self {
+        self.policy.range_prefix = digits;
+        self
+    }
+
+    /// Refuses every send to numbers whose E.164 digits (no `+`) start with
+    /// `prefix` ([`Error::Denied`](crate::Error::Denied)): a premium range
+    /// (`"44870"`), or a whole country or NANP area (`"1876"`). 1–15 ASCII
+    /// digits, checked in [`build`](Self::build).
+    ///
+    /// ```
+    /// use otpflow::Policy;
+    /// let policy = Policy::builder().deny_prefix("1876").deny_country(882).build()?;
+    /// assert_eq!(policy.denied_prefixes(), ["1876", "882"]);
+    /// assert!(Policy::builder().deny_prefix("+44").build().is_err());
+    /// # Ok::<(), otpflow::PolicyError>(())
+    /// ```
+    pub fn deny_prefix(mut self, prefix: &str) -> Self {
+        self.policy.denied_prefixes.push(prefix.to_owned());
+        self
+    }
+
+    /// Refuses every send to numbers of calling code `code` (a prefix of
+    /// its digits; see [`deny_prefix`](Self::deny_prefix)).
+    pub fn deny_country(self, code: u16) -> Self {
+        self.deny_prefix(&code.to_string())
     }
 
     /// Turns test numbers on: numbers whose code is fixed and whose sends
@@ -317,6 +419,14 @@ impl PolicyBuilder {
         if let Some(t) = &p.test_numbers {
             t.check(p.code_length)?;
         }
+        if !(2..=15).contains(&p.range_prefix) {
+            return Err(PolicyError::OutOfRange("range_prefix"));
+        }
+        let digits =
+            |d: &String| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit());
+        if !p.denied_prefixes.iter().all(digits) {
+            return Err(PolicyError::OutOfRange("deny_prefix"));
+        }
         Ok(p)
     }
 }
@@ -334,9 +444,9 @@ pub struct NumberRange {
 /// 07700 900999: never allocated to anyone, so safe as test numbers. Never
 /// on by default: name it in [`TestNumbers::range`].
 ///
-/// Note: [`PhoneNumber::parse`] refuses these numbers today (they are not
-/// allocated mobiles), so a subject in this range cannot be built yet; until
-/// the phone parser admits them, name test numbers that parse.
+/// They are not valid UK numbers, so [`PhoneNumber::parse`] refuses them
+/// unless the phone policy admits them
+/// ([`PhonePolicy::admit_drama_numbers`](crate::PhonePolicy::admit_drama_numbers)).
 ///
 /// ```
 /// use otpflow::policy::OFCOM_DRAMA_MOBILES;

@@ -13,7 +13,8 @@ use core::fmt;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::budget::{Guesses, LastSend, SendRate};
+use crate::budget::{Guesses, KeyBucket, LastSend, SendRate};
+use crate::budget_key::BudgetKind;
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::subject::Channel;
@@ -140,6 +141,9 @@ pub struct Record {
     pub(crate) ledger: Ledger,
     /// The instant of the write that stored this record (rounded down).
     pub(crate) written_at: OffsetDateTime,
+    /// For a budget key's record (and only there): its bucket. Such a
+    /// record has no validation and an empty ledger.
+    pub(crate) bucket: Option<KeyBucket>,
 }
 
 impl Record {
@@ -150,7 +154,26 @@ impl Record {
             current: None,
             ledger: Ledger::default(),
             written_at: OffsetDateTime::UNIX_EPOCH,
+            bucket: None,
         }
+    }
+
+    /// A budget key's record with a full bucket.
+    pub(crate) fn bucket(kind: BudgetKind) -> Self {
+        Self {
+            bucket: Some(KeyBucket {
+                kind,
+                tat: None,
+                last: 0,
+                refunded: false,
+            }),
+            ..Self::empty()
+        }
+    }
+
+    /// True for a budget key's record.
+    pub fn is_budget(&self) -> bool {
+        self.bucket.is_some()
     }
 
     /// The latest instant at which this record still matters. Past it, the
@@ -165,6 +188,15 @@ impl Record {
     /// plus the longest time the policy gives it, so a record written under
     /// a clock that had jumped ahead does not live for the jump.
     pub fn expires_at(&self, policy: &crate::Policy) -> OffsetDateTime {
+        if let Some(b) = &self.bucket {
+            // A full bucket is what no record means; the TAT is at most the
+            // rate's fill time past the write.
+            let Some(rate) = policy.budget_rate(b.kind) else {
+                return self.written_at;
+            };
+            let most = later(self.written_at, rate.fill() + Duration::SECOND);
+            return b.tat.map_or(self.written_at, |t| t.min(most));
+        }
         let g = &self.ledger.guesses;
         if g.blocked(policy) {
             return MAX_INSTANT;
@@ -228,7 +260,10 @@ impl Record {
         // A record written after `now` (a clock that was ahead, since set
         // back) keeps what its budgets owed at that write, counted from now.
         let ahead = until(floor_now, r.written_at);
-        let back = |t: OffsetDateTime| later(t, -ahead);
+        // Never before the codec's first instant: a record written near
+        // the year 9000 and read near 1970 would otherwise move its
+        // deadlines to before the epoch, which no record can hold.
+        let back = |t: OffsetDateTime| later(t, -ahead).max(OffsetDateTime::UNIX_EPOCH);
         if let Some(v) = r.current.as_mut() {
             v.created_at = v.created_at.min(floor_now);
             v.last_sent_at = v.last_sent_at.min(ceil_now);
@@ -247,6 +282,14 @@ impl Record {
         let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
         let s = &mut r.ledger.sends;
         s.tat = s.tat.map(|t| back(t).min(later(ceil_now, bucket)));
+        if let Some(b) = r.bucket.as_mut() {
+            // A bucket holds at most its rate's fill; a kind the policy no
+            // longer counts is full.
+            let fill = policy.budget_rate(b.kind).map(|rate| rate.fill());
+            b.tat = b
+                .tat
+                .and_then(|t| fill.map(|f| back(t).min(later(ceil_now, f))));
+        }
         r
     }
 
@@ -275,7 +318,30 @@ impl Record {
     /// | written at | 8 |
     ///
     /// Instants are Unix seconds (`i64`).
+    ///
+    /// A budget key's record is version 3 (27 bytes with a TAT):
+    ///
+    /// | field | bytes |
+    /// |---|---|
+    /// | version (3) | 1 |
+    /// | kind: address, range, country, global, label | 1 |
+    /// | flags: TAT, latest spend given back | 1 |
+    /// | TAT (if flagged) | 8 |
+    /// | the latest spend's tag (0: none) | 8 |
+    /// | written at | 8 |
     pub fn to_bytes(&self) -> Vec<u8> {
+        if let Some(b) = &self.bucket {
+            let mut out = Vec::with_capacity(34);
+            out.push(BUDGET_FORMAT_VERSION);
+            out.push(b.kind.to_byte());
+            out.push(u8::from(b.tat.is_some()) | (u8::from(b.refunded) << 1));
+            if let Some(t) = b.tat {
+                put_secs(&mut out, t);
+            }
+            out.extend_from_slice(&b.last.to_be_bytes());
+            put_secs(&mut out, self.written_at);
+            return out;
+        }
         let mut out = Vec::with_capacity(96);
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&self.generation.to_be_bytes());
@@ -347,6 +413,7 @@ impl Record {
         let record = match r.u8()? {
             1 => r.v1()?,
             FORMAT_VERSION => r.v2()?,
+            BUDGET_FORMAT_VERSION => r.v3()?,
             _ => return Err(RecordError::Version),
         };
         if !r.bytes.is_empty() {
@@ -363,6 +430,13 @@ impl Record {
         let w = self.written_at;
         let soon = later(w, Duration::SECOND);
         let g = &self.ledger.guesses;
+        if let Some(b) = &self.bucket {
+            let widest = crate::budget::MAX_FILL + Duration::SECOND;
+            if b.tat.is_some_and(|t| t > later(soon, widest)) || (b.refunded && b.last == 0) {
+                return fail(C::BudgetBucket);
+            }
+            return Ok(());
+        }
         match (&self.current, self.generation) {
             (None, 0) | (Some(_), 1..) => {}
             (None, _) => return fail(C::GenerationWithoutValidation),
@@ -424,6 +498,8 @@ impl Record {
 }
 
 const FORMAT_VERSION: u8 = 2;
+/// A budget key's record (see [`Record::to_bytes`]).
+const BUDGET_FORMAT_VERSION: u8 = 3;
 use crate::policy::{MAX_BUDGET, MAX_SUBJECT_BUDGET};
 
 /// `t` rounded down to the second.
@@ -445,6 +521,11 @@ pub(crate) fn ceil_s(t: OffsetDateTime) -> OffsetDateTime {
 /// every deadline the policy can add). Every engine call passes its `now`
 /// through here first.
 pub(crate) fn normalize_now(now: OffsetDateTime) -> OffsetDateTime {
+    // The usual case, read from the fields: already UTC, between 1970 and
+    // the year 9000 (the slow path divides a 128-bit nanosecond count).
+    if now.offset().is_utc() && (1970..9000).contains(&now.year()) {
+        return now;
+    }
     // Through the Unix timestamp, not `to_offset`, which panics when the
     // instant has no UTC date in range.
     let nanos = now.unix_timestamp_nanos();
@@ -547,7 +628,28 @@ impl Reader<'_> {
                 last_send,
             },
             written_at: self.secs()?,
+            bucket: None,
         })
+    }
+
+    /// Version 3: a budget key's bucket.
+    fn v3(&mut self) -> Result<Record, RecordError> {
+        let kind = BudgetKind::from_byte(self.u8()?).ok_or(RecordError::Invalid("kind"))?;
+        let flags = self.u8()?;
+        if flags >> 2 != 0 {
+            return Err(RecordError::Invalid("flags"));
+        }
+        let tat = self.opt_secs(flags & 1 != 0)?;
+        let last = u64::from_be_bytes(self.array()?);
+        let mut record = Record::bucket(kind);
+        record.bucket = Some(KeyBucket {
+            kind,
+            tat,
+            last,
+            refunded: flags & 2 != 0,
+        });
+        record.written_at = self.secs()?;
+        Ok(record)
     }
 
     /// Version 1: instants as Unix nanoseconds (`i128`), fixed windows.
@@ -612,6 +714,7 @@ impl Reader<'_> {
                 last_send: LastSend::default(),
             },
             written_at,
+            bucket: None,
         })
     }
     fn nanos(&mut self) -> Result<OffsetDateTime, RecordError> {
@@ -679,6 +782,9 @@ pub enum Contradiction {
     Lockout,
     /// A send bucket further ahead than any policy fills it.
     SendBucket,
+    /// A budget key's bucket further ahead than any rate fills it, or a
+    /// give-back of no spend.
+    BudgetBucket,
 }
 
 impl fmt::Display for RecordError {
@@ -756,6 +862,7 @@ mod tests {
                 },
             },
             written_at: T + Duration::minutes(2),
+            bucket: None,
         }
     }
 
@@ -788,6 +895,61 @@ mod tests {
         assert_eq!(Record::from_bytes(&failed.to_bytes()), Ok(failed));
     }
 
+    fn budget(tat: Option<OffsetDateTime>) -> Record {
+        let mut r = Record::bucket(BudgetKind::Range);
+        r.bucket = Some(KeyBucket {
+            kind: BudgetKind::Range,
+            tat,
+            last: 0x0123_4567_89ab_cdef,
+            refunded: true,
+        });
+        r.written_at = T;
+        r
+    }
+
+    #[test]
+    fn budget_records_are_version_3_and_checked() {
+        let r = budget(Some(T + Duration::minutes(30)));
+        let bytes = r.to_bytes();
+        assert_eq!((bytes[0], bytes.len()), (3, 27));
+        assert_eq!(Record::from_bytes(&bytes), Ok(r.clone()));
+        let full = budget(None);
+        assert_eq!(Record::from_bytes(&full.to_bytes()), Ok(full));
+        for n in 0..bytes.len() {
+            assert!(Record::from_bytes(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        let mut bad = bytes.clone();
+        bad[1] = 9;
+        assert_eq!(Record::from_bytes(&bad), Err(RecordError::Invalid("kind")));
+        let mut bad = bytes;
+        bad[2] = 4;
+        assert_eq!(Record::from_bytes(&bad), Err(RecordError::Invalid("flags")));
+        assert_eq!(
+            refused(&budget(Some(datetime!(9000-01-01 0:00 UTC)))),
+            Contradiction::BudgetBucket
+        );
+        let mut never_spent = budget(None);
+        if let Some(b) = never_spent.bucket.as_mut() {
+            b.last = 0;
+        }
+        assert_eq!(refused(&never_spent), Contradiction::BudgetBucket);
+        // Its TTL: the TAT, at most the rate's fill past the write; a kind
+        // the policy does not count is over at once.
+        let p = crate::Policy::default();
+        assert_eq!(r.expires_at(&p), T + Duration::minutes(30));
+        let far = budget(Some(T + Duration::days(300)));
+        assert_eq!(
+            far.expires_at(&p),
+            T + Duration::minutes(60) + Duration::SECOND
+        );
+        let off = crate::Policy::builder()
+            .budget_rate(BudgetKind::Range, None)
+            .build()
+            .expect("a valid policy");
+        assert_eq!(far.expires_at(&off), T);
+        assert!(far.is_budget() && !sample().is_budget());
+    }
+
     #[test]
     fn every_truncation_and_extension_is_refused() {
         let bytes = sample().to_bytes();
@@ -798,7 +960,7 @@ mod tests {
         long.push(0);
         assert_eq!(Record::from_bytes(&long), Err(RecordError::TrailingBytes));
         let mut bad = bytes;
-        bad[0] = 3;
+        bad[0] = 4;
         assert_eq!(Record::from_bytes(&bad), Err(RecordError::Version));
     }
 
@@ -1000,6 +1162,39 @@ mod tests {
         );
         // The TTL of what is stored follows the bounded values too.
         assert!(r.expires_at(&p) <= r.written_at + Duration::days(365) + Duration::SECOND);
+    }
+
+    /// Found by the `lifecycle` fuzz target: a record written near the
+    /// end of the engine's range, read at its start, had its deadlines
+    /// moved before 1970, which no record holds.
+    #[test]
+    fn bounded_never_moves_an_instant_before_the_epoch() {
+        let p = crate::Policy::default();
+        let late = datetime!(8999-06-01 0:00 UTC);
+        let mut r = live();
+        r.written_at = late;
+        if let Some(v) = r.current.as_mut() {
+            v.created_at = late;
+            v.last_sent_at = late;
+            v.expires_at = late + Duration::minutes(10);
+        }
+        // Deadlines long past at that write (a lock that ended in 2000).
+        let old = datetime!(2000-01-01 0:00 UTC);
+        r.ledger.guesses = Guesses {
+            failures: 5,
+            last_failure_at: Some(old),
+            locked_until: Some(old + Duration::hours(1)),
+        };
+        r.ledger.sends.tat = Some(old + Duration::minutes(10));
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::seconds(30);
+        let b = r.bounded(now, &p);
+        let g = &b.ledger.guesses;
+        assert!(g.last_failure_at >= Some(OffsetDateTime::UNIX_EPOCH));
+        assert!(g.locked_until >= Some(OffsetDateTime::UNIX_EPOCH));
+        assert!(b.ledger.sends.tat >= Some(OffsetDateTime::UNIX_EPOCH));
+        let mut written = b.clone();
+        written.written_at = floor_s(now);
+        assert_eq!(Record::from_bytes(&written.to_bytes()), Ok(written));
     }
 
     #[test]

@@ -298,6 +298,16 @@ fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Err
             m.serialize_entry("subject", subject)?;
             m.serialize_entry("generation", generation)?;
         }
+        Event::BudgetRefused {
+            subject,
+            budget,
+            retry_after,
+        } => {
+            m.serialize_entry("type", "budget_refused")?;
+            m.serialize_entry("subject", subject)?;
+            m.serialize_entry("budget", budget.as_str())?;
+            m.serialize_entry("retry_after", &Seconds(*retry_after))?;
+        }
     }
     m.end()
 }

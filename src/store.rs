@@ -6,9 +6,75 @@ use std::sync::{Mutex, MutexGuard};
 use hashbrown::HashTable;
 use time::OffsetDateTime;
 
+use crate::budget_key::BudgetKey;
 use crate::policy::Policy;
 use crate::record::Record;
 use crate::subject::SubjectKey;
+
+/// The name of one record in a store: a subject's, or a budget key's (see
+/// [`budget_key`](crate::budget_key)). One record per key, each written by
+/// its own compare-and-swap, so a store may put keys on different shards.
+///
+/// [`store_key`](Self::store_key) is its stable name. A subject's is its
+/// [`SubjectKey::store_key`] (records stored before budget keys existed
+/// keep their names); a budget key's starts with `#`, which no subject's
+/// does.
+///
+/// ```
+/// use otpflow::{PhoneNumber, PhonePolicy, Purpose, RecordKey, SubjectKey};
+/// use otpflow::budget_key::BudgetKey;
+/// let subject = SubjectKey::new(Purpose::Login, PhoneNumber::parse("07401 101801", &PhonePolicy::default())?);
+/// assert_eq!(RecordKey::from(&subject).store_key(), "login:+447401101801");
+/// assert_eq!(RecordKey::from(BudgetKey::global()).store_key(), "#budget/global");
+/// # Ok::<(), otpflow::PhoneError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKey {
+    /// A subject's record: its validation and ledger.
+    Subject(SubjectKey),
+    /// A budget key's bucket.
+    Budget(BudgetKey),
+}
+
+impl RecordKey {
+    /// The record's full, stable name (see the type's docs). It holds a
+    /// phone number or an address: hash it before it leaves the process,
+    /// and log the key's masked `Display` instead.
+    pub fn store_key(&self) -> String {
+        match self {
+            Self::Subject(s) => s.store_key(),
+            Self::Budget(b) => b.store_key(),
+        }
+    }
+}
+
+/// Masked: the subject's masked form, or the budget's kind.
+impl core::fmt::Display for RecordKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Subject(s) => core::fmt::Display::fmt(s, f),
+            Self::Budget(b) => core::fmt::Display::fmt(b, f),
+        }
+    }
+}
+
+impl From<SubjectKey> for RecordKey {
+    fn from(key: SubjectKey) -> Self {
+        Self::Subject(key)
+    }
+}
+
+impl From<&SubjectKey> for RecordKey {
+    fn from(key: &SubjectKey) -> Self {
+        Self::Subject(key.clone())
+    }
+}
+
+impl From<BudgetKey> for RecordKey {
+    fn from(key: BudgetKey) -> Self {
+        Self::Budget(key)
+    }
+}
 
 /// The version of a stored record. A store gives every write of a key a new
 /// version (a counter is enough); it never reuses one for that key while the
@@ -44,8 +110,8 @@ pub enum Update {
 /// may run again after a conflict.
 pub type Transition<'a> = dyn FnMut(Option<&Record>) -> Option<Record> + 'a;
 
-/// Where records live: one per [`SubjectKey`], written only by
-/// compare-and-swap.
+/// Where records live: one per [`RecordKey`] (a subject, or a budget key),
+/// written only by compare-and-swap.
 ///
 /// # Security contract
 ///
@@ -87,7 +153,7 @@ pub trait Store {
     ///
     /// # Errors
     /// The store's error; the caller surfaces it and changes nothing.
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error>;
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error>;
 
     /// Writes `new` only if the stored version is still `expected` (`None`:
     /// only if there is no record).
@@ -96,7 +162,7 @@ pub trait Store {
     /// The store's error; then nothing may have been written.
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error>;
@@ -116,7 +182,7 @@ pub trait Store {
     /// The store's error; then nothing may have been written.
     fn update(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
         let loaded = self.load(key)?;
@@ -146,7 +212,7 @@ pub trait AsyncStore: Send + Sync {
     /// The store's error; the caller surfaces it and changes nothing.
     fn load(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
     ) -> impl Future<Output = Result<Option<(Record, Version)>, Self::Error>> + Send;
 
     /// Writes `new` only if the stored version is still `expected` (`None`:
@@ -156,7 +222,7 @@ pub trait AsyncStore: Send + Sync {
     /// The store's error; then nothing may have been written.
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> impl Future<Output = Result<Swap, Self::Error>> + Send;
@@ -164,12 +230,12 @@ pub trait AsyncStore: Send + Sync {
 
 impl<S: Store + ?Sized> Store for &S {
     type Error = S::Error;
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
         (**self).load(key)
     }
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error> {
@@ -177,7 +243,7 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn update(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
         (**self).update(key, transition)
@@ -186,12 +252,12 @@ impl<S: Store + ?Sized> Store for &S {
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     type Error = S::Error;
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
         (**self).load(key)
     }
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error> {
@@ -199,7 +265,7 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn update(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
         (**self).update(key, transition)
@@ -247,7 +313,7 @@ struct Padded(Mutex<Shard>);
 
 struct Entry {
     hash: u64,
-    key: SubjectKey,
+    key: RecordKey,
     record: Record,
     version: Version,
 }
@@ -263,18 +329,12 @@ impl core::fmt::Debug for Shard {
 }
 
 impl Shard {
-    fn find(&self, hash: u64, key: &SubjectKey) -> Option<&Entry> {
+    fn find(&self, hash: u64, key: &RecordKey) -> Option<&Entry> {
         self.records.find(hash, |e| e.key == *key)
     }
 
     /// Writes `new` at `key` if its version is still `expected`.
-    fn swap(
-        &mut self,
-        hash: u64,
-        key: &SubjectKey,
-        expected: Option<Version>,
-        new: Record,
-    ) -> Swap {
+    fn swap(&mut self, hash: u64, key: &RecordKey, expected: Option<Version>, new: Record) -> Swap {
         let version = Version(self.last_version + 1);
         match (self.records.find_mut(hash, |e| e.key == *key), expected) {
             (Some(entry), Some(expected)) if entry.version == expected => {
@@ -349,7 +409,7 @@ impl MemoryStore {
     /// The key's hash and its shard, locked. The table indexes by the
     /// hash's low bits and tags by its top 7; the shard comes from bits 24
     /// to 55, so keys within a shard still spread over the whole table.
-    fn shard(&self, key: &SubjectKey) -> (u64, MutexGuard<'_, Shard>) {
+    fn shard(&self, key: &RecordKey) -> (u64, MutexGuard<'_, Shard>) {
         let hash = self.hasher.hash_one(key);
         let len = self.shards.len() as u64; // usize fits in u64 on every target
         let bits = u128::from((hash >> 24) & 0xFFFF_FFFF);
@@ -370,14 +430,14 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 impl Store for MemoryStore {
     type Error = std::convert::Infallible;
 
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
         let (hash, shard) = self.shard(key);
         Ok(shard.find(hash, key).map(|e| (e.record.clone(), e.version)))
     }
 
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error> {
@@ -390,7 +450,7 @@ impl Store for MemoryStore {
     /// in. No other writer can come between, so this never conflicts.
     fn update(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
         let (hash, mut shard) = self.shard(key);
@@ -414,14 +474,14 @@ impl AsyncStore for MemoryStore {
 
     fn load(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
     ) -> impl Future<Output = Result<Option<(Record, Version)>, Self::Error>> + Send {
         std::future::ready(Store::load(self, key))
     }
 
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> impl Future<Output = Result<Swap, Self::Error>> + Send {
@@ -457,12 +517,12 @@ mod tests {
 
     impl Store for Forward<'_> {
         type Error = std::convert::Infallible;
-        fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+        fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
             Store::load(self.0, key)
         }
         fn compare_and_swap(
             &self,
-            key: &SubjectKey,
+            key: &RecordKey,
             expected: Option<Version>,
             new: &Record,
         ) -> Result<Swap, Self::Error> {
@@ -473,7 +533,7 @@ mod tests {
     #[test]
     fn memory_update_reads_writes_and_leaves_alone() {
         let store = MemoryStore::with_shards(3);
-        let key = subject();
+        let key = RecordKey::from(subject());
         let mut seen = Vec::new();
         let first = store.update(&key, &mut |r| {
             seen.push(r.is_some());
@@ -501,7 +561,7 @@ mod tests {
     fn provided_update_reports_a_conflict_and_writes_nothing() {
         let inner = MemoryStore::new();
         let store = Forward(&inner);
-        let key = subject();
+        let key = RecordKey::from(subject());
         assert!(matches!(
             store.update(&key, &mut |_| Some(record())),
             Ok(Update::Written(_))
@@ -526,7 +586,7 @@ mod tests {
         for i in 0..400 {
             let phone = PhoneNumber::parse(&format!("+4474011{i:05}"), &policy)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let key = SubjectKey::new(Purpose::Login, phone);
+            let key = RecordKey::from(SubjectKey::new(Purpose::Login, phone));
             assert!(matches!(
                 Store::compare_and_swap(&store, &key, None, &record()),
                 Ok(Swap::Done(_))

@@ -13,6 +13,7 @@
 //! | `insert` | a swap expecting `None` creates the record once; a second one conflicts and changes nothing |
 //! | `update` | a swap expecting the current version writes and gives a new version; a stale or made-up version conflicts and changes nothing |
 //! | `isolation` | subjects that share a number but not a purpose are separate records |
+//! | `budgets` | budget keys' records (an address's, a number range's) live beside a subject's, each loads back as written, and swap by version |
 //! | `fresh_versions` | 64 updates in a row give 65 distinct versions |
 //! | `concurrent_insert` | 16 threads (tasks) insert the same subject at once: exactly one wins |
 //! | `concurrent_update` | 16 threads (tasks) increment one record by compare-and-swap: no increment is lost, no expected version wins twice, and no thread ever reads a record older than its own last write |
@@ -64,10 +65,13 @@ use std::sync::Mutex;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::budget::KeyBucket;
+use crate::budget_key::{BudgetKey, BudgetKind};
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::phone::{PhoneNumber, PhonePolicy};
 use crate::record::{DERIVATION_V1, Ledger, Record, State, Validation, ceil_s};
+use crate::store::RecordKey;
 use crate::store::{AsyncStore, Store, Swap, Version};
 use crate::subject::{Channel, Purpose, SubjectKey};
 
@@ -219,9 +223,39 @@ impl Subjects {
         }
     }
 
-    fn subject(&mut self) -> SubjectKey {
-        SubjectKey::new(Purpose::Login, self.phone())
+    fn subject(&mut self) -> RecordKey {
+        SubjectKey::new(Purpose::Login, self.phone()).into()
     }
+
+    /// A budget key: an IPv6 /64 of the documentation prefix no earlier
+    /// run used (with high probability), or the range of a random number.
+    /// Both kinds have a rate under the default policy, so a store that
+    /// sets TTLs from it keeps their records.
+    fn budget(&mut self, kind: BudgetKind) -> RecordKey {
+        self.next += 1;
+        let n = self.random.hash_one(self.next);
+        let key = match kind {
+            BudgetKind::Address => BudgetKey::address(std::net::IpAddr::V6(
+                std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | (u128::from(n) << 64)),
+            )),
+            _ => BudgetKey::range(&self.phone(), &crate::Policy::default()),
+        };
+        key.into()
+    }
+}
+
+/// A budget key's record whose bucket runs to `tat` (a whole second), its
+/// latest spend tagged `tag`.
+fn bucket(kind: BudgetKind, tag: u64, tat: OffsetDateTime) -> Record {
+    let mut r = Record::bucket(kind);
+    r.bucket = Some(KeyBucket {
+        kind,
+        tat: Some(tat),
+        last: tag,
+        refunded: false,
+    });
+    r.written_at = ceil_s(OffsetDateTime::now_utc()) - Duration::SECOND;
+    r
 }
 
 /// A record whose [`Record::expires_at`] is `expires_at` (a whole second)
@@ -248,6 +282,7 @@ fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
         }),
         ledger: Ledger::default(),
         written_at: sent_at,
+        bucket: None,
     }
 }
 
@@ -302,13 +337,13 @@ impl<S: Store + Sync> AsyncStore for Blocking<'_, S> {
     type Error = S::Error;
     fn load(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
     ) -> impl Future<Output = Result<Option<(Record, Version)>, S::Error>> + Send {
         core::future::ready(self.0.load(key))
     }
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> impl Future<Output = Result<Swap, S::Error>> + Send {
@@ -329,6 +364,7 @@ pub fn check_store<F: StoreFixture>(mut fixture: F) -> Result<Report, Violation>
         insert(&Blocking(&fixture.store()), &mut subjects).await?;
         update(&Blocking(&fixture.store()), &mut subjects).await?;
         isolation(&Blocking(&fixture.store()), &mut subjects).await?;
+        budgets(&Blocking(&fixture.store()), &mut subjects).await?;
         fresh_versions(&Blocking(&fixture.store()), &mut subjects).await
     })?;
     concurrent_insert_threads(&fixture.store(), &mut subjects)?;
@@ -365,6 +401,7 @@ pub async fn check_async_store<F: AsyncStoreFixture>(mut fixture: F) -> Result<R
     insert(&fixture.store().await, &mut subjects).await?;
     update(&fixture.store().await, &mut subjects).await?;
     isolation(&fixture.store().await, &mut subjects).await?;
+    budgets(&fixture.store().await, &mut subjects).await?;
     fresh_versions(&fixture.store().await, &mut subjects).await?;
     concurrent_insert_tasks(&fixture.store().await, &mut subjects).await?;
     concurrent_update_tasks(&fixture.store().await, &mut subjects).await?;
@@ -499,8 +536,8 @@ async fn update<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(),
 async fn isolation<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(), Violation> {
     const C: &str = "isolation";
     let phone = subjects.phone();
-    let login = SubjectKey::new(Purpose::Login, phone);
-    let onboarding = SubjectKey::new(Purpose::Onboarding, phone);
+    let login = RecordKey::from(SubjectKey::new(Purpose::Login, phone));
+    let onboarding = RecordKey::from(SubjectKey::new(Purpose::Onboarding, phone));
     let swap = store
         .compare_and_swap(&login, None, &record(1, far()))
         .await
@@ -528,6 +565,59 @@ async fn isolation<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<
         loaded.as_ref().is_some_and(|(r, _)| counter_of(r) == 1),
         "writing the onboarding subject changed the login one to {}",
         describe(&loaded)
+    );
+    Ok(())
+}
+
+/// Budget keys' records (see [`budget_key`](crate::budget_key)) are
+/// records like any other: each under its own key, apart from subjects and
+/// from each other, read back as written, and swapped by version.
+async fn budgets<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(), Violation> {
+    const C: &str = "budgets";
+    let subject = subjects.subject();
+    let address = subjects.budget(BudgetKind::Address);
+    let range = subjects.budget(BudgetKind::Range);
+    let written = [
+        (&subject, record(5, far())),
+        (&address, bucket(BudgetKind::Address, 11, far())),
+        (&range, bucket(BudgetKind::Range, 12, far())),
+    ];
+    let mut versions = Vec::new();
+    for (key, record) in &written {
+        let swap = store
+            .compare_and_swap(key, None, record)
+            .await
+            .map_err(failed(C, "compare_and_swap"))?;
+        versions.push(done(C, swap, "inserting a record")?);
+    }
+    for ((key, record), version) in written.iter().zip(&versions) {
+        let loaded = store.load(key).await.map_err(failed(C, "load"))?;
+        ensure!(
+            C,
+            same(&loaded, record, *version),
+            "the {key} loaded something else than was written (a budget key's record must round-trip, apart from subjects)"
+        );
+    }
+    let spent = bucket(BudgetKind::Address, 13, far() + Duration::minutes(6));
+    let stale = store
+        .compare_and_swap(&address, None, &spent)
+        .await
+        .map_err(failed(C, "compare_and_swap"))?;
+    ensure!(
+        C,
+        stale == Swap::Conflict,
+        "a second insert of a budget key's record was written"
+    );
+    let swap = store
+        .compare_and_swap(&address, versions.get(1).copied(), &spent)
+        .await
+        .map_err(failed(C, "compare_and_swap"))?;
+    let v = done(C, swap, "updating a budget key's record")?;
+    let loaded = store.load(&address).await.map_err(failed(C, "load"))?;
+    ensure!(
+        C,
+        same(&loaded, &spent, v),
+        "the updated budget record did not load back"
     );
     Ok(())
 }
@@ -688,7 +778,7 @@ fn settle(tally: Mutex<Tally>, errors: Vec<String>, final_counter: u32) -> Resul
     Ok(())
 }
 
-async fn start_counter<S: AsyncStore>(store: &S, key: &SubjectKey) -> Result<(), Violation> {
+async fn start_counter<S: AsyncStore>(store: &S, key: &RecordKey) -> Result<(), Violation> {
     const C: &str = "concurrent_update";
     let swap = store
         .compare_and_swap(key, None, &record(0, far()))
@@ -697,7 +787,7 @@ async fn start_counter<S: AsyncStore>(store: &S, key: &SubjectKey) -> Result<(),
     done(C, swap, "inserting a new record").map(|_| ())
 }
 
-async fn final_counter<S: AsyncStore>(store: &S, key: &SubjectKey) -> Result<u32, Violation> {
+async fn final_counter<S: AsyncStore>(store: &S, key: &RecordKey) -> Result<u32, Violation> {
     let loaded = store
         .load(key)
         .await

@@ -43,6 +43,7 @@ use rand_core::CryptoRng;
 use time::{Duration, OffsetDateTime};
 
 use crate::budget::{Guesses, LastSend, Penalty};
+use crate::budget_key::{BudgetKey, BudgetKind, Budgets, SpendTag};
 use crate::code::{self, Code, CodeInput, Derivation, NONCE_LEN};
 use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
@@ -200,6 +201,17 @@ pub enum Event {
         /// The send reported.
         send: SendId,
     },
+    /// A send was refused because a budget key named on it had no room
+    /// (see [`budget_key`](crate::budget_key)): many in a row from one
+    /// range or country are a pumping attempt. Nothing was written.
+    BudgetRefused {
+        /// Who the send was for.
+        subject: SubjectKey,
+        /// The kind of key that refused (never its address or range).
+        budget: BudgetKind,
+        /// When every named key allows a send.
+        retry_after: Duration,
+    },
 }
 
 /// One line for a log, with the number masked (as in every `Debug` and
@@ -284,6 +296,15 @@ impl core::fmt::Display for Event {
             Self::Delivered { subject, send } => {
                 write!(f, "delivered {subject} send {send}")
             }
+            Self::BudgetRefused {
+                subject,
+                budget,
+                retry_after,
+            } => write!(
+                f,
+                "send refused {subject}: {budget} budget spent, retry in {}s",
+                crate::error::ceil_secs(*retry_after)
+            ),
         }
     }
 }
@@ -424,6 +445,9 @@ impl Engine {
         rng: &mut R,
     ) -> Step<Sent> {
         let now = normalize_now(now);
+        if self.policy.denies(subject.phone()) {
+            return Step::refuse(Error::Denied);
+        }
         let bounded = record.map(|r| r.bounded(now, &self.policy));
         let step = self.start_bounded(bounded.clone(), subject, channel, now, rng);
         self.keep_bounds(record, bounded, step, subject, now)
@@ -464,11 +488,7 @@ impl Engine {
         let v = Validation {
             state: State::Sent,
             channel,
-            derivation: if test.is_some() {
-                DERIVATION_TEST
-            } else {
-                Derivation::LATEST.to_u8()
-            },
+            derivation: fresh_derivation(subject, test.is_some()),
             key_id: key.id(),
             nonce: nonce(rng),
             created_at: floor_s(now),
@@ -539,6 +559,9 @@ impl Engine {
         rng: &mut R,
     ) -> Step<Sent> {
         let now = normalize_now(now);
+        if self.policy.denies(subject.phone()) {
+            return Step::refuse(Error::Denied);
+        }
         let Some(stored) = record.filter(|r| r.current.is_some()) else {
             return Step::refuse(Error::NotFound);
         };
@@ -594,9 +617,13 @@ impl Engine {
         }
         // `SameCode` re-derives the code already sent, unless its key was
         // removed (or its derivation is not this build's): then no one can
-        // check that code, and a new one is drawn.
+        // check that code, and a new one is drawn. So is one when the resend
+        // names another binding than the validation's (bound to a context or
+        // not): the code sent goes with the binding the call names.
         let same = match p.resend_mode() {
-            ResendMode::SameCode => self.code_of(v, subject, generation),
+            ResendMode::SameCode => self
+                .code_of(v, subject, generation)
+                .filter(|_| binding_matches(v, subject)),
             ResendMode::NewCode => None,
         };
         let (code, new_code) = match same {
@@ -605,11 +632,7 @@ impl Engine {
                 let key = self.keys.current();
                 let test = self.test_code(subject);
                 v.key_id = key.id();
-                v.derivation = if test.is_some() {
-                    DERIVATION_TEST
-                } else {
-                    Derivation::LATEST.to_u8()
-                };
+                v.derivation = fresh_derivation(subject, test.is_some());
                 v.nonce = nonce(rng);
                 v.checks = 0;
                 v.expires_at = ceil_s(later(now, p.code_lifetime()));
@@ -770,9 +793,12 @@ impl Engine {
             subject: subject.clone(),
             generation,
         });
-        // The check is spent before the comparison.
+        // The check is spent before the comparison. A check under another
+        // binding than the validation's (a context, or none, where the code
+        // was issued with the other) is a wrong code, whatever the digits.
         v.checks = v.checks.saturating_add(1);
-        if code.matches(input) {
+        let bound_alike = binding_matches(v, subject);
+        if code.matches(input) & bound_alike {
             end(v, State::Validated, now);
             let validated = Validated {
                 generation,
@@ -975,6 +1001,166 @@ impl Engine {
             outcome: Ok(true),
             events: vec![event],
         }
+    }
+
+    /// The budget keys a send to `subject` spends from, besides the
+    /// subject's own, in spending order: those `budgets` names whose kind
+    /// has a rate in the policy, in the subject's tenant (see
+    /// [`budget_key`](crate::budget_key)).
+    pub fn budget_keys(&self, subject: &SubjectKey, budgets: &Budgets) -> Vec<BudgetKey> {
+        budgets.keys(subject, &self.policy)
+    }
+
+    /// The tag of the subject's latest send, which its budget keys' spends
+    /// carry: what [`spend_budget`](Self::spend_budget) and
+    /// [`refund_budget`](Self::refund_budget) take. `None` before any send.
+    /// Take it from the record a `start` or `resend` writes.
+    pub fn spend_tag(&self, record: &Record) -> Option<SpendTag> {
+        let v = record.current.as_ref()?;
+        let seq = record.ledger.last_send.seq;
+        (seq > 0).then(|| SpendTag::derive(&v.nonce, record.generation, seq))
+    }
+
+    /// Whether `key`'s bucket (its `record`) allows a send at `now`.
+    /// Reads only: check every key before spending from any, so that a
+    /// refusal spends nothing.
+    ///
+    /// # Errors
+    /// [`Error::BudgetSpent`] with the time at which it allows one.
+    pub fn check_budget(
+        &self,
+        record: Option<&Record>,
+        key: &BudgetKey,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let now = normalize_now(now);
+        let Some(rate) = self.policy.budget_rate(key.kind()) else {
+            return Ok(());
+        };
+        let bucket = self.bucket_of(record, key, now);
+        let tat = bucket.bucket.and_then(|b| b.tat);
+        if rate.allows(tat, now) {
+            return Ok(());
+        }
+        let ready = rate.ready_at(tat).unwrap_or(now);
+        Err(Error::BudgetSpent {
+            budget: key.kind(),
+            retry_after: until(now, ready),
+        })
+    }
+
+    /// Spends one send from `key`'s bucket at `now`, tagged `tag` (the
+    /// send's [`spend_tag`](Self::spend_tag)), or refuses with
+    /// [`Error::BudgetSpent`] and writes nothing. A kind the policy gives
+    /// no rate spends nothing.
+    ///
+    /// ```
+    /// use otpflow::*;
+    /// use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// use time::macros::datetime;
+    ///
+    /// let engine = Engine::new(Policy::default(), KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?));
+    /// let subject = SubjectKey::new(Purpose::Login, PhoneNumber::parse("07401 101801", &PhonePolicy::default())?);
+    /// let now = datetime!(2026-11-22 12:00 UTC);
+    /// let mut rng = ChaCha20Rng::seed_from_u64(7);
+    /// let key = engine.budget_keys(&subject, &Budgets::new().range()).remove(0);
+    ///
+    /// let sent = engine.start(None, &subject, Channel::Sms, now, &mut rng);
+    /// let tag = engine.spend_tag(sent.write.as_ref().expect("written")).expect("a send");
+    /// // The default range budget: 20 at once.
+    /// let mut bucket = None;
+    /// for _ in 0..20 {
+    ///     bucket = engine.spend_budget(bucket.as_ref(), &key, tag, now).write;
+    /// }
+    /// let refused = engine.spend_budget(bucket.as_ref(), &key, tag, now);
+    /// assert_eq!(refused.outcome.unwrap_err().code(), "budget_exhausted");
+    /// // Its latest spend can be given back, once.
+    /// let back = engine.refund_budget(bucket.as_ref(), &key, tag, now);
+    /// assert!(back.outcome?);
+    /// let again = engine.refund_budget(back.write.as_ref(), &key, tag, now);
+    /// assert!(!again.outcome?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spend_budget(
+        &self,
+        record: Option<&Record>,
+        key: &BudgetKey,
+        tag: SpendTag,
+        now: OffsetDateTime,
+    ) -> Step<()> {
+        let now = normalize_now(now);
+        let Some(rate) = self.policy.budget_rate(key.kind()) else {
+            return Step {
+                write: None,
+                outcome: Ok(()),
+                events: Vec::new(),
+            };
+        };
+        if let Err(e) = self.check_budget(record, key, now) {
+            return Step::refuse(e);
+        }
+        let mut record = self.bucket_of(record, key, now);
+        if let Some(b) = record.bucket.as_mut() {
+            rate.spend(&mut b.tat, now);
+            b.last = tag.0;
+            b.refunded = false;
+        }
+        record.written_at = floor_s(now);
+        Step {
+            write: Some(record),
+            outcome: Ok(()),
+            events: Vec::new(),
+        }
+    }
+
+    /// Gives back `key`'s spend tagged `tag`, if it is still the key's
+    /// latest spend and was not given back before (`Ok(true)`); otherwise
+    /// changes nothing (`Ok(false)`): a give-back is exact or nothing, so a
+    /// bucket is never fuller than if the send had not happened (see
+    /// [`budget_key`](crate::budget_key)).
+    pub fn refund_budget(
+        &self,
+        record: Option<&Record>,
+        key: &BudgetKey,
+        tag: SpendTag,
+        now: OffsetDateTime,
+    ) -> Step<bool> {
+        let now = normalize_now(now);
+        let nothing = Step {
+            write: None,
+            outcome: Ok(false),
+            events: Vec::new(),
+        };
+        let Some(rate) = self.policy.budget_rate(key.kind()) else {
+            return nothing;
+        };
+        let mut record = self.bucket_of(record, key, now);
+        let Some(b) = record
+            .bucket
+            .as_mut()
+            .filter(|b| b.last == tag.0 && !b.refunded)
+        else {
+            return nothing;
+        };
+        rate.refund(&mut b.tat, now);
+        b.refunded = true;
+        record.written_at = floor_s(now);
+        Step {
+            write: Some(record),
+            outcome: Ok(true),
+            events: Vec::new(),
+        }
+    }
+
+    /// `key`'s bucket as of `now`: the stored one bounded, or a full one
+    /// when there is none (or the stored record is not this kind's bucket).
+    fn bucket_of(&self, record: Option<&Record>, key: &BudgetKey, now: OffsetDateTime) -> Record {
+        record
+            .filter(|r| r.bucket.is_some_and(|b| b.kind == key.kind()))
+            .map_or_else(
+                || Record::bucket(key.kind()),
+                |r| r.bounded(now, &self.policy),
+            )
     }
 
     /// Unlocks the subject: an operator's action that clears its
@@ -1185,7 +1371,9 @@ impl Engine {
         stand_in.current = Some(Validation {
             state: State::Sent,
             channel: Channel::Sms,
-            derivation: Derivation::LATEST.to_u8(),
+            // As the subject's own check would derive (a bound subject's
+            // costs one compression more).
+            derivation: fresh_derivation(subject, false),
             key_id: self.keys.current().id(),
             nonce: [0; NONCE_LEN],
             created_at: now,
@@ -1255,6 +1443,29 @@ impl Engine {
     fn until_send(&self, record: &Record, now: OffsetDateTime) -> Duration {
         let ready = record.ledger.sends.ready_at(&self.policy).unwrap_or(now);
         until(now, ready)
+    }
+}
+
+/// The derivation byte of a new validation's code: a test number's, one
+/// bound to the subject's context, or the latest.
+fn fresh_derivation(subject: &SubjectKey, test: bool) -> u8 {
+    if test {
+        DERIVATION_TEST
+    } else if subject.context().is_some() {
+        Derivation::V2Bound.to_u8()
+    } else {
+        Derivation::LATEST.to_u8()
+    }
+}
+
+/// True when a call names the binding the validation was issued under: a
+/// context for a bound code, none for any other. A test number's fixed code
+/// is never bound.
+fn binding_matches(v: &Validation, subject: &SubjectKey) -> bool {
+    match v.derivation {
+        DERIVATION_TEST => true,
+        d if d == Derivation::V2Bound.to_u8() => subject.context().is_some(),
+        _ => subject.context().is_none(),
     }
 }
 

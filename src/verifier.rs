@@ -5,13 +5,14 @@ use core::fmt;
 
 use rand_core::CryptoRng;
 
+use crate::budget_key::{BudgetKey, Budgets, SpendTag};
 use crate::clock::Clock;
 use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::Policy;
 use crate::record::Record;
-use crate::store::{Store, Update};
+use crate::store::{RecordKey, Store, Swap, Update};
 use crate::subject::{Channel, SubjectKey};
 use crate::validation::{Engine, Event, Sent, Status, Step, Validated};
 
@@ -219,15 +220,255 @@ impl<S: Store, C: Clock> Verifier<S, C> {
         })
     }
 
+    /// [`start`](Self::start), spending also from the budget keys
+    /// `budgets` names (the client's address, the number's range…; see
+    /// [`budget_key`](crate::budget_key)). Every key is checked first; a
+    /// send goes out only when each has room, and spends one place in each.
+    ///
+    /// ```
+    /// use otpflow::*;
+    /// use time::macros::datetime;
+    ///
+    /// let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?);
+    /// let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
+    /// let verifier = Verifier::new(Policy::default(), keys, MemoryStore::new(), clock);
+    /// let mut rng = otpflow::rand_core::UnwrapErr(getrandom::SysRng);
+    /// let client = Budgets::new().address("203.0.113.7".parse()?).range();
+    ///
+    /// // The default address budget: 10 at once from one client.
+    /// for i in 0..10 {
+    ///     let phone = PhoneNumber::parse(&format!("07401 1018{i:02}"), &PhonePolicy::default())?;
+    ///     verifier.start_within(&client, &SubjectKey::new(Purpose::Login, phone), Channel::Sms, &mut rng)?;
+    /// }
+    /// let phone = PhoneNumber::parse("07401 101899", &PhonePolicy::default())?;
+    /// let refused = verifier.start_within(&client, &SubjectKey::new(Purpose::Login, phone), Channel::Sms, &mut rng);
+    /// let Err(Error::BudgetSpent { budget, retry_after }) = refused else { panic!("{refused:?}") };
+    /// assert_eq!((budget.as_str(), retry_after), ("address", time::Duration::minutes(6)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`start`](Self::start)'s, [`Error::Denied`], and
+    /// [`Error::BudgetSpent`] (with an [`Event::BudgetRefused`]).
+    pub fn start_within<R: CryptoRng + ?Sized>(
+        &self,
+        budgets: &Budgets,
+        subject: &SubjectKey,
+        channel: Channel,
+        rng: &mut R,
+    ) -> Result<Sent, Error> {
+        let now = self.clock.now();
+        self.send(subject, budgets, now, |record| {
+            self.engine.start(record, subject, channel, now, rng)
+        })
+    }
+
+    /// [`resend`](Self::resend), spending also from the budget keys
+    /// `budgets` names (see [`start_within`](Self::start_within)).
+    ///
+    /// # Errors
+    /// [`resend`](Self::resend)'s, [`Error::Denied`], and
+    /// [`Error::BudgetSpent`].
+    pub fn resend_within<R: CryptoRng + ?Sized>(
+        &self,
+        budgets: &Budgets,
+        subject: &SubjectKey,
+        channel: Option<Channel>,
+        rng: &mut R,
+    ) -> Result<Sent, Error> {
+        let now = self.clock.now();
+        self.send(subject, budgets, now, |record| {
+            self.engine.resend(record, subject, channel, now, rng)
+        })
+    }
+
+    /// [`report_delivery`](Self::report_delivery) for a send made with
+    /// [`start_within`](Self::start_within) or
+    /// [`resend_within`](Self::resend_within): a failed latest send also
+    /// gives back its place in each key `budgets` names (name the same
+    /// ones) whose latest spend it still is, once.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Store`], [`Error::Contention`].
+    pub fn report_delivery_within(
+        &self,
+        budgets: &Budgets,
+        subject: &SubjectKey,
+        send: SendId,
+        delivery: Delivery,
+    ) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let key = RecordKey::from(subject);
+        for _ in 0..=self.max_retries {
+            let loaded = self.store.load(&key).map_err(Error::store)?;
+            let record = loaded.as_ref().map(|(r, _)| r);
+            let step = self
+                .engine
+                .report_delivery(record, subject, send, delivery, now);
+            let tag = step.write.as_ref().and_then(|r| self.engine.spend_tag(r));
+            if let Some(new) = &step.write {
+                let expected = loaded.as_ref().map(|(_, v)| *v);
+                match self
+                    .store
+                    .compare_and_swap(&key, expected, new)
+                    .map_err(Error::store)?
+                {
+                    Swap::Done(_) => {}
+                    Swap::Conflict => continue,
+                }
+            }
+            if let (Ok(true), Some(tag)) = (&step.outcome, tag) {
+                let keys = self.engine.budget_keys(subject, budgets);
+                self.refund_all(&keys, tag, now);
+            }
+            self.emit(&step.events);
+            return step.outcome;
+        }
+        Err(Error::Contention)
+    }
+
     /// The validation's state, budgets and timers as of now. Writes nothing.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Store`].
     pub fn status(&self, subject: &SubjectKey) -> Result<Status, Error> {
         let now = self.clock.now();
-        let loaded = self.store.load(subject).map_err(Error::store)?;
+        let loaded = self
+            .store
+            .load(&RecordKey::from(subject))
+            .map_err(Error::store)?;
         self.engine
             .status(loaded.as_ref().map(|(record, _)| record), now)
+    }
+
+    fn emit(&self, events: &[Event]) {
+        if let Some(listener) = &self.listener {
+            events.iter().for_each(listener);
+        }
+    }
+
+    /// A send that spends from budget keys: the subject's transition is run
+    /// on the loaded record; a refusal is stored (if it writes) and
+    /// returned as it is. A send checks every key, spends from each in
+    /// turn, then compare-and-swaps the subject's record; a key that
+    /// refuses, or a conflict on the subject, gives back what was spent
+    /// (exact or nothing: see [`budget_key`](crate::budget_key)), and a
+    /// conflict runs it all again.
+    fn send(
+        &self,
+        subject: &SubjectKey,
+        budgets: &Budgets,
+        now: time::OffsetDateTime,
+        mut transition: impl FnMut(Option<&Record>) -> Step<Sent>,
+    ) -> Result<Sent, Error> {
+        let keys = self.engine.budget_keys(subject, budgets);
+        if keys.is_empty() {
+            return self.run(subject, transition);
+        }
+        let key = RecordKey::from(subject);
+        for _ in 0..=self.max_retries {
+            let loaded = self.store.load(&key).map_err(Error::store)?;
+            let step = transition(loaded.as_ref().map(|(r, _)| r));
+            let expected = loaded.as_ref().map(|(_, v)| *v);
+            let tag = step.write.as_ref().and_then(|r| self.engine.spend_tag(r));
+            let (Ok(_), Some(new), Some(tag)) = (&step.outcome, &step.write, tag) else {
+                // A refusal: store what it writes, spend nothing.
+                if let Some(new) = &step.write {
+                    let swap = self.store.compare_and_swap(&key, expected, new);
+                    if swap.map_err(Error::store)? == Swap::Conflict {
+                        continue;
+                    }
+                }
+                self.emit(&step.events);
+                return step.outcome;
+            };
+            if let Err(e) = self.check_all(&keys, now) {
+                self.refused(subject, &e);
+                return Err(e);
+            }
+            let mut spent = Vec::with_capacity(keys.len());
+            for budget in &keys {
+                match self.spend(budget, tag, now) {
+                    Ok(()) => spent.push(budget.clone()),
+                    Err(e) => {
+                        self.refund_all(&spent, tag, now);
+                        self.refused(subject, &e);
+                        return Err(e);
+                    }
+                }
+            }
+            match self.store.compare_and_swap(&key, expected, new) {
+                Ok(Swap::Done(_)) => {
+                    self.emit(&step.events);
+                    return step.outcome;
+                }
+                Ok(Swap::Conflict) => self.refund_all(&spent, tag, now),
+                Err(e) => {
+                    self.refund_all(&spent, tag, now);
+                    return Err(Error::store(e));
+                }
+            }
+        }
+        Err(Error::Contention)
+    }
+
+    /// Every key allows a send (reads only); else the refusal of the key
+    /// that allows one last.
+    fn check_all(&self, keys: &[BudgetKey], now: time::OffsetDateTime) -> Result<(), Error> {
+        let mut worst: Option<Error> = None;
+        for budget in keys {
+            let loaded = self
+                .store
+                .load(&RecordKey::from(budget.clone()))
+                .map_err(Error::store)?;
+            let record = loaded.as_ref().map(|(r, _)| r);
+            if let Err(e) = self.engine.check_budget(record, budget, now)
+                && worst
+                    .as_ref()
+                    .is_none_or(|w| w.retry_after() < e.retry_after())
+            {
+                worst = Some(e);
+            }
+        }
+        worst.map_or(Ok(()), Err)
+    }
+
+    /// Spends one place from `budget`, retrying on conflict.
+    fn spend(
+        &self,
+        budget: &BudgetKey,
+        tag: SpendTag,
+        now: time::OffsetDateTime,
+    ) -> Result<(), Error> {
+        let key = RecordKey::from(budget.clone());
+        self.update(&key, |record| {
+            self.engine.spend_budget(record, budget, tag, now)
+        })
+    }
+
+    /// Gives back what `tag` spent from each key, where it can. A store
+    /// error leaves that place spent: the safe side.
+    fn refund_all(&self, keys: &[BudgetKey], tag: SpendTag, now: time::OffsetDateTime) {
+        for budget in keys {
+            let key = RecordKey::from(budget.clone());
+            let _ = self.update(&key, |record| {
+                self.engine.refund_budget(record, budget, tag, now)
+            });
+        }
+    }
+
+    fn refused(&self, subject: &SubjectKey, e: &Error) {
+        if let Error::BudgetSpent {
+            budget,
+            retry_after,
+        } = e
+        {
+            self.emit(&[Event::BudgetRefused {
+                subject: subject.clone(),
+                budget: *budget,
+                retry_after: *retry_after,
+            }]);
+        }
     }
 
     /// The compare-and-swap loop, through [`Store::update`]: `transition` is
@@ -236,13 +477,22 @@ impl<S: Store, C: Clock> Verifier<S, C> {
     fn run<T>(
         &self,
         subject: &SubjectKey,
+        transition: impl FnMut(Option<&Record>) -> Step<T>,
+    ) -> Result<T, Error> {
+        self.update(&RecordKey::from(subject), transition)
+    }
+
+    /// [`run`](Self::run) for any record.
+    fn update<T>(
+        &self,
+        key: &RecordKey,
         mut transition: impl FnMut(Option<&Record>) -> Step<T>,
     ) -> Result<T, Error> {
         for _ in 0..=self.max_retries {
             let mut step = None;
             let update = self
                 .store
-                .update(subject, &mut |record| {
+                .update(key, &mut |record| {
                     let mut next = transition(record);
                     let write = next.write.take();
                     step = Some(next);

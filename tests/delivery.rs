@@ -161,7 +161,9 @@ fn only_the_latest_send_of_a_live_or_ended_unvalidated_validation_is_given_back(
             .unwrap()
     );
     // Records carrying a given-back send survive the byte codec.
-    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &otpflow::RecordKey::from(&s))
+        .unwrap()
+        .unwrap();
     assert_eq!(Record::from_bytes(&record.to_bytes()).unwrap(), record);
 }
 

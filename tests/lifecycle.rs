@@ -567,12 +567,12 @@ fn store_failures_surface_and_change_nothing() {
     struct ReadOnly(MemoryStore);
     impl Store for ReadOnly {
         type Error = Down;
-        fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Down> {
+        fn load(&self, k: &otpflow::RecordKey) -> Result<Option<(Record, Version)>, Down> {
             Ok(Store::load(&self.0, k).unwrap_or_else(|e| match e {}))
         }
         fn compare_and_swap(
             &self,
-            _: &SubjectKey,
+            _: &otpflow::RecordKey,
             _: Option<Version>,
             _: &Record,
         ) -> Result<Swap, Down> {
@@ -589,10 +589,12 @@ fn store_failures_surface_and_change_nothing() {
     );
     let s = login();
     let code = inner.start(&s, Channel::Sms, &mut rng).unwrap().code;
-    let (record, _) = Store::load(inner.store(), &s).unwrap().unwrap();
+    let (record, _) = Store::load(inner.store(), &otpflow::RecordKey::from(&s))
+        .unwrap()
+        .unwrap();
     let broken_store = MemoryStore::new();
     assert!(matches!(
-        Store::compare_and_swap(&broken_store, &s, None, &record),
+        Store::compare_and_swap(&broken_store, &otpflow::RecordKey::from(&s), None, &record),
         Ok(Swap::Done(_))
     ));
     let broken = Verifier::new(
@@ -619,12 +621,12 @@ fn endless_conflicts_end_in_contention() {
     struct Busy(MemoryStore);
     impl Store for Busy {
         type Error = std::convert::Infallible;
-        fn load(&self, k: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+        fn load(&self, k: &otpflow::RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
             Store::load(&self.0, k)
         }
         fn compare_and_swap(
             &self,
-            _: &SubjectKey,
+            _: &otpflow::RecordKey,
             _: Option<Version>,
             _: &Record,
         ) -> Result<Swap, Self::Error> {
@@ -651,7 +653,9 @@ fn records_round_trip_through_bytes_mid_flight() {
     let s = login();
     let code = w.start(&s).unwrap().code;
     let _ = w.verifier.verify(&s, &wrong(&code));
-    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &otpflow::RecordKey::from(&s))
+        .unwrap()
+        .unwrap();
     let bytes = record.to_bytes();
     assert_eq!(Record::from_bytes(&bytes).unwrap(), record);
     // A record holds neither the code nor its digits in any obvious form.
@@ -677,7 +681,9 @@ fn records_round_trip_through_bytes_mid_flight() {
     // A live validation's record, encoded, stays within 96 bytes.
     let other = subject(Purpose::Onboarding);
     w.start(&other).unwrap();
-    let (record, _) = Store::load(w.verifier.store(), &other).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &otpflow::RecordKey::from(&other))
+        .unwrap()
+        .unwrap();
     assert!(record.to_bytes().len() <= 96);
 }
 
@@ -877,7 +883,9 @@ fn a_forward_clock_step_locks_no_one_for_a_year() {
     assert!(matches!(err, Error::Locked { .. }));
     assert!(err.retry_after().unwrap() <= Duration::hours(1), "{err:?}");
     // And the record a store keeps says so too (its TTL).
-    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &otpflow::RecordKey::from(&s))
+        .unwrap()
+        .unwrap();
     let ttl = record.expires_at(w.verifier.engine().policy());
     assert!(
         ttl <= T0 + Duration::days(365) + Duration::days(366),
@@ -993,7 +1001,9 @@ fn lockouts_escalate_then_block_until_unlocked() {
     assert!(matches!(err, Error::Blocked));
     assert_eq!(err.next_call(), Some("unlock"));
     assert_eq!(err.public(), PublicError::Blocked);
-    let (record, _) = Store::load(w.verifier.store(), &s).unwrap().unwrap();
+    let (record, _) = Store::load(w.verifier.store(), &otpflow::RecordKey::from(&s))
+        .unwrap()
+        .unwrap();
     assert!(record.expires_at(w.verifier.engine().policy()) > T0 + Duration::days(365 * 7000));
     // An operator unlocks; the count starts again.
     w.verifier.unlock(&s).unwrap();
@@ -1042,7 +1052,11 @@ fn unlocking_nothing_writes_nothing() {
     let w = world(Policy::default());
     let s = login();
     w.verifier.unlock(&s).unwrap();
-    assert!(Store::load(w.verifier.store(), &s).unwrap().is_none());
+    assert!(
+        Store::load(w.verifier.store(), &otpflow::RecordKey::from(&s))
+            .unwrap()
+            .is_none()
+    );
     assert!(w.take_events().is_empty());
 }
 

@@ -5,17 +5,24 @@
 //! `otpflow::validation`). After every step the outcome, the status,
 //! `attempts_left`, `sends_left` and every `retry_after` must agree.
 //!
+//! The model has delivery reports (a failed latest send gives back its
+//! budgets and lifts its cooldown, once) and tenants (the same number and
+//! purpose under two tenants are two independent subjects).
+//!
 //! `OTPFLOW_PROPTEST_CASES` sets the number of cases (default 4,000; use
 //! 100,000 for a long run). Failing seeds are saved under
 //! `proptest-regressions/` and committed.
 
 use std::collections::{HashMap, HashSet};
 
+use otpflow::Budgets;
+use otpflow::budget::Rate;
+use otpflow::budget_key::BudgetKind;
 use otpflow::rand_core::SeedableRng;
 use otpflow::{
-    AsyncVerifier, Channel, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber,
-    PhonePolicy, Policy, Purpose, ResendMode, SecretKey, Sent, State, Status, SubjectKey,
-    Validated, Verifier,
+    AsyncVerifier, Channel, Delivery, Engine, Error, KeyId, KeyRing, ManualClock, MemoryStore,
+    PhoneNumber, PhonePolicy, Policy, Purpose, ResendMode, SecretKey, SendId, Sent, State, Status,
+    SubjectKey, Tenant, Validated, Verifier,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -60,6 +67,14 @@ impl Knobs {
             } else {
                 ResendMode::SameCode
             })
+            .budget_rate(
+                BudgetKind::Address,
+                Rate::new(ADDRESS_RATE.0, Duration::seconds(ADDRESS_RATE.1)).ok(),
+            )
+            .budget_rate(
+                BudgetKind::Range,
+                Rate::new(RANGE_RATE.0, Duration::seconds(RANGE_RATE.1)).ok(),
+            )
             .build()
             .expect("the knobs are in range")
     }
@@ -106,8 +121,22 @@ fn knobs() -> impl Strategy<Value = Knobs> {
 }
 
 /// Subjects: 0 and 1 share a phone with different purposes, 2 is another
-/// phone.
-const SUBJECTS: usize = 3;
+/// phone, 3 and 4 are subject 0 (same phone, same purpose) under two
+/// tenants.
+const SUBJECTS: usize = 5;
+
+/// Which send a delivery report names.
+#[derive(Clone, Copy, Debug)]
+enum Report {
+    /// The subject's latest send, failed.
+    LatestFailed,
+    /// The send before the latest, failed.
+    EarlierFailed,
+    /// The latest send number under the previous validation's number, failed.
+    OtherValidationFailed,
+    /// The latest send, delivered.
+    LatestDelivered,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -121,9 +150,26 @@ enum Op {
     VerifyMalformed(usize, &'static str),
     Cancel(usize),
     Unlock(usize),
+    Report(usize, Report),
     Advance(i64),
     RotateKey,
     RemoveOldestKey,
+    /// `start_within` from client `.2` (0 or 1), naming its address and
+    /// the number's range.
+    StartWithin(usize, Channel, u8),
+}
+
+/// The budget keys' rates in the model's policy: (burst, interval in s).
+const ADDRESS_RATE: (u32, i64) = (2, 100);
+const RANGE_RATE: (u32, i64) = (3, 200);
+
+/// What client `c` names.
+fn client_budgets(c: u8) -> Budgets {
+    Budgets::new()
+        .address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            203, 0, 113, c,
+        )))
+        .range()
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -143,6 +189,12 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(s, m)| Op::VerifyMalformed(s, m)),
         1 => s.clone().prop_map(Op::Cancel),
         1 => s.clone().prop_map(Op::Unlock),
+        2 => (s.clone(), prop_oneof![
+            4 => Just(Report::LatestFailed),
+            1 => Just(Report::EarlierFailed),
+            1 => Just(Report::OtherValidationFailed),
+            1 => Just(Report::LatestDelivered),
+        ]).prop_map(|(s, r)| Op::Report(s, r)),
         4 => prop_oneof![
             Just(1i64), Just(10), Just(29), Just(30), Just(31), Just(44), Just(45), Just(59),
             Just(60), Just(61), Just(119), Just(120), Just(299), Just(300), Just(600), Just(900),
@@ -151,6 +203,7 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(Op::Advance),
         1 => Just(Op::RotateKey),
         1 => Just(Op::RemoveOldestKey),
+        3 => (s.clone(), Just(Channel::Sms), 0u8..2).prop_map(|(s, c, a)| Op::StartWithin(s, c, a)),
     ]
 }
 
@@ -191,6 +244,11 @@ impl Bucket {
         let (_, t) = Self::shape(k);
         self.tat = Some(self.tat.map_or(now, |tat| tat.max(now)) + t);
     }
+    /// Gives one send back: a TAT at or before `now` is a full bucket.
+    fn refund(&mut self, now: i64, k: &Knobs) {
+        let (_, t) = Self::shape(k);
+        self.tat = self.tat.map(|tat| tat - t).filter(|&tat| tat > now);
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -214,13 +272,20 @@ struct Subject {
     last_failure: Option<i64>,
     sends: Bucket,
     locked_until: Option<i64>,
+    /// The subject's latest send number (every counted send, across its
+    /// validations), and whether that send was reported failed.
+    send_seq: u32,
+    last_failed: bool,
 }
 
 /// What the model expects of a call.
 #[derive(Debug, PartialEq, Eq)]
 enum Expect {
-    /// A send: generation, resent, new_code, sends_left, expires_at, channel.
-    Sent(u32, bool, bool, u32, i64, Channel),
+    /// A send: generation, resent, new_code, sends_left, expires_at,
+    /// channel, the send's number.
+    Sent(u32, bool, bool, u32, i64, Channel, u32),
+    /// A delivery report: whether it gave budgets back.
+    Reported(bool),
     Validated(u32),
     Canceled,
     Refused(Refusal),
@@ -241,6 +306,23 @@ enum Refusal {
     ResendTooSoon(i64),
     SendLimit(i64),
     ResendsSpent(i64),
+    /// A budget key: its kind and `retry_after`.
+    Budget(&'static str, i64),
+}
+
+/// A budget key's bucket (GCRA), from `otpflow::budget::Rate`'s docs.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyBucket {
+    tat: Option<i64>,
+}
+
+impl KeyBucket {
+    fn ready(&self, (burst, t): (u32, i64)) -> Option<i64> {
+        self.tat.map(|tat| tat - (i64::from(burst) - 1) * t)
+    }
+    fn spend(&mut self, now: i64, (_, t): (u32, i64)) {
+        self.tat = Some(self.tat.map_or(now, |tat| tat.max(now)) + t);
+    }
 }
 
 struct Model {
@@ -248,6 +330,9 @@ struct Model {
     subjects: Vec<Subject>,
     /// Keys in the ring: the current one last.
     keys: Vec<u32>,
+    /// Budget keys' buckets: ("address", client, tenant) and ("range",
+    /// number, tenant).
+    buckets: HashMap<(&'static str, usize, usize), KeyBucket>,
 }
 
 impl Model {
@@ -328,7 +413,12 @@ impl Model {
     fn resend_at(&self, s: usize) -> i64 {
         let sub = &self.subjects[s];
         let v = sub.current.as_ref().expect("a validation");
-        let cooldown_end = v.last_sent_at + self.k.cooldown;
+        // A send reported failed starts no cooldown.
+        let cooldown_end = if sub.last_failed {
+            v.last_sent_at
+        } else {
+            v.last_sent_at + self.k.cooldown
+        };
         sub.sends
             .ready(&self.k)
             .map_or(cooldown_end, |r| r.max(cooldown_end))
@@ -364,7 +454,9 @@ impl Model {
             sends: 1,
         });
         sub.sends.spend(now, &k);
-        let generation = sub.generation;
+        sub.send_seq += 1;
+        sub.last_failed = false;
+        let (generation, seq) = (sub.generation, sub.send_seq);
         Expect::Sent(
             generation,
             false,
@@ -372,7 +464,56 @@ impl Model {
             self.sends_left(s, now),
             now + k.lifetime,
             channel,
+            seq,
         )
+    }
+
+    /// `start_within`: the subject decides first (its refusals stand, and
+    /// spend nothing); a send then needs room in every named key, and is
+    /// refused by the one that allows a send last (the first such in
+    /// spending order: address, then range), with nothing written.
+    fn start_within(
+        &mut self,
+        s: usize,
+        channel: Channel,
+        client: u8,
+        now: i64,
+        code: Option<&str>,
+    ) -> Expect {
+        let before = self.subjects[s].clone();
+        let expect = self.start(s, channel, now, code);
+        if !matches!(expect, Expect::Sent(..)) {
+            return expect;
+        }
+        // Subjects 0, 1 share a number (one range), 2 has another; 3 and
+        // 4 are subject 0's number in two tenants, whose keys are theirs.
+        let tenant = s.saturating_sub(2);
+        let keys = [
+            (("address", usize::from(client), tenant), ADDRESS_RATE),
+            (("range", usize::from(s == 2), tenant), RANGE_RATE),
+        ];
+        let mut worst: Option<(&'static str, i64)> = None;
+        for (key, rate) in keys {
+            let ready = self
+                .buckets
+                .get(&key)
+                .copied()
+                .unwrap_or_default()
+                .ready(rate);
+            if let Some(r) = ready.filter(|&r| now < r)
+                && worst.is_none_or(|(_, w)| w < r - now)
+            {
+                worst = Some((key.0, r - now));
+            }
+        }
+        if let Some((kind, wait)) = worst {
+            self.subjects[s] = before;
+            return Expect::Refused(Refusal::Budget(kind, wait));
+        }
+        for (key, rate) in keys {
+            self.buckets.entry(key).or_default().spend(now, rate);
+        }
+        expect
     }
 
     fn resend(&mut self, s: usize, now: i64, code: Option<&str>) -> Expect {
@@ -400,7 +541,8 @@ impl Model {
         let sub = &self.subjects[s];
         let v = sub.current.as_ref().expect("live");
         let rate_ready = sub.sends.ready(&k).filter(|&r| now < r);
-        let cooldown_end = Some(v.last_sent_at + k.cooldown).filter(|&c| now < c);
+        let cooldown_end =
+            Some(v.last_sent_at + k.cooldown).filter(|&c| now < c && !sub.last_failed);
         let earliest = match (cooldown_end, rate_ready) {
             (Some(c), Some(r)) => Some(c.max(r)),
             (c, r) => c.or(r),
@@ -436,7 +578,9 @@ impl Model {
         v.last_sent_at = now;
         let (expires_at, channel) = (v.expires_at, v.channel);
         sub.sends.spend(now, &k);
-        let generation = sub.generation;
+        sub.send_seq += 1;
+        sub.last_failed = false;
+        let (generation, seq) = (sub.generation, sub.send_seq);
         Expect::Sent(
             generation,
             true,
@@ -444,6 +588,7 @@ impl Model {
             self.sends_left(s, now),
             expires_at,
             channel,
+            seq,
         )
     }
 
@@ -503,6 +648,40 @@ impl Model {
         }
     }
 
+    /// The send a report names: (validation number, send number).
+    fn reported_send(&self, s: usize, which: Report) -> (u32, u32) {
+        let sub = &self.subjects[s];
+        match which {
+            Report::LatestFailed | Report::LatestDelivered => (sub.generation, sub.send_seq),
+            Report::EarlierFailed => (sub.generation, sub.send_seq.saturating_sub(1)),
+            Report::OtherValidationFailed => (sub.generation.saturating_sub(1), sub.send_seq),
+        }
+    }
+
+    /// A delivery report: a failed latest send, not yet reported, of a
+    /// validation not validated gives back its place in the validation's
+    /// sends and the subject's bucket, and lifts its cooldown.
+    fn report(&mut self, s: usize, which: Report, now: i64) -> Expect {
+        let (generation, seq) = self.reported_send(s, which);
+        let k = self.k;
+        let sub = &mut self.subjects[s];
+        let Some(v) = sub.current.as_mut() else {
+            return Expect::Refused(Refusal::NotFound);
+        };
+        if let Report::LatestDelivered = which {
+            return Expect::Reported(false);
+        }
+        let latest =
+            generation == sub.generation && seq == sub.send_seq && seq > 0 && !sub.last_failed;
+        if !latest || v.state == State::Validated {
+            return Expect::Reported(false);
+        }
+        v.sends = v.sends.saturating_sub(1);
+        sub.sends.refund(now, &k);
+        sub.last_failed = true;
+        Expect::Reported(true)
+    }
+
     fn unlock(&mut self, s: usize) {
         let sub = &mut self.subjects[s];
         sub.failures = 0;
@@ -548,6 +727,10 @@ fn refusal(e: &Error) -> Refusal {
         Error::ResendTooSoon { retry_after } => Refusal::ResendTooSoon(secs(*retry_after)),
         Error::SendLimit { retry_after } => Refusal::SendLimit(secs(*retry_after)),
         Error::ResendsSpent { start_after } => Refusal::ResendsSpent(secs(*start_after)),
+        Error::BudgetSpent {
+            budget,
+            retry_after,
+        } => Refusal::Budget(budget.as_str(), secs(*retry_after)),
         other => panic!("unexpected error {other:?}"),
     }
 }
@@ -558,10 +741,13 @@ fn subject_keys() -> Vec<SubjectKey> {
     let policy = PhonePolicy::default();
     let a = PhoneNumber::parse("+447401101801", &policy).expect("a UK mobile");
     let b = PhoneNumber::parse("07911 123456", &policy).expect("a UK mobile");
+    let tenant = |name: &str| Tenant::new(name).expect("a valid tenant");
     vec![
         SubjectKey::new(Purpose::Login, a),
         SubjectKey::new(Purpose::Onboarding, a),
         SubjectKey::new(Purpose::Login, b),
+        SubjectKey::new(Purpose::Login, a).with_tenant(tenant("shop")),
+        SubjectKey::new(Purpose::Login, a).with_tenant(tenant("bank")),
     ]
 }
 
@@ -584,6 +770,13 @@ fn wrong_code(code: &str, position: usize, delta: u8) -> String {
 trait Driver {
     fn new(policy: Policy, keys: KeyRing, clock: ManualClock) -> Self;
     fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error>;
+    fn start_within(
+        &self,
+        b: &Budgets,
+        s: &SubjectKey,
+        c: Channel,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error>;
     fn resend(
         &self,
         s: &SubjectKey,
@@ -593,6 +786,7 @@ trait Driver {
     fn verify(&self, s: &SubjectKey, code: &str) -> Result<Validated, Error>;
     fn cancel(&self, s: &SubjectKey) -> Result<(), Error>;
     fn unlock(&self, s: &SubjectKey) -> Result<(), Error>;
+    fn report(&self, s: &SubjectKey, send: SendId, d: Delivery) -> Result<bool, Error>;
     fn status(&self, s: &SubjectKey) -> Result<Status, Error>;
     fn engine_mut(&mut self) -> &mut Engine;
 }
@@ -606,6 +800,15 @@ impl Driver for SyncDriver {
     }
     fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
         Verifier::start(self, s, c, rng)
+    }
+    fn start_within(
+        &self,
+        b: &Budgets,
+        s: &SubjectKey,
+        c: Channel,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        Verifier::start_within(self, b, s, c, rng)
     }
     fn resend(
         &self,
@@ -624,6 +827,9 @@ impl Driver for SyncDriver {
     fn unlock(&self, s: &SubjectKey) -> Result<(), Error> {
         Verifier::unlock(self, s)
     }
+    fn report(&self, s: &SubjectKey, send: SendId, d: Delivery) -> Result<bool, Error> {
+        Verifier::report_delivery(self, s, send, d)
+    }
     fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
         Verifier::status(self, s)
     }
@@ -638,6 +844,15 @@ impl Driver for AsyncDriver {
     }
     fn start(&self, s: &SubjectKey, c: Channel, rng: &mut ChaCha20Rng) -> Result<Sent, Error> {
         futures_executor::block_on(self.0.start(s, c, rng))
+    }
+    fn start_within(
+        &self,
+        b: &Budgets,
+        s: &SubjectKey,
+        c: Channel,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<Sent, Error> {
+        futures_executor::block_on(self.0.start_within(b, s, c, rng))
     }
     fn resend(
         &self,
@@ -655,6 +870,9 @@ impl Driver for AsyncDriver {
     }
     fn unlock(&self, s: &SubjectKey) -> Result<(), Error> {
         futures_executor::block_on(self.0.unlock(s))
+    }
+    fn report(&self, s: &SubjectKey, send: SendId, d: Delivery) -> Result<bool, Error> {
+        futures_executor::block_on(self.0.report_delivery(s, send, d))
     }
     fn status(&self, s: &SubjectKey) -> Result<Status, Error> {
         futures_executor::block_on(self.0.status(s))
@@ -679,6 +897,7 @@ fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
         k,
         subjects: vec![Subject::default(); SUBJECTS],
         keys: vec![1],
+        buckets: HashMap::new(),
     };
     let mut now = 0i64;
     let mut next_key = 2u32;
@@ -728,6 +947,13 @@ fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
                         at
                     );
                 }
+            }
+            Op::StartWithin(s, channel, client) => {
+                let budgets = client_budgets(*client);
+                let got = verifier.start_within(&budgets, &subjects[*s], *channel, &mut rng);
+                let code = got.as_ref().ok().map(|sent| sent.code.as_str().to_owned());
+                let expect = model.start_within(*s, *channel, *client, now, code.as_deref());
+                prop_assert_eq!(sent_or_refusal(&got, T0), expect, "{}", at);
             }
             Op::Resend(s) => {
                 let got = verifier.resend(&subjects[*s], None, &mut rng);
@@ -788,6 +1014,20 @@ fn run_on<D: Driver>(k: Knobs, ops: &[Op]) -> Result<(), TestCaseError> {
                     .expect("unlock never fails here");
                 model.unlock(*s);
             }
+            Op::Report(s, which) => {
+                let (generation, seq) = model.reported_send(*s, *which);
+                let delivery = match which {
+                    Report::LatestDelivered => Delivery::Delivered,
+                    _ => Delivery::Failed,
+                };
+                let got = verifier.report(&subjects[*s], SendId::new(generation, seq), delivery);
+                let expect = model.report(*s, *which, now);
+                let got_view = match &got {
+                    Ok(refunded) => Expect::Reported(*refunded),
+                    Err(e) => Expect::Refused(refusal(e)),
+                };
+                prop_assert_eq!(got_view, expect, "{}", at);
+            }
             Op::Cancel(s) => {
                 let got = verifier.cancel(&subjects[*s]);
                 let expect = model.cancel(*s, now);
@@ -816,6 +1056,9 @@ fn latest_code(model: &Model, i: usize) -> String {
 
 fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Expect {
     match got {
+        Ok(sent) if sent.send.generation() != sent.generation => {
+            panic!("a send names another validation: {sent:?}")
+        }
         Ok(sent) => Expect::Sent(
             sent.generation,
             sent.resent,
@@ -823,6 +1066,7 @@ fn sent_or_refusal(got: &Result<otpflow::Sent, Error>, t0: OffsetDateTime) -> Ex
             sent.sends_left,
             (sent.expires_at - t0).whole_seconds(),
             sent.channel,
+            sent.send.send(),
         ),
         Err(e) => Expect::Refused(refusal(e)),
     }
@@ -958,5 +1202,58 @@ fn a_scripted_run_reaches_lockout_and_back() {
         Op::Cancel(2),
         Op::Cancel(2),
     ]);
+    // A failed send given back once, then a resend at once (no cooldown);
+    // the tenants' subjects stay apart from subject 0 and each other.
+    ops.extend([
+        Op::Start(3, Channel::Sms),
+        Op::Report(3, Report::LatestFailed),
+        Op::Report(3, Report::LatestFailed),
+        Op::Resend(3),
+        Op::Report(3, Report::EarlierFailed),
+        Op::Report(3, Report::LatestDelivered),
+        Op::VerifyOther(4, 3),
+        Op::Start(4, Channel::Sms),
+        Op::VerifyOther(4, 3),
+        Op::VerifyOther(0, 4),
+        Op::VerifyRight(3),
+        Op::Report(3, Report::LatestFailed),
+    ]);
+    run(k, &ops).expect("the scripted run agrees with the model");
+}
+
+/// A fixed sequence through the budget keys: a client's address burst,
+/// its refusal and `retry_after`, a range shared by two purposes, and
+/// tenants kept apart.
+#[test]
+fn a_scripted_run_spends_and_refuses_budget_keys() {
+    let k = Knobs {
+        max_checks: 3,
+        max_sends: 2,
+        extra_subject_sends: 1,
+        cooldown: 30,
+        lifetime: 300,
+        failure_cap: 4,
+        failure_window: 3600,
+        lockout: 900,
+        send_window: 3600,
+        new_code: false,
+        growth: 2,
+        hard_cap: 9,
+    };
+    let ops = vec![
+        Op::StartWithin(0, Channel::Sms, 0),
+        Op::StartWithin(2, Channel::Sms, 0),
+        // The address burst (2) is spent: refused for 100 s.
+        Op::StartWithin(1, Channel::Sms, 0),
+        Op::StartWithin(1, Channel::Sms, 1),
+        // Subjects 0 and 1 share a range: its third place goes to client 1.
+        Op::Advance(31),
+        Op::StartWithin(0, Channel::Sms, 1),
+        // Tenants have their own keys.
+        Op::StartWithin(3, Channel::Sms, 0),
+        Op::StartWithin(4, Channel::Sms, 0),
+        Op::Advance(69),
+        Op::StartWithin(2, Channel::Sms, 0),
+    ];
     run(k, &ops).expect("the scripted run agrees with the model");
 }

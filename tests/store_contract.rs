@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use otpflow::testkit::{StoreFixture, check_async_store, check_failed_calls, check_store};
-use otpflow::{MemoryStore, Policy, Record, Store, SubjectKey, Swap, Version};
+use otpflow::{MemoryStore, Policy, Record, Store, Swap, Version};
 use time::OffsetDateTime;
 
 struct Memory;
@@ -51,12 +51,12 @@ impl std::error::Error for DownError {}
 
 impl Store for Down {
     type Error = DownError;
-    fn load(&self, _: &SubjectKey) -> Result<Option<(Record, Version)>, DownError> {
+    fn load(&self, _: &otpflow::RecordKey) -> Result<Option<(Record, Version)>, DownError> {
         Err(DownError)
     }
     fn compare_and_swap(
         &self,
-        _: &SubjectKey,
+        _: &otpflow::RecordKey,
         _: Option<Version>,
         _: &Record,
     ) -> Result<Swap, DownError> {
@@ -82,12 +82,12 @@ struct Flawed {
     reuses_versions: bool,
     /// Drops records this long before their `expires_at`.
     early: time::Duration,
-    records: Mutex<HashMap<SubjectKey, (Record, Version)>>,
+    records: Mutex<HashMap<otpflow::RecordKey, (Record, Version)>>,
     last: Mutex<u64>,
 }
 
 impl Flawed {
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<SubjectKey, (Record, Version)>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<otpflow::RecordKey, (Record, Version)>> {
         self.records
             .lock()
             .expect("no test thread panics holding it")
@@ -96,7 +96,7 @@ impl Flawed {
 
 impl Store for Flawed {
     type Error = std::convert::Infallible;
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, Self::Error> {
+    fn load(&self, key: &otpflow::RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
         let mut records = self.records();
         let now = OffsetDateTime::now_utc();
         let policy = Policy::default();
@@ -105,7 +105,7 @@ impl Store for Flawed {
     }
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &otpflow::RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error> {

@@ -105,9 +105,21 @@ fn the_memory_store_keeps_tenants_apart() {
     );
     w.start(&a).unwrap();
     let store = w.verifier.store();
-    assert!(Store::load(store, &a).unwrap().is_some());
-    assert!(Store::load(store, &b).unwrap().is_none());
-    assert!(Store::load(store, &plain).unwrap().is_none());
+    assert!(
+        Store::load(store, &otpflow::RecordKey::from(&a))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        Store::load(store, &otpflow::RecordKey::from(&b))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Store::load(store, &otpflow::RecordKey::from(&plain))
+            .unwrap()
+            .is_none()
+    );
     w.start(&plain).unwrap();
     w.verifier.cancel(&plain).unwrap();
     assert_eq!(w.verifier.status(&a).unwrap().state, State::Sent);

@@ -9,7 +9,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use otpflow::store::AsyncStore;
-use otpflow::{Policy, Record, Store, SubjectKey, Swap, Version};
+use otpflow::{Policy, Record, RecordKey, Store, Swap, Version};
 use time::OffsetDateTime;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::time::{Instant, timeout_at};
@@ -371,8 +371,8 @@ fn version(stored: i64) -> Result<Version, PgStoreError> {
 impl AsyncStore for PgStore {
     type Error = PgStoreError;
 
-    async fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, PgStoreError> {
-        let subject = self.inner.hasher.hash(key);
+    async fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, PgStoreError> {
+        let subject = self.inner.hasher.hash_key(key);
         let deadline = self.deadline();
         let client = self.checkout(deadline).await?;
         let outcome = timeout_at(deadline, async {
@@ -391,7 +391,7 @@ impl AsyncStore for PgStore {
 
     async fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, PgStoreError> {
@@ -401,7 +401,7 @@ impl AsyncStore for PgStore {
             // No row holds a version past i64::MAX.
             Some(Err(_)) => return Ok(Swap::Conflict),
         };
-        let subject = self.inner.hasher.hash(key);
+        let subject = self.inner.hasher.hash_key(key);
         let bytes = new.to_bytes();
         let expires_at = self.expires_at(new);
         let deadline = self.deadline();
@@ -497,13 +497,13 @@ impl BlockingPgStore {
 impl Store for BlockingPgStore {
     type Error = PgStoreError;
 
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, PgStoreError> {
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, PgStoreError> {
         self.block(AsyncStore::load(&self.store, key))?
     }
 
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, PgStoreError> {

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use otpflow::{KeyError, SubjectKey};
+use otpflow::{KeyError, RecordKey, SubjectKey};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -62,6 +62,12 @@ impl SubjectHasher {
 
     /// The row name of `subject`.
     pub fn hash(&self, subject: &SubjectKey) -> [u8; 32] {
+        self.hash_key(&RecordKey::from(subject))
+    }
+
+    /// The row name of any record: a subject's (as [`hash`](Self::hash)) or
+    /// a budget key's.
+    pub fn hash_key(&self, key: &RecordKey) -> [u8; 32] {
         // HMAC takes a key of any length; the length was checked in `new`,
         // so the fallback (an all-zero key) is never reached.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
@@ -69,7 +75,7 @@ impl SubjectHasher {
         mac.update(DOMAIN);
         // `purpose:e164`, or `tenant/purpose:e164`: tenants apart, and the
         // same bytes as before for a subject without one.
-        mac.update(subject.store_key().as_bytes());
+        mac.update(key.store_key().as_bytes());
         mac.finalize().into_bytes().into()
     }
 }

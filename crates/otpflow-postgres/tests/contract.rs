@@ -58,7 +58,7 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
     let store = Arc::new(fresh_store(&server, "cas_16", Policy::default()).await);
     let key = subject("+447401101801");
     let Swap::Done(mut version) = store
-        .compare_and_swap(&key, None, &started(0, &key))
+        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &started(0, &key))
         .await
         .unwrap()
     else {
@@ -73,7 +73,7 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     let swap = store
-                        .compare_and_swap(&key, Some(version), &record)
+                        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(version), &record)
                         .await
                         .unwrap();
                     (swap, record)
@@ -89,7 +89,11 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
         assert_eq!(winners.len(), 1, "round {round}: exactly one swap wins");
         let (won, record) = winners.pop().unwrap();
         assert!(won > version, "versions only grow");
-        let (stored, stored_version) = store.load(&key).await.unwrap().unwrap();
+        let (stored, stored_version) = store
+            .load(&otpflow::RecordKey::from(&key))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((stored, stored_version), (record, won));
         version = won;
     }
@@ -99,7 +103,11 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
         .map(|task| {
             let (store, fresh) = (store.clone(), fresh.clone());
             let record = started(10_000 + task, &fresh);
-            tokio::spawn(async move { store.compare_and_swap(&fresh, None, &record).await })
+            tokio::spawn(async move {
+                store
+                    .compare_and_swap(&otpflow::RecordKey::from(&fresh), None, &record)
+                    .await
+            })
         })
         .collect();
     let mut done = 0;
@@ -117,12 +125,16 @@ async fn versions_are_fresh_across_delete_and_re_create() {
     let store = fresh_store(&server, "fresh_versions", Policy::default()).await;
     let key = subject("+447401101803");
     let first = started(1, &key);
-    let Swap::Done(v1) = store.compare_and_swap(&key, None, &first).await.unwrap() else {
+    let Swap::Done(v1) = store
+        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &first)
+        .await
+        .unwrap()
+    else {
         panic!("insert");
     };
     let second = started(2, &key);
     let Swap::Done(v2) = store
-        .compare_and_swap(&key, Some(v1), &second)
+        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v1), &second)
         .await
         .unwrap()
     else {
@@ -132,11 +144,14 @@ async fn versions_are_fresh_across_delete_and_re_create() {
     // The purge drops the row once it has expired.
     let expires_at = second.expires_at(store.policy());
     assert_eq!(store.purge_expired(expires_at).await.unwrap(), 1);
-    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        None
+    );
     // A stale caller holding v2 (or v1) cannot write into the gap…
     assert_eq!(
         store
-            .compare_and_swap(&key, Some(v2), &first)
+            .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v2), &first)
             .await
             .unwrap(),
         Swap::Conflict
@@ -144,20 +159,27 @@ async fn versions_are_fresh_across_delete_and_re_create() {
     // …and the re-created record gets a version never seen before, so the
     // stale caller cannot write over it either.
     let third = started(3, &key);
-    let Swap::Done(v3) = store.compare_and_swap(&key, None, &third).await.unwrap() else {
+    let Swap::Done(v3) = store
+        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &third)
+        .await
+        .unwrap()
+    else {
         panic!("re-create");
     };
     assert!(v3 != v1 && v3 != v2, "{v3:?} reuses a version");
     for stale in [v1, v2] {
         assert_eq!(
             store
-                .compare_and_swap(&key, Some(stale), &first)
+                .compare_and_swap(&otpflow::RecordKey::from(&key), Some(stale), &first)
                 .await
                 .unwrap(),
             Swap::Conflict
         );
     }
-    assert_eq!(store.load(&key).await.unwrap(), Some((third, v3)));
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        Some((third, v3))
+    );
 }
 
 #[tokio::test]
@@ -170,29 +192,42 @@ async fn no_resurrected_writes() {
     for seed in 0..10 {
         let record = started(seed, &key);
         let Swap::Done(v) = store
-            .compare_and_swap(&key, version, &record)
+            .compare_and_swap(&otpflow::RecordKey::from(&key), version, &record)
             .await
             .unwrap()
         else {
             panic!("write {seed}");
         };
-        assert_eq!(store.load(&key).await.unwrap(), Some((record.clone(), v)));
+        assert_eq!(
+            store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+            Some((record.clone(), v))
+        );
         history.push((version, record));
         version = Some(v);
     }
     // Every older version, replayed, conflicts and leaves the newest.
-    let newest = store.load(&key).await.unwrap();
+    let newest = store.load(&otpflow::RecordKey::from(&key)).await.unwrap();
     for (old, record) in &history {
         assert_eq!(
-            store.compare_and_swap(&key, *old, record).await.unwrap(),
+            store
+                .compare_and_swap(&otpflow::RecordKey::from(&key), *old, record)
+                .await
+                .unwrap(),
             Swap::Conflict
         );
     }
-    assert_eq!(store.load(&key).await.unwrap(), newest);
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        newest
+    );
     // A version no row can hold (past i64::MAX) is a conflict, not an error.
     assert_eq!(
         store
-            .compare_and_swap(&key, Some(Version(u64::MAX)), &started(99, &key))
+            .compare_and_swap(
+                &otpflow::RecordKey::from(&key),
+                Some(Version(u64::MAX)),
+                &started(99, &key)
+            )
             .await
             .unwrap(),
         Swap::Conflict
@@ -215,7 +250,11 @@ async fn purge_never_drops_before_expires_at() {
         .write
         .unwrap();
     let expires_at = record.expires_at(&policy);
-    let Swap::Done(_) = store.compare_and_swap(&key, None, &record).await.unwrap() else {
+    let Swap::Done(_) = store
+        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &record)
+        .await
+        .unwrap()
+    else {
         panic!("insert");
     };
     for early in [
@@ -226,7 +265,11 @@ async fn purge_never_drops_before_expires_at() {
     ] {
         assert_eq!(store.purge_expired(expires_at - early).await.unwrap(), 0);
         assert!(
-            store.load(&key).await.unwrap().is_some(),
+            store
+                .load(&otpflow::RecordKey::from(&key))
+                .await
+                .unwrap()
+                .is_some(),
             "dropped {early} early"
         );
     }
@@ -250,7 +293,10 @@ async fn purge_never_drops_before_expires_at() {
         0
     );
     assert_eq!(store.purge_expired(stored_expiry).await.unwrap(), 1);
-    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -284,13 +330,13 @@ async fn an_error_leaves_the_record_unchanged() {
     let admin = server.admin().await;
     let key = subject("+447401101806");
     let Swap::Done(v1) = store
-        .compare_and_swap(&key, None, &started(1, &key))
+        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &started(1, &key))
         .await
         .unwrap()
     else {
         panic!("insert");
     };
-    let before = store.load(&key).await.unwrap();
+    let before = store.load(&otpflow::RecordKey::from(&key)).await.unwrap();
     // The server now refuses every write (a constraint no record meets).
     admin
         .batch_execute(
@@ -300,7 +346,7 @@ async fn an_error_leaves_the_record_unchanged() {
         .await
         .unwrap();
     let update = store
-        .compare_and_swap(&key, Some(v1), &started(2, &key))
+        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v1), &started(2, &key))
         .await;
     assert!(
         matches!(update, Err(PgStoreError::Database(_))),
@@ -308,14 +354,20 @@ async fn an_error_leaves_the_record_unchanged() {
     );
     let other = subject("+447401101807");
     let insert = store
-        .compare_and_swap(&other, None, &started(3, &other))
+        .compare_and_swap(&otpflow::RecordKey::from(&other), None, &started(3, &other))
         .await;
     assert!(
         matches!(insert, Err(PgStoreError::Database(_))),
         "{insert:?}"
     );
-    assert_eq!(store.load(&key).await.unwrap(), before);
-    assert_eq!(store.load(&other).await.unwrap(), None);
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        before
+    );
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&other)).await.unwrap(),
+        None
+    );
     // Once the server accepts writes again, the old version still works.
     admin
         .batch_execute("ALTER TABLE error_unchanged.otpflow_records DROP CONSTRAINT refuse")
@@ -323,13 +375,16 @@ async fn an_error_leaves_the_record_unchanged() {
         .unwrap();
     let third = started(4, &key);
     let Swap::Done(v2) = store
-        .compare_and_swap(&key, Some(v1), &third)
+        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v1), &third)
         .await
         .unwrap()
     else {
         panic!("update after the refusal");
     };
-    assert_eq!(store.load(&key).await.unwrap(), Some((third, v2)));
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        Some((third, v2))
+    );
 }
 
 #[tokio::test]
@@ -340,7 +395,11 @@ async fn bad_rows_are_typed_errors_and_stay_as_they_are() {
     let admin = server.admin().await;
     let key = subject("+447401101808");
     let record = started(1, &key);
-    let Swap::Done(_) = store.compare_and_swap(&key, None, &record).await.unwrap() else {
+    let Swap::Done(_) = store
+        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &record)
+        .await
+        .unwrap()
+    else {
         panic!("insert");
     };
     let good = record.to_bytes();
@@ -364,7 +423,7 @@ async fn bad_rows_are_typed_errors_and_stay_as_they_are() {
             )
             .await
             .unwrap();
-        let loaded = store.load(&key).await;
+        let loaded = store.load(&otpflow::RecordKey::from(&key)).await;
         match (&loaded, version) {
             (Err(PgStoreError::BadVersion), 0) | (Err(PgStoreError::BadRecord(_)), 7) => {}
             _ => panic!("{bytes:?} v{version}: {loaded:?}"),
@@ -391,7 +450,10 @@ async fn bad_rows_are_typed_errors_and_stay_as_they_are() {
         )
         .await
         .unwrap();
-    assert_eq!(store.load(&key).await.unwrap(), Some((record, Version(8))));
+    assert_eq!(
+        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
+        Some((record, Version(8)))
+    );
 }
 
 #[tokio::test]
@@ -514,7 +576,11 @@ async fn verify_is_one_select_and_one_update_status_one_select() {
         "[SELECT, UPDATE, other] for 5 verifies"
     );
     admin.batch_execute(RESET).await.unwrap();
-    let (record, _) = store.load(&key).await.unwrap().unwrap();
+    let (record, _) = store
+        .load(&otpflow::RecordKey::from(&key))
+        .await
+        .unwrap()
+        .unwrap();
     let status = engine.status(Some(&record), NOW).unwrap();
     assert_eq!(status.state, State::Validated);
     assert_eq!(
@@ -585,13 +651,13 @@ async fn a_server_that_never_answers_times_out() {
     let key = subject("+447401101812");
     for _ in 0..3 {
         let started = std::time::Instant::now();
-        let loaded = store.load(&key).await;
+        let loaded = store.load(&otpflow::RecordKey::from(&key)).await;
         let took = started.elapsed();
         assert!(matches!(loaded, Err(PgStoreError::Timeout)), "{loaded:?}");
         assert!(took < timeout * 3, "took {took:?}");
         let started = std::time::Instant::now();
         let swap = store
-            .compare_and_swap(&key, None, &started_record(&key))
+            .compare_and_swap(&otpflow::RecordKey::from(&key), None, &started_record(&key))
             .await;
         assert!(matches!(swap, Err(PgStoreError::Timeout)), "{swap:?}");
         assert!(started.elapsed() < timeout * 3);
@@ -643,7 +709,8 @@ fn the_blocking_store_drives_verifier_and_refuses_runtime_threads() {
         Err(Error::AlreadyValidated)
     ));
     // On a runtime thread the blocking store refuses instead of stalling.
-    let inside = runtime.block_on(async { otpflow::Store::load(&blocking, &key) });
+    let inside = runtime
+        .block_on(async { otpflow::Store::load(&blocking, &otpflow::RecordKey::from(&key)) });
     assert!(matches!(inside, Err(PgStoreError::InsideRuntime)));
     assert_eq!(blocking.purge_expired(NOW).unwrap(), 0);
 }

@@ -134,7 +134,7 @@ async fn run_task(
 async fn nothing_acknowledged_lost(store: &PgStore, ledgers: &[Ledger]) {
     for (n, ledger) in ledgers.iter().enumerate() {
         let (record, version) = store
-            .load(&subject(n as u64))
+            .load(&otpflow::RecordKey::from(&subject(n as u64)))
             .await
             .unwrap()
             .expect("a record");
@@ -227,11 +227,15 @@ async fn a_hung_server_gives_timeouts_then_recovers() {
     .unwrap()
     .outcome
     .unwrap();
-    let before = store.load(&key).await.unwrap().unwrap();
+    let before = store
+        .load(&otpflow::RecordKey::from(&key))
+        .await
+        .unwrap()
+        .unwrap();
     server.freeze();
     for _ in 0..3 {
         let started = Instant::now();
-        let loaded = store.load(&key).await;
+        let loaded = store.load(&otpflow::RecordKey::from(&key)).await;
         assert!(matches!(loaded, Err(PgStoreError::Timeout)), "{loaded:?}");
         assert!(started.elapsed() < CALL_TIMEOUT + Duration::from_millis(500));
         let started = Instant::now();
@@ -262,18 +266,22 @@ async fn a_hung_server_gives_timeouts_then_recovers() {
         .unwrap();
     let started = Instant::now();
     let swap = store
-        .compare_and_swap(&key, Some(before.1), &frozen_write)
+        .compare_and_swap(
+            &otpflow::RecordKey::from(&key),
+            Some(before.1),
+            &frozen_write,
+        )
         .await;
     assert!(matches!(swap, Err(PgStoreError::Timeout)), "{swap:?}");
     assert!(started.elapsed() < CALL_TIMEOUT + Duration::from_millis(500));
     server.thaw();
-    let mut loaded = store.load(&key).await;
+    let mut loaded = store.load(&otpflow::RecordKey::from(&key)).await;
     for _ in 0..20 {
         if loaded.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        loaded = store.load(&key).await;
+        loaded = store.load(&otpflow::RecordKey::from(&key)).await;
     }
     let (record, version) = loaded.unwrap().expect("the record");
     let unchanged = record == before.0 && version == before.1;

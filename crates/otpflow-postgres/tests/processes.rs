@@ -144,7 +144,12 @@ fn coordinator() -> Option<String> {
     }
     let reports: Vec<String> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     assert!(failures.is_empty(), "{failures:?}");
-    let stored = runtime.block_on(async { store(server.port()).load(&subject()).await.unwrap() });
+    let stored = runtime.block_on(async {
+        store(server.port())
+            .load(&otpflow::RecordKey::from(&subject()))
+            .await
+            .unwrap()
+    });
     Some(check(&reports, stored.map(|(record, _)| record)))
 }
 

@@ -103,7 +103,7 @@ fn bench(c: &mut Criterion) {
             let mut rng = ChaCha20Rng::seed_from_u64(0);
             let s = support::subject(999_999);
             v.start(&s, Channel::Sms, &mut rng).await.unwrap();
-            let (record, _) = otpflow::AsyncStore::load(v.store(), &s)
+            let (record, _) = otpflow::AsyncStore::load(v.store(), &otpflow::RecordKey::from(&s))
                 .await
                 .unwrap()
                 .unwrap();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpflow::{Record, Store, SubjectKey, Swap, Version};
+use otpflow::{Record, RecordKey, Store, Swap, Version};
 use redis::ConnectionLike;
 
 use crate::{RedisOptions, RedisStoreError, Shared, WriteMode, replicated, swap_from, value};
@@ -134,10 +134,10 @@ impl BlockingRedisStore {
 impl Store for BlockingRedisStore {
     type Error = RedisStoreError;
 
-    fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
         let timeout = self.shared.options.timeout;
         let mut connection = self.connection(timeout)?;
-        let name = self.shared.options.key_name(key);
+        let name = self.shared.options.record_key_name(key);
         let get = redis::cmd("GET").arg(name).clone();
         let bytes: Option<Vec<u8>> = connection.query(|c| get.query(c), timeout)?;
         bytes.map(|b| value::decode(&b)).transpose()
@@ -145,14 +145,14 @@ impl Store for BlockingRedisStore {
 
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, RedisStoreError> {
         let shared = &self.shared;
         let timeout = shared.write_timeout();
         let mut connection = self.connection(timeout)?;
-        let name = shared.options.key_name(key);
+        let name = shared.options.record_key_name(key);
         let (expected, value, expiry) = shared.cas_args(expected, new)?;
         let mut invocation = shared.script.prepare_invoke();
         invocation.key(&name).arg(&expected).arg(&value).arg(expiry);

@@ -83,7 +83,7 @@ mod value;
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpflow::{AsyncStore, Policy, Record, SubjectKey, Swap, Version};
+use otpflow::{AsyncStore, Policy, Record, RecordKey, SubjectKey, Swap, Version};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
 pub use blocking::BlockingRedisStore;
@@ -223,7 +223,14 @@ impl RedisOptions {
 
     /// The Redis key of `subject`'s record.
     pub fn key_name(&self, subject: &SubjectKey) -> String {
-        self.naming.key_name(&self.prefix, subject)
+        self.record_key_name(&RecordKey::from(subject))
+    }
+
+    /// The Redis key of any record: a subject's (as
+    /// [`key_name`](Self::key_name)) or a budget key's, hashed the same way
+    /// (an address or a number range never reaches the server).
+    pub fn record_key_name(&self, key: &RecordKey) -> String {
+        self.naming.key_name(&self.prefix, key)
     }
 }
 
@@ -344,8 +351,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
         &self.shared.options
     }
 
-    async fn load(&self, key: &SubjectKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
-        let name = self.shared.options.key_name(key);
+    async fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
+        let name = self.shared.options.record_key_name(key);
         let mut connection = self.connection.clone();
         let timeout = self.shared.options.timeout;
         let mut get = redis::cmd("GET");
@@ -359,12 +366,12 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
 
     async fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, RedisStoreError> {
         let shared = &self.shared;
-        let name = shared.options.key_name(key);
+        let name = shared.options.record_key_name(key);
         let (expected, value, expiry) = shared.cas_args(expected, new)?;
         let mut connection = self.connection.clone();
         let timeout = shared.write_timeout();
@@ -399,14 +406,14 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> AsyncStore for RedisStor
 
     fn load(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
     ) -> impl Future<Output = Result<Option<(Record, Version)>, RedisStoreError>> + Send {
         RedisStore::load(self, key)
     }
 
     fn compare_and_swap(
         &self,
-        key: &SubjectKey,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
     ) -> impl Future<Output = Result<Swap, RedisStoreError>> + Send {

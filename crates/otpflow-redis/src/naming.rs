@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
-use otpflow::SubjectKey;
+use otpflow::RecordKey;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -30,12 +30,12 @@ impl Naming {
     }
 
     /// `<prefix>:{<32 hex digits>}`.
-    pub(crate) fn key_name(&self, prefix: &str, subject: &SubjectKey) -> String {
+    pub(crate) fn key_name(&self, prefix: &str, key: &RecordKey) -> String {
         // An HMAC takes a key of any length: `new_from_slice` cannot fail.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
         mac.update(DOMAIN);
-        mac.update(subject.store_key().as_bytes());
+        mac.update(key.store_key().as_bytes());
         let digest = mac.finalize().into_bytes();
         let mut name = String::with_capacity(prefix.len() + 35);
         name.push_str(prefix);
@@ -51,13 +51,13 @@ impl Naming {
 
 #[cfg(test)]
 mod tests {
-    use otpflow::{PhoneNumber, PhonePolicy, Purpose};
+    use otpflow::{PhoneNumber, PhonePolicy, Purpose, SubjectKey};
 
     use super::*;
 
-    fn subject(purpose: Purpose) -> SubjectKey {
+    fn subject(purpose: Purpose) -> RecordKey {
         let phone = PhoneNumber::parse("+447401101801", &PhonePolicy::default()).expect("a mobile");
-        SubjectKey::new(purpose, phone)
+        SubjectKey::new(purpose, phone).into()
     }
 
     #[test]

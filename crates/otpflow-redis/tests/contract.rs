@@ -138,7 +138,7 @@ async fn keys_hide_numbers_expire_with_the_record_and_each_call_costs_its_round_
         );
     }
     // The key expires at the record's expires_at, to the millisecond.
-    let (record, _) = AsyncStore::load(verifier.store(), &s)
+    let (record, _) = AsyncStore::load(verifier.store(), &otpflow::RecordKey::from(&s))
         .await
         .unwrap()
         .unwrap();
@@ -209,9 +209,11 @@ async fn a_value_that_does_not_decode_is_a_typed_store_error() {
             .arg(bytes)
             .query(&mut c)
             .unwrap();
-        let err = AsyncStore::load(verifier.store(), &s).await.unwrap_err();
+        let err = AsyncStore::load(verifier.store(), &otpflow::RecordKey::from(&s))
+            .await
+            .unwrap_err();
         assert!(matches!(err, RedisStoreError::Corrupt(_)), "{err:?}");
-        let err = Store::load(&blocking, &s).unwrap_err();
+        let err = Store::load(&blocking, &otpflow::RecordKey::from(&s)).unwrap_err();
         assert!(matches!(err, RedisStoreError::Corrupt(_)), "{err:?}");
         for result in [
             verifier.verify(&s, "123456").await.map(drop),

@@ -137,9 +137,13 @@ async fn a_hung_server_gives_errors_within_the_timeout() {
     let mut rng = ChaCha20Rng::seed_from_u64(12);
     let s = subject(600_000);
     let sent = verifier.start(&s, Channel::Sms, &mut rng).await.unwrap();
-    let before = AsyncStore::load(verifier.store(), &s).await.unwrap();
+    let before = AsyncStore::load(verifier.store(), &otpflow::RecordKey::from(&s))
+        .await
+        .unwrap();
     assert!(
-        Store::load(&blocking, &s).unwrap().is_some(),
+        Store::load(&blocking, &otpflow::RecordKey::from(&s))
+            .unwrap()
+            .is_some(),
         "a pooled connection is open"
     );
 
@@ -158,7 +162,7 @@ async fn a_hung_server_gives_errors_within_the_timeout() {
     let key = s.clone();
     let (elapsed, err) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let err = Store::load(&b, &key).unwrap_err();
+        let err = Store::load(&b, &otpflow::RecordKey::from(&key)).unwrap_err();
         (started.elapsed(), err)
     })
     .await
@@ -172,7 +176,7 @@ async fn a_hung_server_gives_errors_within_the_timeout() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
-        match AsyncStore::load(verifier.store(), &s).await {
+        match AsyncStore::load(verifier.store(), &otpflow::RecordKey::from(&s)).await {
             Ok(loaded) => break loaded,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
@@ -188,10 +192,11 @@ async fn a_hung_server_gives_errors_within_the_timeout() {
         after == before || after.0.state() == Some(State::Validated),
         "{after:?}"
     );
-    let from_blocking = tokio::task::spawn_blocking(move || Store::load(&blocking, &s))
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let from_blocking =
+        tokio::task::spawn_blocking(move || Store::load(&blocking, &otpflow::RecordKey::from(&s)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     assert_eq!(from_blocking, after);
 }

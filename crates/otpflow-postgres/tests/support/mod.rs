@@ -488,13 +488,16 @@ pub async fn drive<T, S: AsyncStore<Error = otpflow_postgres::PgStoreError>>(
     mut transition: impl FnMut(Option<&Record>) -> Step<T>,
 ) -> Result<Driven<T>, Failed> {
     for _ in 0..=retries {
-        let loaded = store.load(subject).await.map_err(Failed)?;
+        let loaded = store
+            .load(&otpflow::RecordKey::from(subject))
+            .await
+            .map_err(Failed)?;
         let step = transition(loaded.as_ref().map(|(r, _)| r));
         let mut written = None;
         if let Some(new) = &step.write {
             let expected = loaded.as_ref().map(|(_, v)| *v);
             match store
-                .compare_and_swap(subject, expected, new)
+                .compare_and_swap(&otpflow::RecordKey::from(subject), expected, new)
                 .await
                 .map_err(Failed)?
             {

@@ -1,0 +1,443 @@
+//! Budgets beyond one subject, against SMS pumping (toll fraud): the
+//! [`Budgets`] a caller names on a send, the [`BudgetKey`]s they become, and
+//! the [`SpendTag`] that ties a key's spend to one send.
+//!
+//! Per-subject budgets do nothing against a pumper who asks for codes to
+//! thousands of numbers in one premium range, from many addresses. A caller
+//! names, on [`Verifier::start_within`](crate::Verifier::start_within) and
+//! [`resend_within`](crate::Verifier::resend_within), the budgets the send
+//! spends from besides the subject's own:
+//!
+//! | kind | key | what it stops |
+//! |---|---|---|
+//! | [`Address`](BudgetKind::Address) | the client's IPv4 address, or its IPv6 /64 | one client asking for many numbers |
+//! | [`Range`](BudgetKind::Range) | the first [`range_prefix`](crate::Policy::range_prefix) digits of the number's E.164 form | many numbers in one (premium) range, from any number of addresses |
+//! | [`Country`](BudgetKind::Country) | the calling code and region (`+1/JM`) | a flood to one destination country |
+//! | [`Global`](BudgetKind::Global) | one per tenant | everything at once: the service's ceiling |
+//! | [`Label`](BudgetKind::Label) | the caller's own label (a session, a device, an API client) | whatever the caller can name |
+//!
+//! Each key is a GCRA bucket ([`Rate`](crate::budget::Rate): a burst, then
+//! one send per interval) with the rate its kind has in the policy
+//! ([`Policy::budget_rate`](crate::Policy::budget_rate)); a kind without a
+//! rate is not counted. Each key's bucket is its own record in the store
+//! ([`RecordKey::Budget`](crate::store::RecordKey::Budget)), written by the
+//! same compare-and-swap as a subject's, so keys may live on different
+//! shards of a cluster. A key belongs to the subject's tenant: tenants never
+//! share a budget.
+//!
+//! # Spending and giving back
+//!
+//! A send first checks every named key (reads only) and is refused, with
+//! [`Error::BudgetSpent`](crate::Error::BudgetSpent) naming the kind that
+//! refuses last and when it allows a send, if any has no room. Otherwise it
+//! spends from each key in turn, then writes the subject's record. If a key
+//! refuses in between (another process spent its last place), or the
+//! subject's write meets a conflict, what the earlier keys spent is given
+//! back.
+//!
+//! A give-back is exact or nothing: a key gives back a spend only while that
+//! spend is still the key's latest (its [`SpendTag`] is the one stored) and
+//! was not given back before; then the key's bucket is exactly as if the
+//! send had not happened. When another send spent from the key in between,
+//! the spend stays: the library errs on the side of refusing. So no
+//! interleaving of sends, refusals, conflicts and delivery reports ever lets
+//! more sends through a key than its rate allows; a lost give-back costs
+//! the key one place, for at most the bucket's fill time.
+//!
+//! The same holds for a failed delivery
+//! ([`Verifier::report_delivery_within`](crate::Verifier::report_delivery_within)):
+//! the subject's latest send gives back its place in each named key whose
+//! latest spend it still is.
+//!
+//! # Deny rules
+//!
+//! [`PolicyBuilder::deny_prefix`](crate::PolicyBuilder::deny_prefix) and
+//! [`deny_country`](crate::PolicyBuilder::deny_country) refuse every send to
+//! numbers they match, whatever the budgets
+//! ([`Error::Denied`](crate::Error::Denied)), like geo permissions.
+//!
+//! # Privacy
+//!
+//! A key's [`store_key`](BudgetKey::store_key) names an address or a number
+//! range: the stores of this workspace hash it before it reaches the
+//! server. Its `Display` and `Debug` show only the kind (and a label).
+
+use core::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use sha2::{Digest, Sha256};
+
+use crate::phone::PhoneNumber;
+use crate::policy::Policy;
+use crate::subject::{PurposeError, SubjectKey, Tenant};
+
+/// The kinds of budget key; each has its own rate in the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum BudgetKind {
+    /// The client's address (IPv4, or the /64 of an IPv6 address).
+    Address,
+    /// The number's range: a prefix of its E.164 digits.
+    Range,
+    /// The number's country: calling code and region.
+    Country,
+    /// One key for the whole tenant (or service).
+    Global,
+    /// A label of the caller's.
+    Label,
+}
+
+impl BudgetKind {
+    /// Every kind, in the order a send spends from them.
+    pub const ALL: [Self; 5] = [
+        Self::Address,
+        Self::Label,
+        Self::Range,
+        Self::Country,
+        Self::Global,
+    ];
+
+    /// `address`, `range`, `country`, `global` or `label`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Address => "address",
+            Self::Range => "range",
+            Self::Country => "country",
+            Self::Global => "global",
+            Self::Label => "label",
+        }
+    }
+
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Self::Address => 0,
+            Self::Range => 1,
+            Self::Country => 2,
+            Self::Global => 3,
+            Self::Label => 4,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<Self> {
+        [
+            Self::Address,
+            Self::Range,
+            Self::Country,
+            Self::Global,
+            Self::Label,
+        ]
+        .get(usize::from(b))
+        .copied()
+    }
+}
+
+impl fmt::Display for BudgetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A caller's budget label: 1–32 bytes of `a-z`, `0-9`, `-`, `_` and `.`
+/// (the rules of a purpose label). Do not put personal data in it: it
+/// shows in `Debug`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BudgetLabel(String);
+
+impl BudgetLabel {
+    /// The label.
+    ///
+    /// ```
+    /// use otpflow::budget_key::BudgetLabel;
+    /// assert_eq!(BudgetLabel::new("api-client-7")?.as_str(), "api-client-7");
+    /// assert!(BudgetLabel::new("Session 7").is_err());
+    /// # Ok::<(), otpflow::PurposeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PurposeError`] for an empty or over-long label, or one with a byte
+    /// outside `a-z0-9-_.`.
+    pub fn new(label: &str) -> Result<Self, PurposeError> {
+        Tenant::new(label).map(|t| Self(t.as_str().to_owned()))
+    }
+    /// The label.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a key counts, beyond its tenant.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Scope {
+    /// An IPv4 address, or an IPv6 address with its low 64 bits cleared.
+    Address(IpAddr),
+    /// E.164 digits (no `+`).
+    Range(String),
+    /// Calling code and region.
+    Country(u16, Option<String>),
+    Global,
+    Label(BudgetLabel),
+}
+
+/// One budget key: the name of one bucket's record in the store. Made by
+/// [`Engine::budget_keys`](crate::Engine::budget_keys) from the
+/// [`Budgets`] a caller names and the subject; its
+/// [`store_key`](Self::store_key) names the record.
+///
+/// ```
+/// use otpflow::{Budgets, Engine, KeyId, KeyRing, PhoneNumber, PhonePolicy, Policy, Purpose, SecretKey, SubjectKey};
+/// use otpflow::budget_key::BudgetKind;
+/// let engine = Engine::new(Policy::default(), KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32])?));
+/// let subject = SubjectKey::new(Purpose::Login, PhoneNumber::parse("07401 101801", &PhonePolicy::default())?);
+/// let budgets = Budgets::new().address("2001:db8:1:2:3:4:5:6".parse()?).range();
+/// let keys = engine.budget_keys(&subject, &budgets);
+/// assert_eq!(keys[0].store_key(), "#budget/address:2001:db8:1:2::");
+/// assert_eq!(keys[1].store_key(), "#budget/range:+44740110");
+/// assert_eq!(keys[1].kind(), BudgetKind::Range);
+/// // Logs see the kind, never the address or the number.
+/// assert_eq!(keys[1].to_string(), "range budget");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BudgetKey {
+    tenant: Option<Tenant>,
+    scope: Scope,
+}
+
+impl BudgetKey {
+    /// The key for the client address `ip`: an IPv4 address as it is (an
+    /// IPv4-mapped IPv6 address is read as IPv4), an IPv6 address as its
+    /// /64, the block one subscriber is usually given (so an attacker
+    /// cannot walk the addresses of their own /64).
+    pub fn address(ip: IpAddr) -> Self {
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                    IpAddr::V6(Ipv6Addr::from(bits))
+                }
+            },
+            v4 => v4,
+        };
+        Self::of(Scope::Address(ip))
+    }
+
+    /// The key for the range of `phone`: its first
+    /// [`range_prefix`](Policy::range_prefix) E.164 digits (all of them for
+    /// a shorter number).
+    pub fn range(phone: &PhoneNumber, policy: &Policy) -> Self {
+        let digits = phone.digits();
+        let n = usize::from(policy.range_prefix()).min(digits.len());
+        Self::of(Scope::Range(digits.get(..n).unwrap_or(digits).to_owned()))
+    }
+
+    /// The key for the country of `phone`: its calling code and region
+    /// (`+1` numbers of Jamaica and of the US are two countries).
+    pub fn country(phone: &PhoneNumber) -> Self {
+        Self::of(Scope::Country(
+            phone.country_code(),
+            phone.region().map(str::to_owned),
+        ))
+    }
+
+    /// The one global key.
+    pub fn global() -> Self {
+        Self::of(Scope::Global)
+    }
+
+    /// The key for a label of the caller's.
+    pub fn label(label: BudgetLabel) -> Self {
+        Self::of(Scope::Label(label))
+    }
+
+    fn of(scope: Scope) -> Self {
+        Self {
+            tenant: None,
+            scope,
+        }
+    }
+
+    /// The same key within `tenant`: another bucket.
+    #[must_use]
+    pub fn with_tenant(mut self, tenant: Option<Tenant>) -> Self {
+        self.tenant = tenant;
+        self
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> BudgetKind {
+        match self.scope {
+            Scope::Address(_) => BudgetKind::Address,
+            Scope::Range(_) => BudgetKind::Range,
+            Scope::Country(..) => BudgetKind::Country,
+            Scope::Global => BudgetKind::Global,
+            Scope::Label(_) => BudgetKind::Label,
+        }
+    }
+
+    /// The key's full, stable name: `#budget/address:203.0.113.7`,
+    /// `#budget/range:+44740110`, `#budget/country:+1/JM`,
+    /// `#budget/global`, `#budget/label:api-client-7`, with `shop/` after
+    /// `#budget/` for a tenant. No subject's
+    /// [`store_key`](SubjectKey::store_key) starts with `#`, so a key never
+    /// names a subject's record. It holds an address or a number range:
+    /// hash it before it leaves the process (the workspace's stores do).
+    pub fn store_key(&self) -> String {
+        let tenant = self
+            .tenant
+            .as_ref()
+            .map_or(String::new(), |t| format!("{t}/"));
+        match &self.scope {
+            Scope::Address(ip) => format!("#budget/{tenant}address:{ip}"),
+            Scope::Range(digits) => format!("#budget/{tenant}range:+{digits}"),
+            Scope::Country(code, Some(region)) => {
+                format!("#budget/{tenant}country:+{code}/{region}")
+            }
+            Scope::Country(code, None) => format!("#budget/{tenant}country:+{code}"),
+            Scope::Global => format!("#budget/{tenant}global"),
+            Scope::Label(l) => format!("#budget/{tenant}label:{}", l.as_str()),
+        }
+    }
+}
+
+/// `range budget`: the kind only, never the address or the number.
+impl fmt::Display for BudgetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} budget", self.kind())
+    }
+}
+
+/// The tenant, the kind and a label; never the address or the number.
+impl fmt::Debug for BudgetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("BudgetKey");
+        d.field("tenant", &self.tenant).field("kind", &self.kind());
+        if let Scope::Label(l) = &self.scope {
+            d.field("label", l);
+        }
+        d.finish()
+    }
+}
+
+/// The budgets a send spends from, besides the subject's own: named by the
+/// caller on each `start` and `resend` (see the [module](self) docs).
+///
+/// ```
+/// use otpflow::Budgets;
+/// use otpflow::budget_key::BudgetLabel;
+/// let client = "203.0.113.7".parse()?;
+/// // What a public sign-in form names: the client, the number's range and
+/// // country, and the service's ceiling.
+/// let budgets = Budgets::new().address(client).range().country().global();
+/// let api = Budgets::new().label(BudgetLabel::new("partner-42")?);
+/// assert!(Budgets::new().is_empty() && !api.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Budgets {
+    address: Option<IpAddr>,
+    range: bool,
+    country: bool,
+    global: bool,
+    labels: Vec<BudgetLabel>,
+}
+
+impl Budgets {
+    /// No budget beyond the subject's.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The client's address.
+    #[must_use]
+    pub fn address(mut self, ip: IpAddr) -> Self {
+        self.address = Some(ip);
+        self
+    }
+    /// The range of the subject's number.
+    #[must_use]
+    pub fn range(mut self) -> Self {
+        self.range = true;
+        self
+    }
+    /// The country of the subject's number.
+    #[must_use]
+    pub fn country(mut self) -> Self {
+        self.country = true;
+        self
+    }
+    /// The global key.
+    #[must_use]
+    pub fn global(mut self) -> Self {
+        self.global = true;
+        self
+    }
+    /// A label of the caller's (any number of them).
+    #[must_use]
+    pub fn label(mut self, label: BudgetLabel) -> Self {
+        if !self.labels.contains(&label) {
+            self.labels.push(label);
+        }
+        self
+    }
+    /// True when no budget is named.
+    pub fn is_empty(&self) -> bool {
+        self.address.is_none()
+            && !self.range
+            && !self.country
+            && !self.global
+            && self.labels.is_empty()
+    }
+
+    /// The keys for a send to `subject` under `policy`, in spending order,
+    /// without the kinds the policy gives no rate.
+    pub(crate) fn keys(&self, subject: &SubjectKey, policy: &Policy) -> Vec<BudgetKey> {
+        let phone = subject.phone();
+        let mut keys = Vec::new();
+        for kind in BudgetKind::ALL {
+            if policy.budget_rate(kind).is_none() {
+                continue;
+            }
+            match kind {
+                BudgetKind::Address => keys.extend(self.address.map(BudgetKey::address)),
+                BudgetKind::Label => {
+                    keys.extend(self.labels.iter().cloned().map(BudgetKey::label));
+                }
+                BudgetKind::Range if self.range => keys.push(BudgetKey::range(phone, policy)),
+                BudgetKind::Country if self.country => keys.push(BudgetKey::country(phone)),
+                BudgetKind::Global if self.global => keys.push(BudgetKey::global()),
+                _ => {}
+            }
+        }
+        keys.into_iter()
+            .map(|k| k.with_tenant(subject.tenant().cloned()))
+            .collect()
+    }
+}
+
+/// Which send spent from a budget key: a key gives back only its latest
+/// spend, and only to the send that made it. Derived from the subject's
+/// record (its validation's random nonce and the send's number), so it
+/// names no subject and needs no storage of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpendTag(pub(crate) u64);
+
+impl SpendTag {
+    /// The tag of send number `seq` of the validation with `nonce` and
+    /// `generation`. Never 0 (which a bucket stores for "no spend").
+    pub(crate) fn derive(nonce: &[u8], generation: u32, seq: u32) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"otpflow budget spend v1")
+            .chain_update(nonce)
+            .chain_update(generation.to_be_bytes())
+            .chain_update(seq.to_be_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+        Self(u64::from_be_bytes(first).max(1))
+    }
+
+    /// The tag as an integer (never 0).
+    pub fn to_u64(self) -> u64 {
+        self.0
+    }
+}
