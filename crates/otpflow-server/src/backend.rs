@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use otpflow::budget_key::Budgets;
 use otpflow::{
-    AsyncVerifier, Channel, Clock as _, Error, MemoryStore, Policy, Sent, Status, SubjectKey,
-    Validated, Verifier,
+    AsyncVerifier, Channel, Clock as _, Delivery, Error, MemoryStore, Policy, SendId, Sent, Status,
+    SubjectKey, Validated, Verifier,
 };
 use otpflow_postgres::PgStore;
 use otpflow_redis::RedisStore;
@@ -165,9 +166,15 @@ impl Otp {
     pub async fn start(&self, subject: &SubjectKey, channel: Channel) -> Result<Sent, Error> {
         let t = self.stats.begin(self.on_thread());
         let out = match &self.backend {
-            Backend::Memory(v) => v.start(subject, channel, &mut rng()),
-            Backend::Redis(v) => v.start(subject, channel, &mut rng()).await,
-            Backend::Postgres(v) => v.start(subject, channel, &mut rng()).await,
+            Backend::Memory(v) => v.start_within(&budgets(), subject, channel, &mut rng()),
+            Backend::Redis(v) => {
+                v.start_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
+            Backend::Postgres(v) => {
+                v.start_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
         };
         self.stats.record(&t);
         out
@@ -184,12 +191,39 @@ impl Otp {
     ) -> Result<Sent, Error> {
         let t = self.stats.begin(self.on_thread());
         let out = match &self.backend {
-            Backend::Memory(v) => v.resend(subject, channel, &mut rng()),
-            Backend::Redis(v) => v.resend(subject, channel, &mut rng()).await,
-            Backend::Postgres(v) => v.resend(subject, channel, &mut rng()).await,
+            Backend::Memory(v) => v.resend_within(&budgets(), subject, channel, &mut rng()),
+            Backend::Redis(v) => {
+                v.resend_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
+            Backend::Postgres(v) => {
+                v.resend_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
         };
         self.stats.record(&t);
         out
+    }
+
+    /// Reports that `send` never reached the subject (the sender failed):
+    /// its place in the subject's budgets and in the budget keys it spent
+    /// is given back, once.
+    ///
+    /// # Errors
+    /// As [`Verifier::report_delivery_within`].
+    pub async fn report_failed(&self, subject: &SubjectKey, send: SendId) -> Result<bool, Error> {
+        let failed = Delivery::Failed;
+        match &self.backend {
+            Backend::Memory(v) => v.report_delivery_within(&budgets(), subject, send, failed),
+            Backend::Redis(v) => {
+                v.report_delivery_within(&budgets(), subject, send, failed)
+                    .await
+            }
+            Backend::Postgres(v) => {
+                v.report_delivery_within(&budgets(), subject, send, failed)
+                    .await
+            }
+        }
     }
 
     /// Checks a code.
@@ -220,5 +254,17 @@ impl Otp {
         };
         self.stats.record(&t);
         out
+    }
+}
+
+/// The budget keys a send spends from besides the subject's: the client's
+/// address (when the connection tells it), the number's range and country,
+/// and the service's ceiling. Kinds the policy gives no rate (the
+/// `--budget-*` flags left unset) are not counted.
+fn budgets() -> Budgets {
+    let named = Budgets::new().range().country().global();
+    match crate::app::client_address() {
+        Some(ip) => named.address(ip),
+        None => named,
     }
 }

@@ -110,7 +110,7 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
     let clock = ServiceClock::new();
     #[cfg(feature = "test-hooks")]
     clock.advance(config.clock_offset);
-    let policy = Policy::default();
+    let policy = service_policy(config)?;
     let tokens = Arc::new(Tokens::new(&keys.token_key, &keys.kgen_user_jwt_key));
     let (queue, webhook_task) = match webhook_queue(config, &keys, &tokens, &clock)? {
         Some((q, t)) => (Some(q), Some(t)),
@@ -280,6 +280,19 @@ impl Signals {
     }
 }
 
+/// otpflow's default policy, with the budget keys the flags set (and only
+/// those: a kind without a flag is not counted).
+fn service_policy(config: &Config) -> Result<Policy, StartError> {
+    use otpflow::budget_key::BudgetKind;
+    Policy::builder()
+        .budget_rate(BudgetKind::Address, config.budget_address)
+        .budget_rate(BudgetKind::Range, config.budget_range)
+        .budget_rate(BudgetKind::Country, config.budget_country)
+        .budget_rate(BudgetKind::Global, config.budget_global)
+        .build()
+        .map_err(|e| StartError::Store(format!("policy: {e}")))
+}
+
 /// Binds, logs the bound address (`listening`, field `addr`), and serves
 /// until SIGTERM or Ctrl-C; then stops accepting and waits up to the grace
 /// period for requests in flight.
@@ -297,11 +310,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let router = crate::app::router(state);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
+        // The peer's address reaches the handlers (the address budget).
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
     });
     signals.recv().await;
     tracing::info!("shutting down");

@@ -1,6 +1,7 @@
 //! Black-box tests: the real binary on a free port, each seed's flow over
 //! HTTP with reqwest, codes read from the outbox.
 
+mod budgets;
 mod harness;
 mod kavoon;
 mod kgen;
