@@ -8,7 +8,12 @@
 //! ```text
 //! V1: "otpflow.code.v1" ‖ len ‖ purpose ‖ len ‖ E.164 ‖ nonce ‖ generation ‖ block
 //! V2: "of2" ‖ nonce ‖ generation ‖ block ‖ E.164 digits as 8 BCD bytes ‖ len ‖ purpose
+//! V2Bound: "ofc" ‖ SHA-256(nonce ‖ context digest)[..16] ‖ (the rest as V2)
 //! ```
+//!
+//! V2Bound is V2 for a subject bound to a [`Context`](crate::Context) (see
+//! [`otpflow::context`](crate::context)): one more compression, when the
+//! bound nonce is computed.
 //!
 //! For a subject with a tenant, `purpose` is `tenant/purpose` (labels hold
 //! no `/`), so a code is bound to its tenant and a subject without one
@@ -62,6 +67,9 @@ const TAG_V2: &[u8; 3] = b"of2";
 /// canonical), which is then length-prefixed as in V1. It keeps the
 /// derivation total and injective without trusting that invariant.
 const TAG_V2_RAW: &[u8; 3] = b"of~";
+/// V2Bound's tags, for a canonical E.164 number and for any other text.
+const TAG_V2_BOUND: &[u8; 3] = b"ofc";
+const TAG_V2_BOUND_RAW: &[u8; 3] = b"oc~";
 /// Bytes of the stack below a derivation's caller that are overwritten
 /// after it: twice what the derivation and the compression use, as
 /// measured by `tests/stack_residue.rs` (512 optimized, 2048 unoptimized).
@@ -204,6 +212,10 @@ pub enum Derivation {
     V1,
     /// A 3-byte tag and fixed-width fields: two compressions.
     V2,
+    /// V2 bound to the subject's [`Context`](crate::Context): its own tag,
+    /// and the nonce field mixed with the context's digest (one compression
+    /// more).
+    V2Bound,
 }
 
 impl Derivation {
@@ -215,6 +227,7 @@ impl Derivation {
         match self {
             Self::V1 => 1,
             Self::V2 => 2,
+            Self::V2Bound => 3,
         }
     }
 
@@ -223,6 +236,7 @@ impl Derivation {
         match version {
             1 => Some(Self::V1),
             2 => Some(Self::V2),
+            3 => Some(Self::V2Bound),
             _ => None,
         }
     }
@@ -313,7 +327,16 @@ fn derive_digits(
     let phone = subject.phone().e164().as_bytes();
     let bcd = match derivation {
         Derivation::V1 => None,
-        Derivation::V2 => packed_digits(phone),
+        Derivation::V2 | Derivation::V2Bound => packed_digits(phone),
+    };
+    // V2Bound is V2 with its own tags and the context mixed into the nonce.
+    let bound;
+    let (tag, raw_tag, nonce) = match derivation {
+        Derivation::V2Bound => {
+            bound = crate::context::bound_nonce(nonce, subject.context());
+            (TAG_V2_BOUND, TAG_V2_BOUND_RAW, &bound)
+        }
+        _ => (TAG_V2, TAG_V2_RAW, nonce),
     };
     if let Some(packed) = &bcd
         && V2_FIXED + purpose.len() <= ONE_BLOCK
@@ -321,7 +344,7 @@ fn derive_digits(
         let mut n = 0usize;
         let mut block: u8 = 0;
         while n < want {
-            let out = v2_one_block(states, nonce, generation, block, packed, purpose);
+            let out = v2_one_block(states, tag, nonce, generation, block, packed, purpose);
             for word in out {
                 for b in word.to_be_bytes() {
                     if n < want && b < REJECT_FROM {
@@ -350,8 +373,8 @@ fn derive_digits(
                 mac.update(&generation.to_be_bytes());
                 mac.update(&[block]);
             }
-            Derivation::V2 => {
-                mac.update(if bcd.is_some() { TAG_V2 } else { TAG_V2_RAW });
+            Derivation::V2 | Derivation::V2Bound => {
+                mac.update(if bcd.is_some() { tag } else { raw_tag });
                 mac.update(nonce);
                 mac.update(&generation.to_be_bytes());
                 mac.update(&[block]);
@@ -399,6 +422,7 @@ const ONE_BLOCK: usize = 55;
 #[inline(never)]
 fn v2_one_block(
     states: &MacStates,
+    tag: &[u8; 3],
     nonce: &[u8; NONCE_LEN],
     generation: u32,
     block: u8,
@@ -407,7 +431,7 @@ fn v2_one_block(
 ) -> [u32; 8] {
     let mut m = [0u8; 64];
     let len = V2_FIXED + purpose.len();
-    m[..3].copy_from_slice(TAG_V2);
+    m[..3].copy_from_slice(tag);
     m[3..19].copy_from_slice(nonce);
     m[19..23].copy_from_slice(&generation.to_be_bytes());
     m[23] = block;
@@ -679,6 +703,41 @@ mod tests {
         assert_eq!(55 - fixed, 22);
     }
 
+    /// V2Bound is V2's message with its own tag and the nonce field
+    /// replaced by SHA-256(nonce ‖ context digest), truncated.
+    #[test]
+    fn v2_bound_is_hmac_over_its_message() {
+        use hmac::{Hmac, KeyInit, Mac};
+        use sha2::Digest;
+        let context = crate::Context::transaction("12.50 EUR", "ACME Ltd");
+        let s = subject(Purpose::Onboarding).bound_to(context);
+        let nonce = [3u8; 16];
+        let mixed = sha2::Sha256::new()
+            .chain_update(nonce)
+            .chain_update(context.digest())
+            .finalize();
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&[1; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut message = Vec::new();
+        message.extend_from_slice(b"ofc");
+        message.extend_from_slice(&mixed[..16]);
+        message.extend_from_slice(&7u32.to_be_bytes());
+        message.push(0);
+        message.extend_from_slice(&[0x44, 0x74, 0x01, 0x10, 0x18, 0x01, 0xFF, 0xFF]);
+        message.push(10);
+        message.extend_from_slice(b"onboarding");
+        mac.update(&message);
+        let want = digits_of(&mac.finalize().into_bytes(), 8);
+        let got = derive_with(Derivation::V2Bound, &key(1), &s, &nonce, 7, 8);
+        assert_eq!(got.as_str(), want);
+        // Unbound, the same subject derives V2 as before.
+        let plain = subject(Purpose::Onboarding);
+        assert_eq!(
+            derive_with(Derivation::V2, &key(1), &s, &nonce, 7, 8).as_str(),
+            derive_with(Derivation::V2, &key(1), &plain, &nonce, 7, 8).as_str()
+        );
+    }
+
     #[test]
     fn v2_is_bound_to_every_field() {
         let s = subject(Purpose::Login);
@@ -778,7 +837,8 @@ mod tests {
             check(&record, &v1),
             Err(Error::CodeMismatch { .. })
         ));
-        assert_eq!(check(&with(3), &v2), Err(Error::Expired));
+        // A derivation this build does not have (4): no one can check it.
+        assert_eq!(check(&with(4), &v2), Err(Error::Expired));
 
         // A resend of an old record's code is its V1 code, unchanged.
         let later = now + time::Duration::minutes(2);

@@ -772,7 +772,7 @@ impl RecordFields {
                     State::Canceled,
                 ][usize::from(v.state % 5)],
                 channel: Channel::Sms,
-                derivation: v.derivation % 3,
+                derivation: v.derivation % 5,
                 key_id: KeyId(u32::from(v.key % 3)),
                 nonce: [v.key; crate::code::NONCE_LEN],
                 created_at: at(v.created),

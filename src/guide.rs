@@ -18,6 +18,7 @@
 //! | a racer | sends many checks at once so several read "1 attempt left" | every change is one compare-and-swap against a versioned record ([`Store`](crate::Store)); a conflicting write is re-run on the fresh record. Two checks never share an attempt and a code never validates twice (`tests/lifecycle.rs` checks it with 8 threads). |
 //! | a replayer | reuses a code that worked | the validation is terminal once validated; reuse answers [`Error::AlreadyValidated`](crate::Error::AlreadyValidated). |
 //! | a confused deputy | uses a login code for an onboarding check, or one number's code for another | the code is an HMAC over purpose, E.164 number, nonce and generation; a record exists per (purpose, number). |
+//! | a relay phisher | gets the user to type a code into a page of its own, then spends it on its own transaction or session | bind the subject to what the code approves ([`SubjectKey::bound_to`](crate::SubjectKey::bound_to) with a [`Context`](crate::Context): amount and payee, or a session id): a bound code validates only under the same context, and a check under another context or none is a wrong code that spends an attempt (`tests/context.rs`). Format the message with [`message::MessageFormat`](crate::message::MessageFormat) (`@your.origin #123456`, the Android app hash) so browsers and the OS offer the code only to your origin and app. What remains: a user who reads the code aloud or types it by hand into a page that relays it *to your own origin* within the same session — binding defeats the swap of transaction, not a live man in the middle of the same one. |
 //! | a store thief | reads the database | records hold a nonce and a key id, never the code or an unkeyed hash of it (a 6-digit code's unkeyed hash falls to 10⁶ guesses). Without the HMAC key, the store reveals no code. It does reveal *which numbers* are being verified: protect it as personal data. |
 //! | a timing observer | measures verify latency | the comparison is constant-time ([`subtle`]); every refusal of `verify` (unknown subject, expired, locked, …) runs the whole wrong-code check on a stand-in record, so it costs what a check costs. `benches/ct.rs` measures both with dudect; the README gives the t statistics, including the small gap (about 1 %) that remains between a known and an unknown subject in the pure engine. A real store adds far larger differences (a miss reads, a check writes): answer every verify after a fixed minimum latency if enumeration by timing matters to you. |
 //! | an enumerator | asks about numbers to learn who is enrolled, or who is logging in right now | for `verify`, [`Error::public`](crate::Error::public) collapses not-found, expired, canceled, already-validated, exhausted and mismatch into one `invalid_code`. For `start` and `resend`, [`Error::public_send`](crate::Error::public_send) answers every refusal that depends on the subject (none, live inside its cooldown, sends spent, terminal, send budget, lockout, block) as a send, so nothing tells a live validation from none, nor when its code went out (see *Answering `start` and `resend`* below). |
@@ -168,8 +169,9 @@
 //! Turn it on only where app-store review or end-to-end tests need it, with
 //! numbers nobody owns (Ofcom's drama range,
 //! [`OFCOM_DRAMA_MOBILES`](crate::policy::OFCOM_DRAMA_MOBILES), exists for
-//! that; today the phone parser refuses those numbers, so name numbers you
-//! control until it admits them) and a code that is not guessable from the
+//! that; the phone parser admits those numbers only under a
+//! [`PhonePolicy::admit_drama_numbers`](crate::PhonePolicy::admit_drama_numbers),
+//! so keep that on only where test numbers are) and a code that is not guessable from the
 //! outside (never one digit repeated, which the policy refuses). A test
 //! number's send has [`Sent::suppressed`](crate::Sent::suppressed) set: do
 //! not hand it to your provider. Its checks, sends and lockouts count as for

@@ -7,6 +7,7 @@ pub mod budget;
 pub mod budget_key;
 pub mod clock;
 pub mod code;
+pub mod context;
 pub mod delivery;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -33,6 +34,7 @@ pub use budget_key::Budgets;
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use code::Code;
+pub use context::{Context, ContextBuilder};
 pub use delivery::{Delivery, SendId};
 pub use error::{Error, PublicError, StoreError};
 pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};

@@ -444,9 +444,9 @@ pub struct NumberRange {
 /// 07700 900999: never allocated to anyone, so safe as test numbers. Never
 /// on by default: name it in [`TestNumbers::range`].
 ///
-/// Note: [`PhoneNumber::parse`] refuses these numbers today (they are not
-/// allocated mobiles), so a subject in this range cannot be built yet; until
-/// the phone parser admits them, name test numbers that parse.
+/// They are not valid UK numbers, so [`PhoneNumber::parse`] refuses them
+/// unless the phone policy admits them
+/// ([`PhonePolicy::admit_drama_numbers`](crate::PhonePolicy::admit_drama_numbers)).
 ///
 /// ```
 /// use otpflow::policy::OFCOM_DRAMA_MOBILES;

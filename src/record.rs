@@ -521,6 +521,11 @@ pub(crate) fn ceil_s(t: OffsetDateTime) -> OffsetDateTime {
 /// every deadline the policy can add). Every engine call passes its `now`
 /// through here first.
 pub(crate) fn normalize_now(now: OffsetDateTime) -> OffsetDateTime {
+    // The usual case, read from the fields: already UTC, between 1970 and
+    // the year 9000 (the slow path divides a 128-bit nanosecond count).
+    if now.offset().is_utc() && (1970..9000).contains(&now.year()) {
+        return now;
+    }
     // Through the Unix timestamp, not `to_offset`, which panics when the
     // instant has no UTC date in range.
     let nanos = now.unix_timestamp_nanos();

@@ -149,11 +149,52 @@ impl fmt::Display for Channel {
 /// assert!(!format!("{key:?}").contains("7401101801"));
 /// # Ok::<(), otpflow::PhoneError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// A subject may carry a [`Context`](crate::Context) (see
+/// [`bound_to`](Self::bound_to)): it binds the codes issued and checked
+/// for it, but it is not part of the subject's identity. Equality, hashing,
+/// ordering and [`store_key`](Self::store_key) ignore it: the bound and
+/// the unbound key name the same record.
+#[derive(Clone)]
 pub struct SubjectKey {
     tenant: Option<Tenant>,
     purpose: Purpose,
     phone: PhoneNumber,
+    /// Boxed: most subjects have none, and a store keeps a key per record.
+    context: Option<Box<crate::context::Context>>,
+}
+
+impl SubjectKey {
+    /// What identifies the subject: everything but the context.
+    fn identity(&self) -> (&Option<Tenant>, &Purpose, &PhoneNumber) {
+        (&self.tenant, &self.purpose, &self.phone)
+    }
+}
+
+impl PartialEq for SubjectKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for SubjectKey {}
+
+impl core::hash::Hash for SubjectKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+impl PartialOrd for SubjectKey {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SubjectKey {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.identity().cmp(&other.identity())
+    }
 }
 
 impl SubjectKey {
@@ -163,7 +204,34 @@ impl SubjectKey {
             tenant: None,
             purpose,
             phone,
+            context: None,
         }
+    }
+    /// The same subject, with its codes bound to `context` (what they
+    /// approve: a payment's amount and payee, a session). Codes issued for a
+    /// bound subject validate only when checked with the same context; see
+    /// [`otpflow::context`](crate::context) for the rules. The record and the
+    /// budgets stay the subject's: equality and the store key ignore the
+    /// context.
+    ///
+    /// ```
+    /// use otpflow::{Context, PhoneNumber, PhonePolicy, Purpose, SubjectKey};
+    /// let phone = PhoneNumber::parse("07401 101801", &PhonePolicy::default())?;
+    /// let subject = SubjectKey::new(Purpose::Login, phone);
+    /// let bound = subject.clone().bound_to(Context::session("4f1c"));
+    /// assert_eq!(bound, subject);
+    /// assert_eq!(bound.store_key(), subject.store_key());
+    /// assert_eq!(bound.context(), Some(&Context::session("4f1c")));
+    /// # Ok::<(), otpflow::PhoneError>(())
+    /// ```
+    #[must_use]
+    pub fn bound_to(mut self, context: crate::context::Context) -> Self {
+        self.context = Some(Box::new(context));
+        self
+    }
+    /// The context the subject's codes are bound to, if any.
+    pub fn context(&self) -> Option<&crate::context::Context> {
+        self.context.as_deref()
     }
     /// The same subject within `tenant` (an app or project of a service
     /// that hosts several): another subject, with its own record, budgets
@@ -306,6 +374,7 @@ impl fmt::Debug for SubjectKey {
             .field("tenant", &self.tenant)
             .field("purpose", &self.purpose)
             .field("phone", &self.phone.masked())
+            .field("bound", &self.context.is_some())
             .finish()
     }
 }

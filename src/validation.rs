@@ -488,11 +488,7 @@ impl Engine {
         let v = Validation {
             state: State::Sent,
             channel,
-            derivation: if test.is_some() {
-                DERIVATION_TEST
-            } else {
-                Derivation::LATEST.to_u8()
-            },
+            derivation: fresh_derivation(subject, test.is_some()),
             key_id: key.id(),
             nonce: nonce(rng),
             created_at: floor_s(now),
@@ -621,9 +617,13 @@ impl Engine {
         }
         // `SameCode` re-derives the code already sent, unless its key was
         // removed (or its derivation is not this build's): then no one can
-        // check that code, and a new one is drawn.
+        // check that code, and a new one is drawn. So is one when the resend
+        // names another binding than the validation's (bound to a context or
+        // not): the code sent goes with the binding the call names.
         let same = match p.resend_mode() {
-            ResendMode::SameCode => self.code_of(v, subject, generation),
+            ResendMode::SameCode => self
+                .code_of(v, subject, generation)
+                .filter(|_| binding_matches(v, subject)),
             ResendMode::NewCode => None,
         };
         let (code, new_code) = match same {
@@ -632,11 +632,7 @@ impl Engine {
                 let key = self.keys.current();
                 let test = self.test_code(subject);
                 v.key_id = key.id();
-                v.derivation = if test.is_some() {
-                    DERIVATION_TEST
-                } else {
-                    Derivation::LATEST.to_u8()
-                };
+                v.derivation = fresh_derivation(subject, test.is_some());
                 v.nonce = nonce(rng);
                 v.checks = 0;
                 v.expires_at = ceil_s(later(now, p.code_lifetime()));
@@ -797,9 +793,12 @@ impl Engine {
             subject: subject.clone(),
             generation,
         });
-        // The check is spent before the comparison.
+        // The check is spent before the comparison. A check under another
+        // binding than the validation's (a context, or none, where the code
+        // was issued with the other) is a wrong code, whatever the digits.
         v.checks = v.checks.saturating_add(1);
-        if code.matches(input) {
+        let bound_alike = binding_matches(v, subject);
+        if code.matches(input) & bound_alike {
             end(v, State::Validated, now);
             let validated = Validated {
                 generation,
@@ -1372,7 +1371,9 @@ impl Engine {
         stand_in.current = Some(Validation {
             state: State::Sent,
             channel: Channel::Sms,
-            derivation: Derivation::LATEST.to_u8(),
+            // As the subject's own check would derive (a bound subject's
+            // costs one compression more).
+            derivation: fresh_derivation(subject, false),
             key_id: self.keys.current().id(),
             nonce: [0; NONCE_LEN],
             created_at: now,
@@ -1442,6 +1443,29 @@ impl Engine {
     fn until_send(&self, record: &Record, now: OffsetDateTime) -> Duration {
         let ready = record.ledger.sends.ready_at(&self.policy).unwrap_or(now);
         until(now, ready)
+    }
+}
+
+/// The derivation byte of a new validation's code: a test number's, one
+/// bound to the subject's context, or the latest.
+fn fresh_derivation(subject: &SubjectKey, test: bool) -> u8 {
+    if test {
+        DERIVATION_TEST
+    } else if subject.context().is_some() {
+        Derivation::V2Bound.to_u8()
+    } else {
+        Derivation::LATEST.to_u8()
+    }
+}
+
+/// True when a call names the binding the validation was issued under: a
+/// context for a bound code, none for any other. A test number's fixed code
+/// is never bound.
+fn binding_matches(v: &Validation, subject: &SubjectKey) -> bool {
+    match v.derivation {
+        DERIVATION_TEST => true,
+        d if d == Derivation::V2Bound.to_u8() => subject.context().is_some(),
+        _ => subject.context().is_none(),
     }
 }
 

@@ -9,8 +9,8 @@ use otpflow::policy::{NumberRange, OFCOM_DRAMA_MOBILES, TestNumbers};
 use otpflow::*;
 use time::Duration;
 
-/// 07401 101800 to 07401 101899 (the drama range, 07700 900xxx, does not
-/// parse as a number yet).
+/// 07401 101800 to 07401 101899: numbers that parse under the default
+/// phone policy, beside the drama range.
 fn range() -> NumberRange {
     NumberRange::new(&phone("07401 101800"), &phone("07401 101899")).unwrap()
 }
@@ -168,4 +168,26 @@ fn named_numbers_and_ranges_are_checked() {
         (447_700_900_000, 447_700_900_999)
     );
     assert!(NumberRange::new(&a, &phone("+1 202 555 0123")).is_err());
+}
+
+/// Ofcom's drama mobiles parse once the phone policy admits them, and then
+/// work as test numbers end to end: the fixed code, a suppressed send, an
+/// event per use.
+#[test]
+fn the_drama_range_is_usable_as_test_numbers() {
+    let phones = PhonePolicy::default().admit_drama_numbers(true);
+    assert!(PhoneNumber::parse("07700 900123", &PhonePolicy::default()).is_err());
+    let mut w = world(with_drama());
+    for text in ["07700 900000", "+44 7700 900512", "447700900999"] {
+        let s = SubjectKey::new(Purpose::Login, PhoneNumber::parse(text, &phones).unwrap());
+        let sent = w.start(&s).unwrap();
+        assert!(sent.suppressed, "{text}");
+        assert_eq!(sent.code.as_str(), "271828");
+        w.verifier.verify(&s, "271828").unwrap();
+    }
+    assert_eq!(used(&w.take_events()), 6);
+    // The same form under the split API.
+    let split = PhoneNumber::from_parts("+44", "07700 900321", &phones).unwrap();
+    assert_eq!(split.e164(), "+447700900321");
+    assert!(OFCOM_DRAMA_MOBILES.contains(&split));
 }

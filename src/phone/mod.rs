@@ -180,6 +180,9 @@ impl PhoneNumber {
         if let Some(number) = Self::fast(scanned.digits(), scanned.international, national_ok) {
             return policy.admit(number, true);
         }
+        if let Some(number) = policy.drama(scanned.digits(), scanned.international, national_ok) {
+            return policy.admit(number, true);
+        }
         slow::parse(&scanned, policy)
     }
 
@@ -247,6 +250,9 @@ impl PhoneNumber {
         whole[1 + code_digits.len()..end].copy_from_slice(national_digits);
         let whole = &whole[..end];
         if let Some(number) = Self::fast(&whole[1..], true, false) {
+            return policy.admit(number, true);
+        }
+        if let Some(number) = policy.drama(&whole[1..], true, false) {
             return policy.admit(number, true);
         }
         let text = core::str::from_utf8(whole).map_err(|_| PhoneError::Invalid)?;
@@ -426,6 +432,8 @@ pub struct PhonePolicy {
     /// Regions refused (ascending).
     denied: Vec<Region>,
     mobile: bool,
+    /// Ofcom's drama mobiles (07700 900000–900999) admitted as UK mobiles.
+    drama: bool,
 }
 
 impl Default for PhonePolicy {
@@ -436,6 +444,7 @@ impl Default for PhonePolicy {
             regions: None,
             denied: Vec::new(),
             mobile: true,
+            drama: false,
         }
     }
 }
@@ -503,6 +512,36 @@ impl PhonePolicy {
     pub fn require_mobile(mut self, required: bool) -> Self {
         self.mobile = required;
         self
+    }
+
+    /// Admits Ofcom's drama mobiles, 07700 900000 to 07700 900999 (off by
+    /// default). Ofcom reserves them for fiction: never allocated to anyone,
+    /// they are the safe choice for test numbers
+    /// ([`OFCOM_DRAMA_MOBILES`](crate::policy::OFCOM_DRAMA_MOBILES) with
+    /// [`TestNumbers`](crate::policy::TestNumbers)), but they are not valid
+    /// UK numbers, so the parser refuses them unless told. Turn it on only
+    /// where test numbers are configured: a real user never has one.
+    ///
+    /// ```
+    /// use otpflow::{PhoneError, PhoneNumber, PhonePolicy};
+    /// let policy = PhonePolicy::default();
+    /// assert_eq!(PhoneNumber::parse("07700 900123", &policy), Err(PhoneError::Invalid));
+    /// let testing = policy.admit_drama_numbers(true);
+    /// assert_eq!(PhoneNumber::parse("07700 900123", &testing)?.e164(), "+447700900123");
+    /// assert_eq!(PhoneNumber::parse("+44 7700 900999", &testing)?.region(), Some("GB"));
+    /// // Only the drama range: its neighbours stay refused.
+    /// assert!(PhoneNumber::parse("07700 901000", &testing).is_err());
+    /// # Ok::<(), PhoneError>(())
+    /// ```
+    #[must_use]
+    pub fn admit_drama_numbers(mut self, admit: bool) -> Self {
+        self.drama = admit;
+        self
+    }
+
+    /// Whether Ofcom's drama mobiles are admitted.
+    pub fn admits_drama_numbers(&self) -> bool {
+        self.drama
     }
 
     /// The region national input is read in, if any.
@@ -587,6 +626,18 @@ impl PhonePolicy {
 
     /// The policy's last word on a number that parsed: the calling code,
     /// then non-geographic numbers, the region, and the mobile rule.
+    /// A drama mobile written in `digits` (as the fast path reads them),
+    /// when the policy admits them.
+    fn drama(&self, digits: &[u8], international: bool, national_ok: bool) -> Option<PhoneNumber> {
+        if !self.drama {
+            return None;
+        }
+        let nsn = uk::national_number(digits, international, national_ok)?;
+        uk::is_drama_mobile(nsn)
+            .then(|| PhoneNumber::from_digits(uk::UK, nsn, Some(Region::GB)))
+            .flatten()
+    }
+
     fn admit(&self, number: PhoneNumber, mobile: bool) -> Result<PhoneNumber, PhoneError> {
         let country_code = number.country_code;
         if !self.allows(country_code) {

@@ -194,6 +194,12 @@ pub(crate) fn mobile_region(nsn: &[u8]) -> Option<Region> {
         .map(|r| r.region)
 }
 
+/// Whether the national significant number is one of Ofcom's drama
+/// mobiles, 7700 900000 to 7700 900999.
+pub(crate) fn is_drama_mobile(nsn: &[u8]) -> bool {
+    nsn.len() == 10 && nsn.starts_with(b"7700900")
+}
+
 /// The national significant number of a +44 number written in `digits`
 /// (separators already dropped), if it has one of the shapes the fast path
 /// knows; `None` sends the input on to the full parser.
