@@ -1,6 +1,5 @@
 //! The shared state, the router and the small answers every seed uses.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -11,6 +10,7 @@ use otpflow::{Channel, Error, PhonePolicy, Purpose, Sent, SubjectKey};
 use serde_json::Value;
 
 use crate::backend::Otp;
+use crate::facts::Facts;
 use crate::kii::KiiDirectory;
 use crate::sender::{Message, Sender};
 use crate::tokens::Tokens;
@@ -22,13 +22,12 @@ pub struct AppState {
     /// Where codes go.
     pub sender: Box<dyn Sender>,
     /// Tokens and ids.
-    pub tokens: Tokens,
+    pub tokens: Arc<Tokens>,
     /// Kii apps and users.
     pub kii: KiiDirectory,
-    /// Kavoon numbers that have validated once (`new_client`).
-    pub kavoon_clients: Mutex<HashSet<String>>,
-    /// KGen numbers linked to a user (`isNewUser`): E.164 → user id.
-    pub kgen_links: Mutex<HashMap<String, String>>,
+    /// Kavoon's clients, KGen's links and Kii's verified numbers, in the
+    /// configured store (shared by every process on it).
+    pub facts: Box<dyn Facts>,
     /// Admin token for the test hooks (test builds only).
     #[cfg(feature = "test-hooks")]
     pub admin_token: Option<String>,
@@ -43,8 +42,8 @@ impl std::fmt::Debug for AppState {
 /// The shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
 
-/// Locks a mutex, recovering from poisoning (the sets it guards stay
-/// consistent: each change is one insert).
+/// Locks a mutex, recovering from poisoning (what it guards stays
+/// consistent: each change is one write).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

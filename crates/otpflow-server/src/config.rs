@@ -19,8 +19,9 @@ pub struct Config {
     #[arg(long, env = "OTPFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Where validation records live: `memory` (this process only) or
-    /// `redis://host:port/` (shared; needs `store_key` in the keys).
+    /// Where validation records live: `memory` (this process only),
+    /// `redis://host:port/` or `postgres://user@host:port/db` (shared; need
+    /// `store_key` in the keys).
     #[arg(long, env = "OTPFLOW_STORE", default_value = "memory")]
     pub store: String,
 
@@ -36,6 +37,21 @@ pub struct Config {
     /// (`{"to","channel","purpose","code","text"}`), instead of logging it.
     #[arg(long, env = "OTPFLOW_OUTBOX")]
     pub outbox: Option<PathBuf>,
+
+    /// Verifik webhooks: `POST` each Verifik validation event, signed with
+    /// `webhook_secret` from the keys, to this `http://` or `https://` URL.
+    #[arg(long, env = "OTPFLOW_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// Seconds one webhook attempt may take.
+    #[arg(long, env = "OTPFLOW_WEBHOOK_TIMEOUT", default_value_t = 5)]
+    pub webhook_timeout_secs: u64,
+
+    /// Attempts per webhook event (a network error, a timeout, a 429 or a
+    /// 5xx is tried again after 0.5 s, 1 s, 2 s, …).
+    #[arg(long, env = "OTPFLOW_WEBHOOK_ATTEMPTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub webhook_attempts: u32,
 
     /// Log format.
     #[arg(long, env = "OTPFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
