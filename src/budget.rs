@@ -285,7 +285,12 @@ impl Rate {
         tat.map(|tat| later(tat, -self.tolerance()))
     }
 
-    /// True when a send at `now` conforms.
+    /// True when a send at `now` conforms. Records hold whole seconds, so a
+    /// spend counts its arrival at the next whole second (never earlier,
+    /// which could let an interval hold one send more than the rate);
+    /// `now` itself is compared unrounded. So within the second of a
+    /// burst's first send, one place of the burst is not yet open: it opens
+    /// at the next whole second.
     pub(crate) fn allows(&self, tat: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
         self.ready_at(tat).is_none_or(|ready| now >= ready)
     }
@@ -340,6 +345,25 @@ pub(crate) struct KeyBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whole-second records: a burst's first send counts at the next whole
+    /// second, so its last place opens then (a conservative second, which
+    /// keeps every real-time interval within the rate).
+    #[test]
+    fn a_bursts_last_place_opens_at_the_next_whole_second() {
+        let rate = Rate::new(3, Duration::hours(1)).unwrap_or_else(|e| panic!("{e}"));
+        let t0 = t(0) + Duration::milliseconds(300);
+        let mut tat = None;
+        for ms in [0, 100] {
+            let now = t0 + Duration::milliseconds(ms);
+            assert!(rate.allows(tat, now));
+            rate.spend(&mut tat, now);
+        }
+        assert!(!rate.allows(tat, t0 + Duration::milliseconds(200)));
+        assert!(rate.allows(tat, t(1)));
+        rate.spend(&mut tat, t(1));
+        assert!(!rate.allows(tat, t(2)));
+    }
 
     fn t(secs: i64) -> OffsetDateTime {
         OffsetDateTime::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(secs)

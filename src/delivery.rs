@@ -10,7 +10,10 @@
 //! [`Engine::report_delivery`](crate::Engine::report_delivery)).
 //!
 //! A failed send gives back, exactly once, its place in every budget it
-//! spent — the validation's sends and the subject's send bucket — and lifts
+//! spent — the validation's sends and the subject's send bucket, and with
+//! [`report_delivery_within`](crate::Verifier::report_delivery_within) the
+//! budget keys whose latest spend it still is (see
+//! [`budget_key`](crate::budget_key)) — and lifts
 //! the cooldown it started, so a provider outage costs users nothing. Only
 //! the subject's latest send can be given back: a report about an earlier
 //! send, a send of an earlier validation, or a send already reported

@@ -825,9 +825,17 @@ fn run_transitions(record: &Record) {
         .max_checks(1)
         .failure_cap(1)
         .failure_hard_cap(2)
+        .budget_rate(
+            crate::budget_key::BudgetKind::Global,
+            crate::budget::Rate::new(2, Duration::seconds(60)).ok(),
+        )
         .build();
     let policies = [Policy::default(), strict.unwrap_or_default()];
     let subject = &subjects()[0];
+    let range = crate::budget_key::BudgetKey::range(subject.phone(), &Policy::default());
+    let global = crate::budget_key::BudgetKey::global();
+    // The tag a decoded bucket names, when it names one: its give-back.
+    let tag = crate::budget_key::SpendTag(record.bucket.map_or(1, |b| b.last.max(1)));
     for policy in policies {
         let engine = Engine::new(policy, KeyRing::new(key.clone()));
         for offset in [-86_400 * 400, -61, 0, 59, 601, 86_400 * 400] {
@@ -844,7 +852,11 @@ fn run_transitions(record: &Record) {
                 engine.verify(Some(record), subject, "123456", now).write,
                 engine.cancel(Some(record), subject, now).write,
                 engine.unlock(Some(record), subject, now).write,
+                engine.spend_budget(Some(record), &range, tag, now).write,
+                engine.refund_budget(Some(record), &range, tag, now).write,
+                engine.refund_budget(Some(record), &global, tag, now).write,
             ];
+            let _ = engine.check_budget(Some(record), &range, now);
             let _ = engine.status(Some(record), now);
             for written in writes.into_iter().flatten() {
                 assert_eq!(
@@ -860,6 +872,25 @@ fn run_transitions(record: &Record) {
 #[cfg(test)]
 mod phone_and_record_tests {
     use super::*;
+
+    #[test]
+    fn budget_records_go_through_every_transition() {
+        // A range bucket (version 3) with a TAT and a given-back spend, and
+        // the same without a TAT.
+        let mut bytes = vec![3, 1, 3];
+        bytes.extend_from_slice(&(20_000i64 * 86_400 + 600).to_be_bytes());
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        bytes.extend_from_slice(&(20_000i64 * 86_400).to_be_bytes());
+        assert!(Record::from_bytes(&bytes).is_ok_and(|r| r.is_budget()));
+        check_record_bytes(&bytes);
+        let full = [
+            &[3u8, 1, 0][..],
+            &7u64.to_be_bytes(),
+            &(20_000i64 * 86_400).to_be_bytes(),
+        ]
+        .concat();
+        check_record_bytes(&full);
+    }
 
     #[test]
     fn phone_checks_hold_on_the_usual_forms() {
@@ -968,6 +999,13 @@ mod phone_and_record_tests {
         assert_eq!(
             decode(&corpus("v2_generation_zero")),
             Err(E::Contradiction(C::ValidationAtGenerationZero))
+        );
+        // A budget key's bucket (version 3), and one further ahead than any
+        // rate fills.
+        assert_eq!(decode(&corpus("v3_range_bucket")), Ok(27));
+        assert_eq!(
+            decode(&corpus("v3_bucket_too_far")),
+            Err(E::Contradiction(C::BudgetBucket))
         );
     }
 }

@@ -163,6 +163,15 @@
 //! (a signed callback, or its error on the send request): a forged failure
 //! report buys one more message.
 //!
+//! A send made with budget keys
+//! ([`start_within`](crate::Verifier::start_within)) is reported with
+//! [`report_delivery_within`](crate::Verifier::report_delivery_within),
+//! naming the same [`Budgets`](crate::Budgets): each key whose latest spend
+//! is still that send gives its place back too. A key another send spent
+//! from in the meantime keeps the place (a give-back is exact or nothing),
+//! so during an outage a busy global or country key still fills: raise it,
+//! or deny sends, until the provider is back.
+//!
 //! ## Test numbers, safely
 //!
 //! [`Policy::test_numbers`](crate::Policy::test_numbers) is off by default.

@@ -134,7 +134,8 @@ pub type Transition<'a> = dyn FnMut(Option<&Record>) -> Option<Record> + 'a;
 ///    never a double spend.
 /// 4. **Deletion only when allowed.** A record may be dropped at or after
 ///    [`Record::expires_at`] (use it as a TTL), never before: dropping early
-///    resets the subject's failure and send budgets.
+///    resets the subject's failure and send budgets, or a budget key's
+///    bucket.
 ///
 /// False refusals are safe (a spurious `Conflict` or an error is retried or
 /// surfaced as [`Error::Store`](crate::Error::Store)); false acceptances are

@@ -448,7 +448,11 @@ impl Engine {
         if self.policy.denies(subject.phone()) {
             return Step::refuse(Error::Denied);
         }
-        let bounded = record.map(|r| r.bounded(now, &self.policy));
+        // A budget key's record where a subject's should be (a confused
+        // store) is no subject's: it is replaced, never carried along.
+        let bounded = record
+            .filter(|r| !r.is_budget())
+            .map(|r| r.bounded(now, &self.policy));
         let step = self.start_bounded(bounded.clone(), subject, channel, now, rng);
         self.keep_bounds(record, bounded, step, subject, now)
     }

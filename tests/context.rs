@@ -107,7 +107,13 @@ fn not_found_under_a_context_answers_as_a_wrong_code() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     /// For any two different transactions, a 10-digit code issued for one
     /// never validates for the other (a collision would be a 1-in-10¹⁰

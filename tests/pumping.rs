@@ -499,3 +499,64 @@ proptest! {
         }
     }
 }
+
+/// A store whose next compare-and-swap of a subject's record conflicts
+/// (another process wrote it in between), once.
+struct ConflictOnce {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Store for ConflictOnce {
+    type Error = std::convert::Infallible;
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
+        Store::load(&self.inner, key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &RecordKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> Result<Swap, Self::Error> {
+        let subject = matches!(key, RecordKey::Subject(_));
+        if subject && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Swap::Conflict);
+        }
+        Store::compare_and_swap(&self.inner, key, expected, new)
+    }
+}
+
+#[test]
+fn a_conflict_on_the_subject_gives_back_what_the_keys_spent() {
+    let store = ConflictOnce {
+        inner: MemoryStore::new(),
+        armed: std::sync::atomic::AtomicBool::new(true),
+    };
+    let verifier = Verifier::new(Policy::default(), keys(), store, ManualClock::new(T0));
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let budgets = Budgets::new().address("203.0.113.9".parse().expect("an address"));
+    // The first send spends from the address key, meets the conflict,
+    // gives the place back, and runs again: one place spent in all.
+    verifier
+        .start_within(&budgets, &subject("+447911120000"), Channel::Sms, &mut rng)
+        .expect("sent on the second try");
+    assert!(
+        !verifier
+            .store()
+            .armed
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    for n in 1..10 {
+        let s = subject(&format!("+44791112{n:04}"));
+        verifier
+            .start_within(&budgets, &s, Channel::Sms, &mut rng)
+            .expect("nine more places: the conflicted spend came back");
+    }
+    assert!(matches!(
+        verifier.start_within(&budgets, &subject("+447911120010"), Channel::Sms, &mut rng),
+        Err(Error::BudgetSpent {
+            budget: BudgetKind::Address,
+            ..
+        })
+    ));
+}

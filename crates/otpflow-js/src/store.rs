@@ -28,11 +28,9 @@
 //! or answers anything else fails the call with `store_unavailable` and
 //! nothing after the failed step happens.
 
-use std::cell::{Cell, RefCell};
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::cell::Cell;
 
-use js_sys::{Function, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Map, Promise, Reflect, Uint8Array};
 use otpflow::Record;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -162,10 +160,10 @@ async fn settle(value: JsValue) -> Result<JsValue, JsValue> {
     JsFuture::from(Promise::resolve(&value)).await
 }
 
-/// A store in the module's memory, for one process (tests, a single node
-/// instance, a browser tab). It keeps the store contract, so the verifier
-/// treats it like any other store object; records are not dropped by
-/// themselves: call `purgeExpired()` now and then.
+/// A store in memory, for one process (tests, a single node instance, a
+/// browser tab). It keeps the store contract, so the verifier treats it like
+/// any other store object; records are not dropped by themselves: call
+/// `purgeExpired()` now and then.
 ///
 /// ```js
 /// const store = new MemoryStore();
@@ -173,18 +171,29 @@ async fn settle(value: JsValue) -> Result<JsValue, JsValue> {
 /// store.size;           // records held
 /// store.purgeExpired(); // drops those past their expiresAt
 /// ```
+///
+/// The records live in a JavaScript `Map` (key → `[bytes, version,
+/// expiresAt]`), not in the module's memory: a wasm memory never shrinks,
+/// and the map costs the module no code of its own.
 #[wasm_bindgen]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
-    records: RefCell<BTreeMap<String, Entry>>,
+    records: Map,
     last_version: Cell<f64>,
 }
 
-#[derive(Debug)]
-struct Entry {
-    bytes: Vec<u8>,
-    version: f64,
-    expires_at_ms: f64,
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            records: Map::new(),
+            last_version: Cell::new(0.0),
+        }
+    }
+}
+
+/// The stored entry under `key`: `[bytes, version, expiresAt]`, or `None`.
+fn entry(records: &Map, key: &JsValue) -> Option<Array> {
+    records.get(key).dyn_into::<Array>().ok()
 }
 
 #[wasm_bindgen]
@@ -195,24 +204,25 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The record for `key` and its version (a number), or `null`.
+    /// The record for `key` and its version (a number), or `null`. The
+    /// bytes are a copy: changing them changes nothing stored.
     #[wasm_bindgen(unchecked_return_type = "Promise<StoredRecord | null>")]
     pub fn load(&self, key: &str) -> Promise {
-        let records = self.records.borrow();
-        let found = match records.get(key) {
+        let found = match entry(&self.records, &JsValue::from_str(key)) {
             None => JsValue::NULL,
             Some(entry) => {
                 let object: JsValue = js_sys::Object::new().into();
-                set(&object, "record", Uint8Array::from(entry.bytes.as_slice()));
-                set(&object, "version", entry.version);
+                set(&object, "record", Uint8Array::new(&entry.get(0)));
+                set(&object, "version", entry.get(1));
                 object
             }
         };
         Promise::resolve(&found)
     }
 
-    /// Writes `record` if the stored version is still `expected` (`null`:
-    /// no record): resolves `true` when written, `false` otherwise.
+    /// Writes (a copy of) `record` if the stored version is still
+    /// `expected` (`null`: no record): resolves `true` when written, `false`
+    /// otherwise.
     #[wasm_bindgen(js_name = compareAndSwap, unchecked_return_type = "Promise<boolean>")]
     pub fn compare_and_swap(
         &self,
@@ -221,32 +231,32 @@ impl MemoryStore {
         record: &Uint8Array,
         #[wasm_bindgen(js_name = expiresAt)] expires_at: f64,
     ) -> Promise {
-        let mut records = self.records.borrow_mut();
-        let matches = match (records.get(key), expected.as_f64()) {
-            (None, _) => expected.is_null() || expected.is_undefined(),
-            (Some(entry), Some(v)) => entry.version == v,
-            (Some(_), None) => false,
+        let key = JsValue::from_str(key);
+        let matches = match entry(&self.records, &key) {
+            None => expected.is_null() || expected.is_undefined(),
+            Some(entry) => entry
+                .get(1)
+                .as_f64()
+                .is_some_and(|v| expected.as_f64() == Some(v)),
         };
         if !matches {
             return Promise::resolve(&JsValue::FALSE);
         }
         let version = self.last_version.get() + 1.0;
         self.last_version.set(version);
-        records.insert(
-            key.to_owned(),
-            Entry {
-                bytes: record.to_vec(),
-                version,
-                expires_at_ms: expires_at,
-            },
+        let stored = Array::of3(
+            &Uint8Array::new(record),
+            &JsValue::from_f64(version),
+            &JsValue::from_f64(expires_at),
         );
+        self.records.set(&key, &stored);
         Promise::resolve(&JsValue::TRUE)
     }
 
     /// Records held.
     #[wasm_bindgen(getter)]
     pub fn size(&self) -> u32 {
-        u32::try_from(self.records.borrow().len()).unwrap_or(u32::MAX)
+        self.records.size()
     }
 
     /// Drops every record whose `expiresAt` is at or before `now`
@@ -255,15 +265,16 @@ impl MemoryStore {
     #[wasm_bindgen(js_name = purgeExpired)]
     pub fn purge_expired(&self, now: Option<f64>) -> u32 {
         let now = now.unwrap_or_else(js_sys::Date::now);
-        let mut records = self.records.borrow_mut();
-        let before = records.len();
-        // NaN `expiresAt` compares false: such a record is kept.
-        records.retain(|_, entry| {
-            matches!(
-                entry.expires_at_ms.partial_cmp(&now),
-                Some(Ordering::Greater) | None
-            )
-        });
-        u32::try_from(before - records.len()).unwrap_or(u32::MAX)
+        let mut dropped = 0;
+        // The keys first: a Map is not changed while it is iterated.
+        for key in Array::from(&self.records.keys()).iter() {
+            let expires_at = entry(&self.records, &key).and_then(|e| e.get(2).as_f64());
+            // A NaN `expiresAt` (or `now`) compares false: such a record is kept.
+            if expires_at.is_some_and(|t| t <= now) {
+                self.records.delete(&key);
+                dropped += 1;
+            }
+        }
+        dropped
     }
 }

@@ -214,23 +214,10 @@ impl Verifier {
         phone: &PhoneNumber,
         #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
     ) -> Promise {
-        let prepared = subject(purpose, phone).and_then(|s| {
+        self.call(purpose, phone, || {
             let channel = parse_channel(channel.as_ref())?.unwrap_or(Channel::Sms);
             check_randomness()?;
-            Ok((s, channel))
-        });
-        self.call(prepared, |(subject, channel), inner| async move {
-            let sent = run(&inner, &subject, |engine, record, now| {
-                engine.start(
-                    record,
-                    &subject,
-                    channel,
-                    now,
-                    &mut UnwrapErr(getrandom::SysRng),
-                )
-            })
-            .await?;
-            Ok(sent_js(&sent))
+            Ok(Op::Start(channel))
         })
     }
 
@@ -248,23 +235,10 @@ impl Verifier {
         phone: &PhoneNumber,
         #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
     ) -> Promise {
-        let prepared = subject(purpose, phone).and_then(|s| {
+        self.call(purpose, phone, || {
             let channel = parse_channel(channel.as_ref())?;
             check_randomness()?;
-            Ok((s, channel))
-        });
-        self.call(prepared, |(subject, channel), inner| async move {
-            let sent = run(&inner, &subject, |engine, record, now| {
-                engine.resend(
-                    record,
-                    &subject,
-                    channel,
-                    now,
-                    &mut UnwrapErr(getrandom::SysRng),
-                )
-            })
-            .await?;
-            Ok(sent_js(&sent))
+            Ok(Op::Resend(channel))
         })
     }
 
@@ -284,17 +258,10 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] code: &JsValue,
     ) -> Promise {
         let max = u32::try_from(MAX_CODE_INPUT_LEN).unwrap_or(u32::MAX);
-        let prepared = subject(purpose, phone).and_then(|s| {
+        self.call(purpose, phone, || {
             // A code longer than the core reads is malformed, whatever it holds.
             let code = short_string(code, "code", max)?.unwrap_or_else(|| "x".into());
-            Ok((s, code))
-        });
-        self.call(prepared, |(subject, code), inner| async move {
-            let validated = run(&inner, &subject, |engine, record, now| {
-                engine.verify(record, &subject, &code, now)
-            })
-            .await?;
-            Ok(validated_js(&validated))
+            Ok(Op::Verify(code))
         })
     }
 
@@ -309,13 +276,7 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
     ) -> Promise {
-        self.call(subject(purpose, phone), |subject, inner| async move {
-            run(&inner, &subject, |engine, record, now| {
-                engine.cancel(record, &subject, now)
-            })
-            .await?;
-            Ok(JsValue::UNDEFINED)
-        })
+        self.call(purpose, phone, || Ok(Op::Cancel))
     }
 
     /// The validation's state, budgets and timers as of now. Writes nothing.
@@ -327,31 +288,70 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
     ) -> Promise {
-        self.call(subject(purpose, phone), |subject, inner| async move {
-            let now = inner.now()?;
-            let engine = inner.engine();
-            let loaded = inner.store.load(&store_key(&subject)).await?;
-            let status = engine
-                .status(loaded.as_ref().map(|(record, _)| record), now)
-                .map_err(Failure::from)?;
-            Ok(status_js(&status))
-        })
+        self.call(purpose, phone, || Ok(Op::Status))
+    }
+}
+
+/// One call, its arguments checked.
+enum Op {
+    Start(Channel),
+    Resend(Option<Channel>),
+    Verify(String),
+    Cancel,
+    /// Reads only: its step never writes.
+    Status,
+}
+
+impl Op {
+    /// The call's pure transition, its outcome as the JavaScript value the
+    /// promise resolves to.
+    fn step(
+        &self,
+        engine: &Engine,
+        record: Option<&Record>,
+        subject: &SubjectKey,
+        now: OffsetDateTime,
+    ) -> Step<JsValue> {
+        let rng = &mut UnwrapErr(getrandom::SysRng);
+        match self {
+            Self::Start(channel) => {
+                to_js(engine.start(record, subject, *channel, now, rng), sent_js)
+            }
+            Self::Resend(channel) => {
+                to_js(engine.resend(record, subject, *channel, now, rng), sent_js)
+            }
+            Self::Verify(code) => to_js(engine.verify(record, subject, code, now), validated_js),
+            Self::Cancel => to_js(engine.cancel(record, subject, now), |()| JsValue::UNDEFINED),
+            Self::Status => Step {
+                write: None,
+                outcome: engine.status(record, now).map(|s| status_js(&s)),
+                events: Vec::new(),
+            },
+        }
+    }
+}
+
+/// A step with its outcome turned into JavaScript.
+fn to_js<T>(step: Step<T>, js: impl FnOnce(&T) -> JsValue) -> Step<JsValue> {
+    Step {
+        write: step.write,
+        outcome: step.outcome.map(|t| js(&t)),
+        events: step.events,
     }
 }
 
 impl Verifier {
-    /// Runs `body` as a Promise, or rejects with what went wrong preparing
-    /// its arguments.
-    fn call<A, F>(
+    /// Runs the call `op` builds as a Promise (one future type for every
+    /// method: each would be its own state machine in the module), or
+    /// rejects with what went wrong checking its arguments.
+    fn call(
         &self,
-        prepared: Result<A, Failure>,
-        body: impl FnOnce(A, Rc<Inner>) -> F,
-    ) -> Promise
-    where
-        F: Future<Output = Result<JsValue, JsValue>> + 'static,
-    {
-        match prepared {
-            Ok(args) => future_to_promise(body(args, Rc::clone(&self.inner))),
+        purpose: &JsValue,
+        phone: &PhoneNumber,
+        op: impl FnOnce() -> Result<Op, Failure>,
+    ) -> Promise {
+        match subject(purpose, phone).and_then(|s| Ok((s, op()?))) {
+            Ok((subject, op)) => future_to_promise(run(Rc::clone(&self.inner), subject, op)),
             Err(failure) => Promise::reject(&failure.into_js()),
         }
     }
@@ -392,17 +392,18 @@ impl Inner {
 /// The compare-and-swap loop: the clock read once, then load → transition
 /// → compare-and-swap, the transition re-run on a conflict; events only
 /// after the write is stored.
-async fn run<T>(
-    inner: &Inner,
-    subject: &SubjectKey,
-    mut transition: impl FnMut(&Engine, Option<&Record>, OffsetDateTime) -> Step<T>,
-) -> Result<T, JsValue> {
+async fn run(inner: Rc<Inner>, subject: SubjectKey, op: Op) -> Result<JsValue, JsValue> {
     let now = inner.now()?;
     let engine = inner.engine();
-    let key = store_key(subject);
+    let key = store_key(&subject);
     for _ in 0..=inner.max_retries {
         let loaded = inner.store.load(&key).await?;
-        let step = transition(&engine, loaded.as_ref().map(|(record, _)| record), now);
+        let step = op.step(
+            &engine,
+            loaded.as_ref().map(|(record, _)| record),
+            &subject,
+            now,
+        );
         if let Some(new) = &step.write {
             let expected = loaded.map_or(JsValue::NULL, |(_, version)| version);
             let expires_at = ms_f64(new.expires_at(engine.policy()));

@@ -6,30 +6,62 @@
 //! Load run against the real binary: requests/s and p50/p99 latency of
 //! start (`POST /otp`) and verify (`POST /auth/token`) over keep-alive
 //! connections, beside the same axum service answering a constant 200
-//! (`POST /_test/constant`), the share of the service's CPU time spent
-//! inside otpflow, and the invariants checked after the run.
+//! (`POST /_test/constant`, same request bodies), on the memory store and
+//! on Redis; the share of the service's CPU time spent inside otpflow; and
+//! the invariants checked after the run.
+//!
+//! The machine is shared and noisy, so the run is paired and interleaved:
+//! each round measures the constant route and verify back to back on the
+//! same service (their order alternating from round to round), and the
+//! report gives the median over the rounds of each figure and of each
+//! round's verify/constant ratio.
+//!
+//! The client is lean (one hyper HTTP/1.1 connection per worker, bodies
+//! serialized before the clock starts, answers parsed after it stops), so
+//! it costs the shared CPUs as little as it can.
 //!
 //! `cargo bench -p otpflow-server --bench load` runs the full load
-//! (`OTPFLOW_LOAD_N` numbers, default 20 000); run as a test (`cargo test
-//! --all-targets`) it is a smoke of a few hundred numbers.
+//! (`OTPFLOW_LOAD_N` numbers per round, default 4 000; `OTPFLOW_LOAD_ROUNDS`,
+//! default 5; `OTPFLOW_LOAD_STORES`, default `memory,redis`); run as a test
+//! (`cargo test --all-targets`) it is a smoke of a few hundred numbers on
+//! the memory store, with the same invariant checks.
+//!
+//! With `OTPFLOW_LOAD_PERF_DIR=DIR`, the first round's verify phase of each
+//! service is also recorded by `perf record --call-graph dwarf` into
+//! `DIR/perf-<store>.data` (attached to the service's pid for that phase
+//! only; that round's figures then carry perf's cost).
+//!
+//! The share of CPU inside otpflow is measured in a verify phase of its
+//! own, with the thread CPU timing of otpflow's calls switched on
+//! (`POST /_test/cpu-timing`), so the paired phases run without it. It is
+//! measured on the memory store only: a network store's calls wait on
+//! other threads.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "load-admin-token";
 const KEYS: &str = r#"{
   "otp_keys": [{ "id": 1, "secret": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }],
   "token_key": "dG9rZW4ta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE=",
-  "kgen_user_jwt_key": "a2dlbi11c2VyLWp3dC1rZXktb2YtdGhlLXRlc3RzISE="
+  "kgen_user_jwt_key": "a2dlbi11c2VyLWp3dC1rZXktb2YtdGhlLXRlc3RzISE=",
+  "store_key": "c3RvcmUta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE="
 }"#;
+const CONCURRENCY: usize = 32;
 
+/// One measured phase.
 struct Phase {
-    name: &'static str,
     requests: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
@@ -45,68 +77,64 @@ impl Phase {
         let i = ((l.len() as f64 - 1.0) * p).round() as usize;
         l.get(i).copied().unwrap_or_default()
     }
-    fn print(&self) {
-        println!(
-            "{:<10} {:>7} req  {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-            self.name,
-            self.requests,
-            self.rps(),
-            self.pct(0.50).as_secs_f64() * 1e3,
-            self.pct(0.99).as_secs_f64() * 1e3,
-        );
-    }
 }
 
-/// Runs `bodies` through `path` with `concurrency` workers sharing one
-/// keep-alive client; returns the phase and every answer's (status, body).
-async fn drive(
-    client: &reqwest::Client,
-    url: String,
-    name: &'static str,
-    bodies: Vec<Value>,
-    concurrency: usize,
-) -> (Phase, Vec<(u16, Value)>) {
+/// Runs `bodies` through `POST path` with [`CONCURRENCY`] workers, each on
+/// its own keep-alive connection; returns the phase and every answer's
+/// (status, body), in the order of `bodies`.
+async fn drive(addr: SocketAddr, path: &str, bodies: Vec<Bytes>) -> (Phase, Vec<(u16, Bytes)>) {
     let n = bodies.len();
     let bodies = Arc::new(bodies);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let path: Arc<str> = Arc::from(path);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, bodies, next) =
-            (client.clone(), url.clone(), bodies.clone(), next.clone());
+    for _ in 0..CONCURRENCY.min(n.max(1)) {
+        let (bodies, next, path) = (bodies.clone(), next.clone(), path.clone());
         tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("a connection");
+            stream.set_nodelay(true).expect("nodelay");
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("a handshake");
+            tokio::spawn(conn);
             let mut out = Vec::new();
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
+                let request = hyper::Request::post(&*path)
+                    .header(hyper::header::HOST, "127.0.0.1")
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body.clone()))
+                    .expect("a request");
                 let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .json(body)
-                    .send()
+                sender.ready().await.expect("the connection is ready");
+                let response = sender.send_request(request).await.expect("an answer");
+                let status = response.status().as_u16();
+                let bytes = response
+                    .into_body()
+                    .collect()
                     .await
-                    .expect("an answer");
-                let status = r.status().as_u16();
-                let bytes = r.bytes().await.expect("a body");
-                let lat = t.elapsed();
-                let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                out.push((i, lat, status, v));
+                    .expect("a body")
+                    .to_bytes();
+                out.push((i, t.elapsed(), status, bytes));
             }
             out
         }));
     }
-    let mut results = vec![(0u16, Value::Null); n];
+    let mut results = vec![(0u16, Bytes::new()); n];
     let mut latencies = Vec::with_capacity(n);
     for t in tasks {
-        for (i, lat, status, v) in t.await.expect("a worker") {
+        for (i, lat, status, body) in t.await.expect("a worker") {
             latencies.push(lat);
-            results[i] = (status, v);
+            results[i] = (status, body);
         }
     }
     let elapsed = started.elapsed();
     (
         Phase {
-            name,
             requests: n,
             elapsed,
             latencies,
@@ -122,251 +150,488 @@ fn cpu_nanos(pid: u32) -> u64 {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    let hz = Command::new("getconf")
+    ticks * 1_000_000_000 / clock_ticks()
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
         .arg("CLK_TCK")
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(100);
-    ticks * 1_000_000_000 / hz
+        .unwrap_or(100)
 }
 
-async fn otpflow_nanos(client: &reqwest::Client, base: &str) -> u64 {
-    let v: Value = client
-        .get(format!("{base}/_test/stats"))
-        .header("x-admin-token", ADMIN)
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
-    v["otpflow_nanos"].as_u64().unwrap_or(0)
+/// A service process of the run's own, stopped by its pid when dropped.
+struct Service {
+    child: Child,
+    addr: SocketAddr,
+    outbox: PathBuf,
+    store: String,
+    client: reqwest::Client,
 }
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("OTPFLOW_LOAD_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 20_000 } else { 300 });
-    let concurrency = 32;
-    let dir = std::env::temp_dir().join(format!("otpflow-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("keys.json"), KEYS).expect("keys");
-    let outbox = dir.join("outbox.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otpflow-server"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .arg("--keys")
-        .arg(dir.join("keys.json"))
-        .arg("--outbox")
-        .arg(&outbox)
-        .env("OTPFLOW_ADMIN_TOKEN", ADMIN)
-        .env("OTPFLOW_LOG", "warn,otpflow_server::server=info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let mut addr = String::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Ok(v) = serde_json::from_str::<Value>(&line)
-            && v["fields"]["message"] == "listening"
-        {
-            addr = v["fields"]["addr"].as_str().unwrap_or("").to_owned();
-            break;
+impl Service {
+    fn start(dir: &Path, name: &str, store: &str) -> Self {
+        let outbox = dir.join(format!("outbox-{name}.jsonl"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otpflow-server"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--store", store])
+            .arg("--keys")
+            .arg(dir.join("keys.json"))
+            .arg("--outbox")
+            .arg(&outbox)
+            .env("OTPFLOW_ADMIN_TOKEN", ADMIN)
+            .env("OTPFLOW_LOG", "warn,otpflow_server::server=info")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["fields"]["message"] == "listening"
+            {
+                addr = v["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
+                break;
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the {name} service did not start");
+        };
+        Self {
+            child,
+            addr,
+            outbox,
+            store: name.to_owned(),
+            client: reqwest::Client::new(),
         }
     }
-    let base = format!("http://{addr}");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(run(&base, pid, n, concurrency, &outbox))
-    }));
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(p) = outcome {
-        std::panic::resume_unwind(p);
+
+    async fn cpu_timing(&self, on: bool) {
+        let r = self
+            .client
+            .post(format!("http://{}/_test/cpu-timing", self.addr))
+            .header("x-admin-token", ADMIN)
+            .json(&json!({ "on": on }))
+            .send()
+            .await
+            .expect("cpu-timing");
+        assert!(r.status().is_success());
+    }
+
+    async fn stats(&self) -> (u64, u64) {
+        let v: Value = self
+            .client
+            .get(format!("http://{}/_test/stats", self.addr))
+            .header("x-admin-token", ADMIN)
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        (
+            v["otpflow_cpu_nanos"].as_u64().unwrap_or(0),
+            v["otpflow_nanos"].as_u64().unwrap_or(0),
+        )
+    }
+
+    /// The last code sent to each number, from the outbox.
+    fn codes(&self) -> HashMap<String, String> {
+        let mut codes = HashMap::new();
+        for line in std::fs::read_to_string(&self.outbox)
+            .expect("outbox")
+            .lines()
+        {
+            let m: Value = serde_json::from_str(line).expect("a JSON line");
+            let to = m["to"]
+                .as_str()
+                .expect("to")
+                .trim_start_matches('+')
+                .to_owned();
+            codes.insert(to, m["code"].as_str().expect("code").to_owned());
+        }
+        codes
+    }
+
+    fn lines(&self) -> usize {
+        std::fs::read_to_string(&self.outbox)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
     }
 }
 
-async fn run(base: &str, pid: u32, n: usize, concurrency: usize, outbox: &std::path::Path) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
-    let phones: Vec<String> = (0..n)
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `redis-server` of the run's own, stopped by its pid when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One round's figures for one service.
+#[derive(Default)]
+struct Round {
+    start_rps: f64,
+    start_p50: f64,
+    start_p99: f64,
+    const_rps: f64,
+    const_p50: f64,
+    const_p99: f64,
+    verify_rps: f64,
+    verify_p50: f64,
+    verify_p99: f64,
+    ratio: f64,
+    cpu_share: Option<f64>,
+    wall_share: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+fn token_body(phone: &str, code: &str) -> Bytes {
+    Bytes::from(
+        json!({ "grant_type": "password", "username": phone, "password": code, "channel": "sms" })
+            .to_string(),
+    )
+}
+
+/// One round on one service: start N fresh numbers (and N/2 more for the
+/// CPU-share phase), then the constant route and verify back to back (in
+/// the order `constant_first` says, no timing inside the service), then a
+/// verify phase of the N/2 others with the thread CPU timing of otpflow's
+/// calls on, then the invariants of that round.
+async fn round(
+    svc: &Service,
+    pid: u32,
+    first: usize,
+    n: usize,
+    constant_first: bool,
+    profile: bool,
+) -> Round {
+    let extra = n / 2;
+    let phones: Vec<String> = (first..first + n + extra)
         .map(|i| format!("4474{:08}", 10_000_000 + i))
         .collect();
-    println!(
-        "load: {n} numbers, {concurrency} keep-alive connections, client and server on one machine"
-    );
-
-    // Start.
+    let lines_before = svc.lines();
     let bodies = phones
         .iter()
-        .map(|p| json!({ "phone": p, "channel": "sms" }))
+        .map(|p| Bytes::from(json!({ "phone": p, "channel": "sms" }).to_string()))
         .collect();
-    let (start, answers) =
-        drive(&client, format!("{base}/otp"), "start", bodies, concurrency).await;
+    let (start, answers) = drive(svc.addr, "/otp", bodies).await;
     assert!(
         answers.iter().all(|(s, _)| *s == 200),
         "every start answers 200"
     );
-    start.print();
+    // No lost send, none twice: one new outbox line per number.
+    assert_eq!(
+        svc.lines() - lines_before,
+        n + extra,
+        "one message per start"
+    );
+    let codes = svc.codes();
+    let all_bodies: Vec<Bytes> = phones.iter().map(|p| token_body(p, &codes[p])).collect();
+    let (verify_bodies, cpu_bodies) = all_bodies.split_at(n);
+    let verify_bodies = verify_bodies.to_vec();
 
-    // The codes, as the phones received them: one message per number.
-    let mut codes: HashMap<String, String> = HashMap::new();
-    for line in std::fs::read_to_string(outbox).expect("outbox").lines() {
-        let m: Value = serde_json::from_str(line).expect("a JSON line");
-        let to = m["to"]
-            .as_str()
-            .expect("to")
-            .trim_start_matches('+')
-            .to_owned();
-        let fresh = codes
-            .insert(to, m["code"].as_str().expect("code").to_owned())
-            .is_none();
-        assert!(fresh, "one message per number");
+    let mut r = Round {
+        start_rps: start.rps(),
+        start_p50: ms(start.pct(0.5)),
+        start_p99: ms(start.pct(0.99)),
+        ..Round::default()
+    };
+    let mut constant = None;
+    if constant_first {
+        constant = Some(drive(svc.addr, "/_test/constant", verify_bodies.clone()).await);
     }
-    assert_eq!(codes.len(), n, "no lost send");
+    let perf = if profile { perf_start(svc, pid) } else { None };
+    let (verify, answers) = drive(svc.addr, "/auth/token", verify_bodies.clone()).await;
+    perf_stop(perf);
+    if !constant_first {
+        constant = Some(drive(svc.addr, "/_test/constant", verify_bodies.clone()).await);
+    }
+    let (constant, constant_answers) = constant.expect("the constant phase ran");
+    assert!(constant_answers.iter().all(|(s, _)| *s == 200));
 
-    // The floor: the same service answering a constant 200 to the same bodies.
-    let verify_bodies: Vec<Value> = phones
-        .iter()
-        .map(|p| json!({ "grant_type": "password", "username": p, "password": codes[p], "channel": "sms" }))
-        .collect();
-    let (floor, answers) = drive(
-        &client,
-        format!("{base}/_test/constant"),
-        "constant",
-        verify_bodies.clone(),
-        concurrency,
-    )
-    .await;
-    assert!(answers.iter().all(|(s, _)| *s == 200));
-    floor.print();
-
-    // Verify, with the service's CPU and the time inside otpflow measured.
+    // The CPU share: the service's CPU time (from /proc) against the thread
+    // CPU time inside otpflow's calls, over a verify phase of its own.
+    svc.cpu_timing(true).await;
     let cpu0 = cpu_nanos(pid);
-    let in0 = otpflow_nanos(&client, base).await;
-    let (verify, answers) = drive(
-        &client,
-        format!("{base}/auth/token"),
-        "verify",
-        verify_bodies.clone(),
-        concurrency,
-    )
-    .await;
+    let (in_cpu0, in_wall0) = svc.stats().await;
+    let (_, cpu_answers) = drive(svc.addr, "/auth/token", cpu_bodies.to_vec()).await;
     let cpu = cpu_nanos(pid).saturating_sub(cpu0);
-    let inside = otpflow_nanos(&client, base).await.saturating_sub(in0);
-    verify.print();
-    // No lost validation: every right code validated, each number once new.
-    assert!(
-        answers
-            .iter()
-            .all(|(s, b)| *s == 200 && b["new_client"] == true),
-        "every verify succeeds"
-    );
+    let (in_cpu1, in_wall1) = svc.stats().await;
+    svc.cpu_timing(false).await;
 
-    println!(
-        "verify / constant throughput: {:.2}x",
-        verify.rps() / floor.rps()
-    );
-    if cpu > 0 {
-        println!(
-            "service CPU during verify: {:.3} s; inside otpflow: {:.3} s ({:.1} %)",
-            cpu as f64 / 1e9,
-            inside as f64 / 1e9,
-            100.0 * inside as f64 / cpu as f64
+    // No lost validation: every right code validated, each number new.
+    for (status, body) in answers.iter().chain(&cpu_answers) {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        assert!(
+            *status == 200 && v["new_client"] == true,
+            "every verify succeeds once: {status} {v}"
         );
+    }
+    r.const_rps = constant.rps();
+    r.const_p50 = ms(constant.pct(0.5));
+    r.const_p99 = ms(constant.pct(0.99));
+    r.verify_rps = verify.rps();
+    r.verify_p50 = ms(verify.pct(0.5));
+    r.verify_p99 = ms(verify.pct(0.99));
+    r.ratio = r.verify_rps / r.const_rps;
+    if cpu > 0 {
+        let in_cpu = in_cpu1.saturating_sub(in_cpu0);
+        r.cpu_share = (in_cpu > 0).then(|| in_cpu as f64 / cpu as f64);
+        r.wall_share = in_wall1.saturating_sub(in_wall0) as f64 / cpu as f64;
     }
 
     // No code validates twice.
-    let (_, again) = drive(
-        &client,
-        format!("{base}/auth/token"),
-        "reuse",
-        verify_bodies,
-        concurrency,
-    )
-    .await;
+    let (_, again) = drive(svc.addr, "/auth/token", all_bodies).await;
     assert!(
         again.iter().all(|(s, _)| *s == 400),
         "no code validated twice"
     );
+    r
+}
 
-    // No check over budget: on fresh codes for a sample, six wrong checks
-    // (concurrently), then the right code is refused.
-    let sample: Vec<&String> = phones.iter().take(n.min(50)).collect();
-    let bodies = sample
-        .iter()
-        .map(|p| json!({ "phone": p, "channel": "sms" }))
+/// `perf record -g` attached to `pid`, when `OTPFLOW_LOAD_PERF_DIR` is set.
+fn perf_start(svc: &Service, pid: u32) -> Option<Child> {
+    let dir = std::env::var_os("OTPFLOW_LOAD_PERF_DIR")?;
+    let out = PathBuf::from(dir).join(format!("perf-{}.data", svc.store));
+    let child = Command::new("perf")
+        .args([
+            "record",
+            "--call-graph",
+            "dwarf,32768",
+            "-F",
+            "499",
+            "-p",
+            &pid.to_string(),
+            "-o",
+        ])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // perf needs a moment to attach.
+    std::thread::sleep(Duration::from_millis(500));
+    Some(child)
+}
+
+/// Stops a `perf record` of ours by its pid (SIGINT, so it writes its file).
+fn perf_stop(perf: Option<Child>) {
+    let Some(mut child) = perf else { return };
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// No check over budget: fresh codes for a sample, six wrong checks each
+/// (concurrently), then the right code is refused.
+async fn budget_check(svc: &Service, first: usize, n: usize) {
+    let phones: Vec<String> = (first..first + n)
+        .map(|i| format!("4474{:08}", 10_000_000 + i))
         .collect();
-    let (_, answers) = drive(
-        &client,
-        format!("{base}/otp"),
-        "restart",
-        bodies,
-        concurrency,
-    )
-    .await;
+    let bodies = phones
+        .iter()
+        .map(|p| Bytes::from(json!({ "phone": p, "channel": "sms" }).to_string()))
+        .collect();
+    let (_, answers) = drive(svc.addr, "/otp", bodies).await;
     assert!(answers.iter().all(|(s, _)| *s == 200));
-    let mut fresh: HashMap<String, String> = HashMap::new();
-    for line in std::fs::read_to_string(outbox).expect("outbox").lines() {
-        let m: Value = serde_json::from_str(line).expect("json");
-        fresh.insert(
-            m["to"]
-                .as_str()
-                .expect("to")
-                .trim_start_matches('+')
-                .to_owned(),
-            m["code"].as_str().expect("code").to_owned(),
-        );
-    }
+    let codes = svc.codes();
     let mut wrong = Vec::new();
-    for p in &sample {
-        let right = &fresh[p.as_str()];
-        let bad = if right == "000000" {
+    for p in &phones {
+        let bad = if codes[p] == "000000" {
             "111111"
         } else {
             "000000"
         };
         for _ in 0..6 {
-            wrong.push(json!({ "grant_type": "password", "username": p, "password": bad, "channel": "sms" }));
+            wrong.push(token_body(p, bad));
         }
     }
-    let (_, answers) = drive(
-        &client,
-        format!("{base}/auth/token"),
-        "wrong",
-        wrong,
-        concurrency,
-    )
-    .await;
+    let (_, answers) = drive(svc.addr, "/auth/token", wrong).await;
     assert!(answers.iter().all(|(s, _)| *s == 400));
-    let rights = sample
-        .iter()
-        .map(|p| json!({ "grant_type": "password", "username": p, "password": fresh[p.as_str()], "channel": "sms" }))
-        .collect();
-    let (_, answers) = drive(
-        &client,
-        format!("{base}/auth/token"),
-        "after",
-        rights,
-        concurrency,
-    )
-    .await;
+    let rights = phones.iter().map(|p| token_body(p, &codes[p])).collect();
+    let (_, answers) = drive(svc.addr, "/auth/token", rights).await;
     assert!(
         answers.iter().all(|(s, _)| *s == 400),
         "no check past the budget"
     );
+}
+
+fn report(store: &str, rounds: &[Round]) {
+    let m = |f: fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    println!("\n{store}: medians over {} rounds", rounds.len());
+    println!("| phase | req/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
     println!(
-        "invariants: every send delivered once, every right code validated once, reuse refused, no check past the budget"
+        "| start | {:.0} | {:.2} | {:.2} |",
+        m(|r| r.start_rps),
+        m(|r| r.start_p50),
+        m(|r| r.start_p99)
     );
+    println!(
+        "| constant 200 | {:.0} | {:.2} | {:.2} |",
+        m(|r| r.const_rps),
+        m(|r| r.const_p50),
+        m(|r| r.const_p99)
+    );
+    println!(
+        "| verify | {:.0} | {:.2} | {:.2} |",
+        m(|r| r.verify_rps),
+        m(|r| r.verify_p50),
+        m(|r| r.verify_p99)
+    );
+    let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.ratio)).collect();
+    println!(
+        "verify / constant: median {:.2}x (rounds: {})",
+        m(|r| r.ratio),
+        ratios.join(", ")
+    );
+    let shares: Vec<f64> = rounds.iter().filter_map(|r| r.cpu_share).collect();
+    if !shares.is_empty() {
+        println!(
+            "otpflow's share of the service's CPU during verify (thread CPU time inside its calls): median {:.1} % (rounds: {})",
+            100.0 * median(shares.clone()),
+            shares
+                .iter()
+                .map(|s| format!("{:.1}", 100.0 * s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if store == "memory" {
+        println!(
+            "wall time inside otpflow's calls / service CPU during verify: median {:.1} %",
+            100.0 * m(|r| r.wall_share)
+        );
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let env = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let n = env("OTPFLOW_LOAD_N", if full { 4_000 } else { 200 });
+    let rounds = env("OTPFLOW_LOAD_ROUNDS", if full { 5 } else { 1 });
+    let stores = std::env::var("OTPFLOW_LOAD_STORES")
+        .unwrap_or_else(|_| if full { "memory,redis" } else { "memory" }.to_owned());
+    let dir = std::env::temp_dir().join(format!("otpflow-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("keys.json"), KEYS).expect("keys");
+
+    let mut redis = None;
+    let mut services = Vec::new();
+    for store in stores.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match store {
+            "memory" => services.push(Service::start(&dir, "memory", "memory")),
+            "redis" => {
+                let Some(r) = Redis::start(&dir) else {
+                    eprintln!("\n*** SKIPPED the Redis run: redis-server did not start ***\n");
+                    continue;
+                };
+                let url = format!("redis://127.0.0.1:{}/", r.port);
+                services.push(Service::start(&dir, "redis", &url));
+                redis = Some(r);
+            }
+            other => panic!("unknown store {other:?} in OTPFLOW_LOAD_STORES"),
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "load: {n} numbers per round, {rounds} rounds, {CONCURRENCY} keep-alive connections, client and server on one machine"
+    );
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let mut results: Vec<Vec<Round>> = services.iter().map(|_| Vec::new()).collect();
+            for r in 0..rounds {
+                // Interleaved: every service in every round, the order of
+                // constant and verify alternating.
+                for (s, svc) in services.iter().enumerate() {
+                    let pid = svc.child.id();
+                    let first = (r * services.len() + s) * 2 * n;
+                    let one = round(svc, pid, first, n, r % 2 == 0, r == 0).await;
+                    results[s].push(one);
+                }
+            }
+            for (s, svc) in services.iter().enumerate() {
+                budget_check(svc, (rounds * services.len() + s) * 2 * n, n.min(50)).await;
+                report(&svc.store, &results[s]);
+            }
+            println!(
+                "\ninvariants: every send delivered once, every right code validated once, reuse refused, no check past the budget"
+            );
+        });
+    }));
+    drop(services);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(p) = outcome {
+        std::panic::resume_unwind(p);
+    }
 }

@@ -1,6 +1,5 @@
 //! The shared state, the router and the small answers every seed uses.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -11,6 +10,7 @@ use otpflow::{Channel, Error, PhonePolicy, Purpose, Sent, SubjectKey};
 use serde_json::Value;
 
 use crate::backend::Otp;
+use crate::facts::Facts;
 use crate::kii::KiiDirectory;
 use crate::sender::{Message, Sender};
 use crate::tokens::Tokens;
@@ -22,13 +22,12 @@ pub struct AppState {
     /// Where codes go.
     pub sender: Box<dyn Sender>,
     /// Tokens and ids.
-    pub tokens: Tokens,
+    pub tokens: Arc<Tokens>,
     /// Kii apps and users.
     pub kii: KiiDirectory,
-    /// Kavoon numbers that have validated once (`new_client`).
-    pub kavoon_clients: Mutex<HashSet<String>>,
-    /// KGen numbers linked to a user (`isNewUser`): E.164 → user id.
-    pub kgen_links: Mutex<HashMap<String, String>>,
+    /// Kavoon's clients, KGen's links and Kii's verified numbers, in the
+    /// configured store (shared by every process on it).
+    pub facts: Box<dyn Facts>,
     /// Admin token for the test hooks (test builds only).
     #[cfg(feature = "test-hooks")]
     pub admin_token: Option<String>,
@@ -43,8 +42,8 @@ impl std::fmt::Debug for AppState {
 /// The shared state as handlers receive it.
 pub type Shared = Arc<AppState>;
 
-/// Locks a mutex, recovering from poisoning (the sets it guards stay
-/// consistent: each change is one insert).
+/// Locks a mutex, recovering from poisoning (what it guards stays
+/// consistent: each change is one write).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -101,7 +100,7 @@ impl AppState {
             .start(subject, channel)
             .await
             .map_err(Delivery::Refused)?;
-        self.deliver(subject, &sent, out)?;
+        self.deliver(subject, &sent, out).await?;
         Ok(sent)
     }
 
@@ -119,11 +118,11 @@ impl AppState {
             .resend(subject, None)
             .await
             .map_err(Delivery::Refused)?;
-        self.deliver(subject, &sent, out)?;
+        self.deliver(subject, &sent, out).await?;
         Ok(sent)
     }
 
-    fn deliver(
+    async fn deliver(
         &self,
         subject: &SubjectKey,
         sent: &Sent,
@@ -141,10 +140,18 @@ impl AppState {
                 self.otp.policy().code_lifetime().whole_minutes()
             ),
         };
-        self.sender.send(&message).map_err(|e| {
+        if let Err(e) = self.sender.send(&message) {
             tracing::error!(error = %e, purpose = %subject.purpose(), "delivery failed");
-            Delivery::Failed
-        })
+            // The message never left: give its budgets back (the subject's
+            // and every budget key it spent), so an outage costs users
+            // nothing.
+            let refunded = self.otp.report_failed(subject, sent.send).await;
+            if let Err(e) = refunded {
+                tracing::error!(error = %e, "delivery report failed");
+            }
+            return Err(Delivery::Failed);
+        }
+        Ok(())
     }
 }
 
@@ -249,7 +256,33 @@ pub fn router(state: Shared) -> Router {
         );
     #[cfg(feature = "test-hooks")]
     let router = crate::test_hooks::routes(router);
-    router.with_state(state)
+    router
+        .layer(axum::middleware::from_fn(client_scope))
+        .with_state(state)
+}
+
+tokio::task_local! {
+    /// The address of the client whose request is being served, when the
+    /// server was started with connection info (see [`client_address`]).
+    static CLIENT: Option<std::net::IpAddr>;
+}
+
+/// Runs the request with its peer's address in [`CLIENT`], so the sends it
+/// makes spend from that address's budget without every handler passing it.
+async fn client_scope(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    CLIENT.scope(ip, next.run(request)).await
+}
+
+/// The address of the client being served, if known.
+pub fn client_address() -> Option<std::net::IpAddr> {
+    CLIENT.try_with(|ip| *ip).ok().flatten()
 }
 
 /// The subject's stable name for derived ids: purpose and full E.164

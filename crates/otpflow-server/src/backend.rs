@@ -2,13 +2,15 @@
 //! the service runs on. Each call is `async` so a store reached over the
 //! network plugs in as one more variant without touching the routes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use otpflow::budget_key::Budgets;
 use otpflow::{
-    AsyncVerifier, Channel, Clock as _, Error, MemoryStore, Policy, Sent, Status, SubjectKey,
-    Validated, Verifier,
+    AsyncVerifier, Channel, Clock as _, Delivery, Error, MemoryStore, Policy, SendId, Sent, Status,
+    SubjectKey, Validated, Verifier,
 };
+use otpflow_postgres::PgStore;
 use otpflow_redis::RedisStore;
 use time::OffsetDateTime;
 
@@ -23,28 +25,88 @@ pub enum Backend {
     /// In Redis (`--store redis://host:port/`), shared by every instance
     /// that has the same keys.
     Redis(AsyncVerifier<RedisStore, ServiceClock>),
+    /// In PostgreSQL (`--store postgres://user@host:port/db`), shared by
+    /// every instance that has the same keys.
+    Postgres(AsyncVerifier<PgStore, ServiceClock>),
 }
 
-/// Time spent inside otpflow's calls, for the load run's CPU share.
+/// Time spent inside otpflow's calls, for the load run's CPU share: wall
+/// time around every call, and (test builds only, when switched on with
+/// [`CallStats::set_cpu_timing`]) the calling thread's CPU time around the
+/// calls that do not wait for a store over the network. The CPU clock is a
+/// system call on each side of each call, so it is off unless a
+/// measurement asks for it.
 #[derive(Debug, Default)]
 pub struct CallStats {
     nanos: AtomicU64,
+    cpu_nanos: AtomicU64,
     calls: AtomicU64,
+    cpu_timing: AtomicBool,
+}
+
+/// When a call began: the wall clock, and the thread's CPU clock in test
+/// builds.
+struct Started {
+    wall: Instant,
+    #[cfg(feature = "test-hooks")]
+    cpu: Option<u64>,
+}
+
+/// The calling thread's CPU time, nanoseconds (test builds only).
+#[cfg(feature = "test-hooks")]
+fn thread_cpu_nanos() -> Option<u64> {
+    use nix::time::{ClockId, clock_gettime};
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u64::try_from(t.tv_nsec()).ok()?;
+    Some(secs * 1_000_000_000 + nanos)
 }
 
 impl CallStats {
-    fn record(&self, started: Instant) {
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    /// Starts timing a call; `on_thread` when the call runs start to end on
+    /// this thread (no await inside), so its thread CPU time is its own.
+    fn begin(&self, on_thread: bool) -> Started {
+        let _ = on_thread;
+        Started {
+            #[cfg(feature = "test-hooks")]
+            cpu: if on_thread && self.cpu_timing.load(Ordering::Relaxed) {
+                thread_cpu_nanos()
+            } else {
+                None
+            },
+            wall: Instant::now(),
+        }
+    }
+
+    fn record(&self, started: &Started) {
+        let nanos = u64::try_from(started.wall.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        #[cfg(feature = "test-hooks")]
+        if let (Some(before), Some(after)) = (started.cpu, thread_cpu_nanos()) {
+            self.cpu_nanos
+                .fetch_add(after.saturating_sub(before), Ordering::Relaxed);
+        }
         self.nanos.fetch_add(nanos, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// (nanoseconds inside otpflow, calls) since start.
+    /// (wall nanoseconds inside otpflow, calls) since start.
     pub fn snapshot(&self) -> (u64, u64) {
         (
             self.nanos.load(Ordering::Relaxed),
             self.calls.load(Ordering::Relaxed),
         )
+    }
+
+    /// Switches the thread CPU timing on or off (test builds only).
+    pub fn set_cpu_timing(&self, on: bool) {
+        self.cpu_timing.store(on, Ordering::Relaxed);
+    }
+
+    /// Thread CPU nanoseconds inside otpflow's calls on the memory store
+    /// since start (0 outside test builds, and for the network stores,
+    /// whose calls wait on other threads' time).
+    pub fn cpu_nanos(&self) -> u64 {
+        self.cpu_nanos.load(Ordering::Relaxed)
     }
 }
 
@@ -72,6 +134,11 @@ impl Otp {
         }
     }
 
+    /// True when the backend's calls run on the calling thread.
+    fn on_thread(&self) -> bool {
+        matches!(self.backend, Backend::Memory(_))
+    }
+
     /// The service clock's now.
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
@@ -97,12 +164,19 @@ impl Otp {
     /// # Errors
     /// As [`Verifier::start`].
     pub async fn start(&self, subject: &SubjectKey, channel: Channel) -> Result<Sent, Error> {
-        let t = Instant::now();
+        let t = self.stats.begin(self.on_thread());
         let out = match &self.backend {
-            Backend::Memory(v) => v.start(subject, channel, &mut rng()),
-            Backend::Redis(v) => v.start(subject, channel, &mut rng()).await,
+            Backend::Memory(v) => v.start_within(&budgets(), subject, channel, &mut rng()),
+            Backend::Redis(v) => {
+                v.start_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
+            Backend::Postgres(v) => {
+                v.start_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
         };
-        self.stats.record(t);
+        self.stats.record(&t);
         out
     }
 
@@ -115,13 +189,41 @@ impl Otp {
         subject: &SubjectKey,
         channel: Option<Channel>,
     ) -> Result<Sent, Error> {
-        let t = Instant::now();
+        let t = self.stats.begin(self.on_thread());
         let out = match &self.backend {
-            Backend::Memory(v) => v.resend(subject, channel, &mut rng()),
-            Backend::Redis(v) => v.resend(subject, channel, &mut rng()).await,
+            Backend::Memory(v) => v.resend_within(&budgets(), subject, channel, &mut rng()),
+            Backend::Redis(v) => {
+                v.resend_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
+            Backend::Postgres(v) => {
+                v.resend_within(&budgets(), subject, channel, &mut rng())
+                    .await
+            }
         };
-        self.stats.record(t);
+        self.stats.record(&t);
         out
+    }
+
+    /// Reports that `send` never reached the subject (the sender failed):
+    /// its place in the subject's budgets and in the budget keys it spent
+    /// is given back, once.
+    ///
+    /// # Errors
+    /// As [`Verifier::report_delivery_within`].
+    pub async fn report_failed(&self, subject: &SubjectKey, send: SendId) -> Result<bool, Error> {
+        let failed = Delivery::Failed;
+        match &self.backend {
+            Backend::Memory(v) => v.report_delivery_within(&budgets(), subject, send, failed),
+            Backend::Redis(v) => {
+                v.report_delivery_within(&budgets(), subject, send, failed)
+                    .await
+            }
+            Backend::Postgres(v) => {
+                v.report_delivery_within(&budgets(), subject, send, failed)
+                    .await
+            }
+        }
     }
 
     /// Checks a code.
@@ -129,12 +231,13 @@ impl Otp {
     /// # Errors
     /// As [`Verifier::verify`].
     pub async fn verify(&self, subject: &SubjectKey, code: &str) -> Result<Validated, Error> {
-        let t = Instant::now();
+        let t = self.stats.begin(self.on_thread());
         let out = match &self.backend {
             Backend::Memory(v) => v.verify(subject, code),
             Backend::Redis(v) => v.verify(subject, code).await,
+            Backend::Postgres(v) => v.verify(subject, code).await,
         };
-        self.stats.record(t);
+        self.stats.record(&t);
         out
     }
 
@@ -143,12 +246,25 @@ impl Otp {
     /// # Errors
     /// As [`Verifier::status`].
     pub async fn status(&self, subject: &SubjectKey) -> Result<Status, Error> {
-        let t = Instant::now();
+        let t = self.stats.begin(self.on_thread());
         let out = match &self.backend {
             Backend::Memory(v) => v.status(subject),
             Backend::Redis(v) => v.status(subject).await,
+            Backend::Postgres(v) => v.status(subject).await,
         };
-        self.stats.record(t);
+        self.stats.record(&t);
         out
+    }
+}
+
+/// The budget keys a send spends from besides the subject's: the client's
+/// address (when the connection tells it), the number's range and country,
+/// and the service's ceiling. Kinds the policy gives no rate (the
+/// `--budget-*` flags left unset) are not counted.
+fn budgets() -> Budgets {
+    let named = Budgets::new().range().country().global();
+    match crate::app::client_address() {
+        Some(ip) => named.address(ip),
+        None => named,
     }
 }

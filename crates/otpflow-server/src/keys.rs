@@ -10,7 +10,8 @@
 //!                { "id": 1, "secret": "<base64>" }],
 //!   "token_key": "<base64, 32–64 bytes>",
 //!   "kgen_user_jwt_key": "<base64, 32–64 bytes>",
-//!   "store_key": "<base64, 32–64 bytes; needed by --store redis://…>"
+//!   "store_key": "<base64, 32–64 bytes; needed by --store redis://… and postgres://…>",
+//!   "webhook_secret": "<base64, 32–64 bytes; needed by --webhook-url>"
 //! }
 //! ```
 //!
@@ -43,6 +44,8 @@ pub struct ServiceKeys {
     /// Names records in a shared store (the subject-hash key); `None`
     /// when not configured.
     pub store_key: Option<Zeroizing<Vec<u8>>>,
+    /// Signs the Verifik webhooks; `None` when not configured.
+    pub webhook_secret: Option<Zeroizing<Vec<u8>>>,
     /// True when the keys were generated at start (nothing configured).
     pub ephemeral: bool,
 }
@@ -54,6 +57,10 @@ impl fmt::Debug for ServiceKeys {
             .field("token_key", &"<redacted>")
             .field("kgen_user_jwt_key", &"<redacted>")
             .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("ephemeral", &self.ephemeral)
             .finish()
     }
@@ -105,6 +112,8 @@ struct KeysFile {
     kgen_user_jwt_key: String,
     #[serde(default)]
     store_key: Option<String>,
+    #[serde(default)]
+    webhook_secret: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +164,11 @@ impl ServiceKeys {
                 .as_deref()
                 .map(|k| decode("store_key", k))
                 .transpose()?,
+            webhook_secret: file
+                .webhook_secret
+                .as_deref()
+                .map(|k| decode("webhook_secret", k))
+                .transpose()?,
             ephemeral: false,
         })
     }
@@ -176,6 +190,7 @@ impl ServiceKeys {
             token_key,
             kgen_user_jwt_key: kgen,
             store_key: None,
+            webhook_secret: None,
             ephemeral: true,
         }
     }

@@ -19,18 +19,16 @@
 //!
 //! Only `app_id`, `app_key`, `user_id` and `phone_number` are required.
 //! Each app verifies codes under its own otpflow purpose, so two apps never
-//! share codes or budgets. Verified flags live in this process's memory,
-//! starting from the file.
+//! share codes or budgets. `phone_verified` in the file is where a user
+//! starts; a number verified through the service is a fact in the
+//! configured store ([`crate::facts`]), seen by every process on it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use otpflow::{PhoneNumber, Purpose};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use crate::app::lock;
 
 /// Why the apps file was refused.
 #[derive(Debug)]
@@ -102,7 +100,7 @@ pub struct User {
     pub login_name: Option<String>,
     /// Email address, if any.
     pub email_address: Option<String>,
-    /// Whether the phone number is verified.
+    /// Whether the file says the phone number is verified.
     pub phone_verified: bool,
     /// Whether the user is disabled.
     pub disabled: bool,
@@ -112,7 +110,7 @@ pub struct User {
 pub struct App {
     key: String,
     purpose: Purpose,
-    users: Mutex<Vec<User>>,
+    users: Vec<User>,
     /// SHA-256 of each access token → user id.
     tokens: HashMap<[u8; 32], String>,
 }
@@ -215,48 +213,25 @@ impl App {
     }
 
     /// Finds a user.
-    pub fn find(&self, lookup: &Lookup, caller: &Caller) -> Option<User> {
-        let users = lock(&self.users);
+    pub fn find(&self, lookup: &Lookup, caller: &Caller) -> Option<&User> {
         let policy = crate::app::international();
-        users
-            .iter()
-            .find(|u| match lookup {
-                Lookup::Phone(a) => PhoneNumber::parse(a, &policy).is_ok_and(|p| p == u.phone),
-                Lookup::LoginName(a) => u.login_name.as_deref() == Some(a),
-                Lookup::Email(a) => u
-                    .email_address
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(a)),
-                Lookup::UserId(a) => &u.user_id == a,
-                Lookup::Me => matches!(caller, Caller::User(id) if *id == u.user_id),
-            })
-            .cloned()
+        self.users.iter().find(|u| match lookup {
+            Lookup::Phone(a) => PhoneNumber::parse(a, &policy).is_ok_and(|p| p == u.phone),
+            Lookup::LoginName(a) => u.login_name.as_deref() == Some(a),
+            Lookup::Email(a) => u
+                .email_address
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(a)),
+            Lookup::UserId(a) => &u.user_id == a,
+            Lookup::Me => matches!(caller, Caller::User(id) if *id == u.user_id),
+        })
     }
 
-    /// Whether another user of the app has `phone` verified.
-    pub fn verified_by_other(&self, user_id: &str, phone: &PhoneNumber) -> bool {
-        lock(&self.users)
+    /// Whether the file says another user of the app has `phone` verified.
+    pub fn verified_by_other_in_file(&self, user_id: &str, phone: &PhoneNumber) -> bool {
+        self.users
             .iter()
             .any(|u| u.user_id != user_id && u.phone_verified && u.phone == *phone)
-    }
-
-    /// Marks the user's phone verified, unless another user verified the
-    /// number first (then `false`).
-    pub fn mark_verified(&self, user_id: &str) -> bool {
-        let mut users = lock(&self.users);
-        let Some(phone) = users.iter().find(|u| u.user_id == user_id).map(|u| u.phone) else {
-            return false;
-        };
-        if users
-            .iter()
-            .any(|u| u.user_id != user_id && u.phone_verified && u.phone == phone)
-        {
-            return false;
-        }
-        for u in users.iter_mut().filter(|u| u.user_id == user_id) {
-            u.phone_verified = true;
-        }
-        true
     }
 }
 
@@ -313,7 +288,7 @@ impl KiiDirectory {
                 App {
                     key: entry.app_key,
                     purpose,
-                    users: Mutex::new(users),
+                    users,
                     tokens,
                 },
             );

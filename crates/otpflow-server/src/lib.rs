@@ -13,6 +13,7 @@ pub mod backend;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod facts;
 pub mod keys;
 pub mod kii;
 pub mod openapi;
@@ -22,3 +23,4 @@ pub mod server;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 pub mod tokens;
+pub mod webhooks;

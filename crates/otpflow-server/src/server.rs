@@ -1,21 +1,24 @@
 //! Building the service from its [`Config`] and running it until a signal.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use otpflow::{AsyncVerifier, MemoryStore, Policy, Verifier};
+use otpflow::{AsyncVerifier, Event, MemoryStore, Policy, Verifier};
+use otpflow_postgres::{PgStore, SubjectHasher};
 use otpflow_redis::{RedisOptions, RedisStore};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::app::{AppState, Shared};
 use crate::backend::{Backend, Otp};
 use crate::clock::ServiceClock;
 use crate::config::Config;
+use crate::facts::{Facts, MemoryFacts, PgFacts, RedisFacts};
 use crate::keys::{KeysError, ServiceKeys};
 use crate::kii::{KiiDirectory, KiiError};
 use crate::sender::{FileOutbox, LogSender, Sender};
 use crate::tokens::Tokens;
+use crate::webhooks::{self, WebhookOptions, WebhookQueue};
 
 /// Why the service did not start (or stopped with an error).
 #[derive(Debug)]
@@ -30,6 +33,8 @@ pub enum StartError {
     Store(String),
     /// The outbox could not be opened.
     Outbox(std::io::Error),
+    /// The webhook settings are incomplete or wrong.
+    Webhook(String),
     /// Binding or serving failed.
     Io(std::io::Error),
 }
@@ -41,6 +46,7 @@ impl std::fmt::Display for StartError {
             Self::Kii(e) => write!(f, "kii apps: {e}"),
             Self::Store(s) => write!(f, "store: {s}"),
             Self::Outbox(e) => write!(f, "outbox: {e}"),
+            Self::Webhook(s) => write!(f, "webhook: {s}"),
             Self::Io(e) => write!(f, "{e}"),
         }
     }
@@ -57,11 +63,16 @@ fn load_keys() -> Result<Option<ServiceKeys>, StartError> {
     Ok(None)
 }
 
-/// The service's state as `config` describes it.
+/// How long a shared store's call may take.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The service's state as `config` describes it, and the webhook delivery
+/// task when webhooks are on (it ends once the state is dropped and the
+/// queued events are delivered).
 ///
 /// # Errors
-/// [`StartError`] for keys, apps, store or outbox problems.
-pub async fn build_state(config: &Config) -> Result<Shared, StartError> {
+/// [`StartError`] for keys, apps, store, outbox or webhook problems.
+pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<()>>), StartError> {
     let keys = match &config.keys_file {
         Some(path) => {
             let text =
@@ -99,18 +110,32 @@ pub async fn build_state(config: &Config) -> Result<Shared, StartError> {
     let clock = ServiceClock::new();
     #[cfg(feature = "test-hooks")]
     clock.advance(config.clock_offset);
-    let policy = Policy::default();
-    let backend = match config.store.as_str() {
-        "memory" => Backend::Memory(Verifier::new(
-            policy.clone(),
-            keys.otp.clone(),
-            MemoryStore::new(),
-            clock.clone(),
-        )),
-        url if url.starts_with("redis://") => {
-            let store_key = keys.store_key.as_ref().ok_or_else(|| {
-                StartError::Store("a shared store needs `store_key` in the keys".into())
-            })?;
+    let policy = service_policy(config)?;
+    let tokens = Arc::new(Tokens::new(&keys.token_key, &keys.kgen_user_jwt_key));
+    let (queue, webhook_task) = match webhook_queue(config, &keys, &tokens, &clock)? {
+        Some((q, t)) => (Some(q), Some(t)),
+        None => (None, None),
+    };
+    let listener = move |event: &Event| {
+        if let Some(q) = &queue {
+            q.push(event);
+        }
+    };
+    let (backend, facts): (Backend, Box<dyn Facts>) = match config.store.as_str() {
+        "memory" => (
+            Backend::Memory(
+                Verifier::new(
+                    policy.clone(),
+                    keys.otp.clone(),
+                    MemoryStore::new(),
+                    clock.clone(),
+                )
+                .on_event(listener),
+            ),
+            Box::new(MemoryFacts::default()),
+        ),
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let store_key = store_key(&keys)?;
             let options = RedisOptions::new(store_key, policy.clone())
                 .map_err(|e| StartError::Store(format!("redis: {e}")))?;
             // The URL may carry a password: the error names the store
@@ -118,32 +143,103 @@ pub async fn build_state(config: &Config) -> Result<Shared, StartError> {
             let store = RedisStore::connect(url, options)
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach redis: {e}")))?;
-            Backend::Redis(AsyncVerifier::new(
-                policy.clone(),
-                keys.otp.clone(),
-                store,
-                clock.clone(),
-            ))
+            let facts = RedisFacts::connect(url, store_key, STORE_TIMEOUT)
+                .await
+                .map_err(|e| StartError::Store(format!("cannot reach redis: {e}")))?;
+            (
+                Backend::Redis(
+                    AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone())
+                        .on_event(listener),
+                ),
+                Box::new(facts),
+            )
+        }
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store_key = store_key(&keys)?;
+            let pg: otpflow_postgres::tokio_postgres::Config = url
+                .parse()
+                .map_err(|_| StartError::Store("postgres: the URL does not parse".into()))?;
+            let hasher = SubjectHasher::new(store_key).map_err(|_| {
+                StartError::Store("postgres: store_key must be 32 to 64 bytes".into())
+            })?;
+            let store = PgStore::builder(pg, hasher, policy.clone())
+                .call_timeout(STORE_TIMEOUT)
+                .build()
+                .map_err(|e| StartError::Store(format!("postgres: {e}")))?;
+            // Applies the records' schema (idempotent, safe from several
+            // processes); a server that cannot be reached stops the start.
+            store
+                .migrate()
+                .await
+                .map_err(|e| StartError::Store(format!("cannot reach postgres: {e}")))?;
+            let facts = PgFacts::open(store.pool().clone(), store_key, STORE_TIMEOUT)
+                .await
+                .map_err(|e| StartError::Store(format!("cannot reach postgres: {e}")))?;
+            (
+                Backend::Postgres(
+                    AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone())
+                        .on_event(listener),
+                ),
+                Box::new(facts),
+            )
         }
         other => {
             let scheme = other.split("://").next().unwrap_or(other);
             return Err(StartError::Store(format!(
-                "unsupported store {scheme:?}: this build has `memory` and `redis://`"
+                "unsupported store {scheme:?}: this build has `memory`, `redis://` and `postgres://`"
             )));
         }
     };
-    Ok(Arc::new(AppState {
+    let state = Arc::new(AppState {
         otp: Otp::new(backend, clock, policy),
         sender,
-        tokens: Tokens::new(&keys.token_key, &keys.kgen_user_jwt_key),
+        tokens,
         kii,
-        kavoon_clients: Mutex::new(HashSet::new()),
-        kgen_links: Mutex::new(HashMap::new()),
+        facts,
         #[cfg(feature = "test-hooks")]
         admin_token: std::env::var("OTPFLOW_ADMIN_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
-    }))
+    });
+    Ok((state, webhook_task))
+}
+
+fn store_key(keys: &ServiceKeys) -> Result<&[u8], StartError> {
+    keys.store_key
+        .as_deref()
+        .map(Vec::as_slice)
+        .ok_or_else(|| StartError::Store("a shared store needs `store_key` in the keys".into()))
+}
+
+/// The webhook queue and its delivery task, when `--webhook-url` is set.
+fn webhook_queue(
+    config: &Config,
+    keys: &ServiceKeys,
+    tokens: &Arc<Tokens>,
+    clock: &ServiceClock,
+) -> Result<Option<(WebhookQueue, JoinHandle<()>)>, StartError> {
+    let Some(url) = config.webhook_url.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let url = reqwest::Url::parse(url)
+        .map_err(|_| StartError::Webhook("the URL does not parse".into()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(StartError::Webhook(
+            "the URL must be http:// or https:// with a host".into(),
+        ));
+    }
+    let secret = keys.webhook_secret.clone().ok_or_else(|| {
+        StartError::Webhook("--webhook-url needs `webhook_secret` in the keys".into())
+    })?;
+    let options = WebhookOptions {
+        url,
+        timeout: Duration::from_secs(config.webhook_timeout_secs.max(1)),
+        max_attempts: config.webhook_attempts,
+        first_backoff: Duration::from_millis(500),
+    };
+    let (queue, task) = webhooks::start(options, secret, tokens.clone(), clock.clone())
+        .map_err(|_| StartError::Webhook("the HTTP client cannot be built".into()))?;
+    Ok(Some((queue, task)))
 }
 
 /// SIGTERM and Ctrl-C, listened for from before the service binds, so a
@@ -184,6 +280,19 @@ impl Signals {
     }
 }
 
+/// otpflow's default policy, with the budget keys the flags set (and only
+/// those: a kind without a flag is not counted).
+fn service_policy(config: &Config) -> Result<Policy, StartError> {
+    use otpflow::budget_key::BudgetKind;
+    Policy::builder()
+        .budget_rate(BudgetKind::Address, config.budget_address)
+        .budget_rate(BudgetKind::Range, config.budget_range)
+        .budget_rate(BudgetKind::Country, config.budget_country)
+        .budget_rate(BudgetKind::Global, config.budget_global)
+        .build()
+        .map_err(|e| StartError::Store(format!("policy: {e}")))
+}
+
 /// Binds, logs the bound address (`listening`, field `addr`), and serves
 /// until SIGTERM or Ctrl-C; then stops accepting and waits up to the grace
 /// period for requests in flight.
@@ -191,7 +300,7 @@ impl Signals {
 /// # Errors
 /// [`StartError`] when the state cannot be built or the address bound.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let state = build_state(&config).await?;
+    let (state, webhook_task) = build_state(&config).await?;
     let signals = Signals::install()?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -201,18 +310,30 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let router = crate::app::router(state);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
+        // The peer's address reaches the handlers (the address budget).
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
     });
     signals.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    match tokio::time::timeout(grace, server).await {
+    let deadline = tokio::time::Instant::now() + grace;
+    match tokio::time::timeout_at(deadline, server).await {
         Ok(Ok(Ok(()))) => {
+            // The state is dropped with the server: the webhook queue
+            // closes, and what it holds is delivered within the grace.
+            if let Some(task) = webhook_task
+                && tokio::time::timeout_at(deadline, task).await.is_err()
+            {
+                tracing::warn!("grace period over; webhooks still queued are dropped");
+            }
             tracing::info!("stopped");
             Ok(())
         }

@@ -1,6 +1,6 @@
 //! Test builds only (feature `test-hooks`): an admin route that moves the
 //! service clock, a constant-200 route for load comparisons, and the time
-//! spent inside otpflow. A production build has none of this.
+//! spent inside otpflow (with a switch for its thread CPU timing). A production build has none of this.
 //!
 //! The admin routes need `X-Admin-Token` equal to `OTPFLOW_ADMIN_TOKEN`
 //! (from the environment); without that variable they answer 404.
@@ -44,7 +44,8 @@ async fn clock(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) ->
     )
 }
 
-/// `GET /_test/stats` → time spent inside otpflow.
+/// `GET /_test/stats` → time spent inside otpflow: wall time around every
+/// call, and the calling thread's CPU time around the memory store's calls.
 async fn stats(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !admin(&state, &headers) {
         return StatusCode::NOT_FOUND.into_response();
@@ -52,8 +53,28 @@ async fn stats(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let (nanos, calls) = state.otp.stats().snapshot();
     app::json(
         StatusCode::OK,
-        &json!({ "otpflow_nanos": nanos, "otpflow_calls": calls }),
+        &json!({
+            "otpflow_nanos": nanos,
+            "otpflow_cpu_nanos": state.otp.stats().cpu_nanos(),
+            "otpflow_calls": calls,
+        }),
     )
+}
+
+/// `POST /_test/cpu-timing` `{"on": bool}`: switches the thread CPU timing
+/// of otpflow's calls (two system calls per call) on or off.
+async fn cpu_timing(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+    if !admin(&state, &headers) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(on) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("on").and_then(serde_json::Value::as_bool))
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    state.otp.stats().set_cpu_timing(on);
+    app::json(StatusCode::OK, &json!({ "cpu_timing": on }))
 }
 
 /// `POST /_test/constant`: reads the body and answers 200 `{}`, the floor
@@ -68,4 +89,5 @@ pub fn routes(router: Router<Shared>) -> Router<Shared> {
         .route("/_test/clock", post(clock))
         .route("/_test/stats", get(stats))
         .route("/_test/constant", post(constant))
+        .route("/_test/cpu-timing", post(cpu_timing))
 }

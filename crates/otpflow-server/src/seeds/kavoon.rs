@@ -9,8 +9,9 @@ use axum::response::Response;
 use otpflow::{Channel, Error, PhoneNumber, PhonePolicy, PublicError};
 use serde_json::json;
 
-use crate::app::{self, Delivery, Outgoing, Shared, lock, purpose};
+use crate::app::{self, Delivery, Outgoing, Shared, purpose};
 use crate::body::{self, Field};
+use crate::facts::Space;
 use crate::tokens::{KAVOON_ACCESS, KAVOON_REFRESH};
 
 /// The longest `Device-Id` accepted.
@@ -156,7 +157,11 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes
         };
     }
     let e164 = phone.e164();
-    let new_client = lock(&state.kavoon_clients).insert(e164.to_owned());
+    // True only the first time the number validates, on any process.
+    let new_client = match state.facts.claim(Space::KavoonClient, e164, "1").await {
+        Ok(earlier) => earlier.is_none(),
+        Err(_) => return unavailable(),
+    };
     let now = state.otp.now();
     let access = state
         .tokens

@@ -10,8 +10,9 @@ use axum::response::Response;
 use otpflow::{Channel, PhoneNumber, PublicError, Sent, SubjectKey};
 use serde_json::{Map, Value, json};
 
-use crate::app::{self, Delivery, Outgoing, Shared, lock, purpose};
+use crate::app::{self, Delivery, Outgoing, Shared, purpose};
 use crate::body::{self, Field};
+use crate::facts::Space;
 
 fn message(status: StatusCode, text: &str) -> Response {
     app::json(status, &json!({ "message": text }))
@@ -58,11 +59,18 @@ fn common(
     Ok((user, map, app::subject(purpose::kgen(), phone)))
 }
 
-fn answer(state: &Shared, user: &str, subject: &SubjectKey, sent: &Sent) -> Response {
+async fn answer(state: &Shared, user: &str, subject: &SubjectKey, sent: &Sent) -> Response {
     let auth_code = state
         .tokens
         .kgen_auth_code(user, &app::subject_id(subject), sent.generation);
-    let is_new = !lock(&state.kgen_links).contains_key(subject.phone().e164());
+    let is_new = match state
+        .facts
+        .get(Space::KgenLink, subject.phone().e164())
+        .await
+    {
+        Ok(link) => link.is_none(),
+        Err(_) => return message(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+    };
     app::json(
         StatusCode::OK,
         &json!({ "authCode": auth_code, "isNewUser": is_new }),
@@ -87,7 +95,7 @@ pub async fn register(State(state): State<Shared>, headers: HeaderMap, bytes: By
         .start_and_send(&subject, Channel::Sms, Outgoing { service: "KGen" })
         .await
     {
-        Ok(sent) => answer(&state, &user, &subject, &sent),
+        Ok(sent) => answer(&state, &user, &subject, &sent).await,
         Err(Delivery::Failed) => message(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
         Err(Delivery::Refused(e)) => refused(&e, "INVALID_REQUEST"),
     }
@@ -111,7 +119,7 @@ pub async fn resend(State(state): State<Shared>, headers: HeaderMap, bytes: Byte
         .resend_and_send(&subject, Outgoing { service: "KGen" })
         .await
     {
-        Ok(sent) => answer(&state, &user, &subject, &sent),
+        Ok(sent) => answer(&state, &user, &subject, &sent).await,
         Err(Delivery::Failed) => message(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
         Err(Delivery::Refused(e)) => refused(&e, "NO_ACTIVE_OTP"),
     }
@@ -154,10 +162,14 @@ pub async fn verify(State(state): State<Shared>, headers: HeaderMap, bytes: Byte
         return invalid();
     }
     match state.otp.verify(&subject, &code).await {
-        Ok(_) => {
-            lock(&state.kgen_links).insert(subject.phone().e164().to_owned(), user);
-            message(StatusCode::OK, "Users linked successfully")
-        }
+        Ok(_) => match state
+            .facts
+            .put(Space::KgenLink, subject.phone().e164(), &user)
+            .await
+        {
+            Ok(()) => message(StatusCode::OK, "Users linked successfully"),
+            Err(_) => message(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        },
         Err(e) => refused(&e, "INVALID_OTP"),
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::app::{self, Delivery, Outgoing, Shared};
 use crate::body::{self, Field};
+use crate::facts::{Space, kii_key};
 use crate::kii::{App, Caller, Lookup, User};
 
 /// The request content type the document names (`application/json` is
@@ -120,8 +121,8 @@ fn unavailable() -> Response {
 
 /// The checks both routes share, in order: the app, the credentials, the
 /// user, a Bearer token's owner, disabled, already verified, verified by
-/// another user.
-fn resolve<'a>(
+/// another user (the file's flags, then the shared facts).
+async fn resolve<'a>(
     state: &'a Shared,
     app_id: &str,
     segment: &str,
@@ -149,7 +150,7 @@ fn resolve<'a>(
         ));
     };
     let lookup = Lookup::parse(segment);
-    let Some(user) = app.find(&lookup, &caller) else {
+    let Some(user) = app.find(&lookup, &caller).cloned() else {
         return Err(user_not_found(&lookup, app_id));
     };
     if let Caller::User(id) = &caller
@@ -164,10 +165,15 @@ fn resolve<'a>(
     if user.disabled {
         return Err(disabled(&user, app_id));
     }
-    if user.phone_verified {
+    let verifier = state
+        .facts
+        .get(Space::KiiVerified, &kii_key(app_id, user.phone.e164()))
+        .await
+        .map_err(|_| unavailable())?;
+    if user.phone_verified || verifier.as_deref() == Some(user.user_id.as_str()) {
         return Err(already_verified(&user, app_id, &lookup));
     }
-    if app.verified_by_other(&user.user_id, &user.phone) {
+    if verifier.is_some() || app.verified_by_other_in_file(&user.user_id, &user.phone) {
         return Err(in_use(&user));
     }
     Ok((app, user, lookup))
@@ -194,7 +200,7 @@ pub async fn verify(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Response {
-    let (app, user, _) = match resolve(&state, &app_id, &segment, &headers) {
+    let (app, user, _) = match resolve(&state, &app_id, &segment, &headers).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -226,8 +232,21 @@ pub async fn verify(
     if let Err(e) = state.otp.verify(&subject, &code).await {
         return refused(&e).unwrap_or_else(|| invalid_code(&user, &app_id, &code));
     }
-    if !app.mark_verified(&user.user_id) {
-        return in_use(&user);
+    // The number is this user's unless another user of the app claimed it
+    // meanwhile (on any process).
+    match state
+        .facts
+        .claim(
+            Space::KiiVerified,
+            &kii_key(&app_id, user.phone.e164()),
+            &user.user_id,
+        )
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(earlier)) if earlier == user.user_id => {}
+        Ok(Some(_)) => return in_use(&user),
+        Err(_) => return unavailable(),
     }
     kii(
         StatusCode::OK,
@@ -253,7 +272,7 @@ pub async fn resend(
     Path((app_id, segment)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (app, user, _) = match resolve(&state, &app_id, &segment, &headers) {
+    let (app, user, _) = match resolve(&state, &app_id, &segment, &headers).await {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -179,7 +179,8 @@ fn gateway(map: &Map<String, Value>) -> Result<Channel, Response> {
     }
 }
 
-fn timestamp(t: OffsetDateTime) -> String {
+/// An instant as Verifik writes it: `2026-11-29T00:30:00.000Z`.
+pub fn timestamp(t: OffsetDateTime) -> String {
     let fmt =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.to_offset(time::UtcOffset::UTC)

@@ -19,8 +19,12 @@ pub const KEYS: &str = r#"{
   "otp_keys": [{ "id": 1, "secret": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }],
   "token_key": "dG9rZW4ta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE=",
   "kgen_user_jwt_key": "a2dlbi11c2VyLWp3dC1rZXktb2YtdGhlLXRlc3RzISE=",
-  "store_key": "c3RvcmUta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE="
+  "store_key": "c3RvcmUta2V5LW9mLXRoZS10ZXN0cy0zMi1ieXRlcyE=",
+  "webhook_secret": "d2ViaG9vay1zZWNyZXQtb2YtdGhlLXRlc3RzLTMyYiE="
 }"#;
+
+/// The webhook secret of [`KEYS`], raw.
+pub const WEBHOOK_SECRET: &[u8] = b"webhook-secret-of-the-tests-32b!";
 
 /// The KGen user-token key, raw.
 pub const KGEN_KEY: &[u8] = b"kgen-user-jwt-key-of-the-tests!!";
@@ -33,7 +37,8 @@ pub const KII_APPS: &str = r#"{ "apps": [
     { "user_id": "bob", "phone_number": "+447401101802", "phone_verified": true },
     { "user_id": "carol", "phone_number": "+447401101803", "disabled": true },
     { "user_id": "dave", "phone_number": "+447401101802" },
-    { "user_id": "erin", "phone_number": "+447401101804", "access_tokens": ["erin-token"] }
+    { "user_id": "erin", "phone_number": "+447401101804", "access_tokens": ["erin-token"] },
+    { "user_id": "frank", "phone_number": "+447401101804" }
   ] },
   { "app_id": "otherApp01", "app_key": "other-key", "users": [
     { "user_id": "alice2", "phone_number": "+447401101801" }

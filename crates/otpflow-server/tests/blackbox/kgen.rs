@@ -8,7 +8,7 @@ const UNAUTHORIZED: &str = r#"{"message":"UN_AUTHORIZED"}"#;
 const INVALID_OTP: &str = r#"{"message":"INVALID_OTP"}"#;
 const PHONE: &str = "+919876543219";
 
-fn user_token(user: &str, exp_in: i64, key: &[u8]) -> String {
+pub fn user_token(user: &str, exp_in: i64, key: &[u8]) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

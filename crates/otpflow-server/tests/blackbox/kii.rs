@@ -15,7 +15,7 @@ fn basic(app: &str, key: &str) -> String {
     )
 }
 
-fn app_auth() -> String {
+pub fn app_auth() -> String {
     basic(APP, "7Fjfp0ZBr1KtDRbnfVdmIw")
 }
 
@@ -23,14 +23,14 @@ fn path(app: &str, user: &str, action: &str) -> String {
     format!("/api/apps/{app}/users/{user}/phone-number/{action}")
 }
 
-fn resend(s: &Server, app: &str, user: &str, auth: &str) -> reqwest::blocking::Response {
+pub fn resend(s: &Server, app: &str, user: &str, auth: &str) -> reqwest::blocking::Response {
     s.post(&path(app, user, "resend-verification-code"))
         .header("Authorization", auth)
         .send()
         .expect("answer")
 }
 
-fn verify(s: &Server, user: &str, auth: &str, code: &str) -> reqwest::blocking::Response {
+pub fn verify(s: &Server, user: &str, auth: &str, code: &str) -> reqwest::blocking::Response {
     s.post(&path(APP, user, "verify"))
         .header("Authorization", auth)
         .header("Content-Type", REQUEST)
@@ -39,7 +39,7 @@ fn verify(s: &Server, user: &str, auth: &str, code: &str) -> reqwest::blocking::
         .expect("answer")
 }
 
-fn kii_code(s: &Server, to: &str) -> String {
+pub fn kii_code(s: &Server, to: &str) -> String {
     s.outbox()
         .iter()
         .rev()

@@ -11,7 +11,7 @@ use crate::stores::{RedisServer, free_port};
 
 const BAD_OTP: &str = r#"{"errCode":"BAD_REQUEST","errText":"Check OTP exception"}"#;
 
-fn request(s: &Server, phone: &str) -> u16 {
+pub fn request(s: &Server, phone: &str) -> u16 {
     s.post("/otp")
         .json(&json!({ "phone": phone, "channel": "sms" }))
         .send()
@@ -20,7 +20,7 @@ fn request(s: &Server, phone: &str) -> u16 {
         .as_u16()
 }
 
-fn token(s: &Server, phone: &str, code: &str) -> (u16, String) {
+pub fn token(s: &Server, phone: &str, code: &str) -> (u16, String) {
     text(
         s.post("/auth/token")
             .json(&json!({
@@ -72,7 +72,7 @@ fn kavoon_on_redis_survives_a_restart_of_the_service() {
 
 /// Runs the binary with `args` and `OTPFLOW_KEYS` = `keys`, expecting it to
 /// exit by itself; returns (success, everything it printed).
-fn run_to_exit(args: &[&str], keys: &str) -> (bool, String) {
+pub fn run_to_exit(args: &[&str], keys: &str) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_otpflow-server"))
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(args)

@@ -1,0 +1,434 @@
+//! Facts the seeds keep beside otpflow's records, in the same store, so
+//! every process serving that store sees them:
+//!
+//! - Kavoon's clients: a number that has validated once (`new_client` is
+//!   true only the first time, whichever process answers);
+//! - KGen's links: a number linked to a user (`isNewUser`);
+//! - Kii's verified numbers: which user of an app verified a number
+//!   (already verified, verified by another user).
+//!
+//! A fact is a value under a key in a [`Space`]. Facts are kept for good
+//! (they stand for a customer table a real service would have); none is
+//! ever dropped by this service. In Redis and PostgreSQL a fact's key is a
+//! keyed hash (HMAC-SHA256 under `store_key`) of the key, so neither lists
+//! phone numbers; the values are user ids and markers, never numbers.
+//!
+//! [`Facts`] is the server's own small trait; [`MemoryFacts`],
+//! [`RedisFacts`] and [`PgFacts`] implement it for the three stores.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use otpflow_postgres::deadpool_postgres::Pool;
+use redis::aio::ConnectionManager;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::tokens::hex;
+
+/// What a [`Facts`] call returns.
+pub type FactFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send + 'a>>;
+
+/// The kinds of fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Space {
+    /// Kavoon: E.164 → `"1"` once the number has validated.
+    KavoonClient,
+    /// KGen: E.164 → the user id the number is linked to.
+    KgenLink,
+    /// Kii: [`kii_key`] (app and E.164) → the user id that verified it.
+    KiiVerified,
+}
+
+impl Space {
+    /// The space's stable name (part of every stored key).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KavoonClient => "kavoon-client",
+            Self::KgenLink => "kgen-link",
+            Self::KiiVerified => "kii-verified",
+        }
+    }
+}
+
+/// The key of a Kii app's number: the app id, length-prefixed, then the
+/// E.164 number, so no two (app, number) pairs share a key.
+pub fn kii_key(app_id: &str, e164: &str) -> String {
+    format!("{}:{app_id}{e164}", app_id.len())
+}
+
+/// The shared facts could not be read or written. Says nothing of the
+/// fact: the store's own error is logged (at `warn`) where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactsError;
+
+impl std::fmt::Display for FactsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the shared state is unavailable")
+    }
+}
+
+impl std::error::Error for FactsError {}
+
+/// Where the seeds' facts live. Each call is atomic in the store: two
+/// processes that [`claim`](Facts::claim) one key at once get one winner.
+pub trait Facts: Send + Sync + std::fmt::Debug {
+    /// Records `value` under `key` unless a value is there. `Ok(None)` when
+    /// this call recorded it, `Ok(Some(earlier))` when another call had.
+    ///
+    /// # Errors
+    /// [`FactsError`] when the store cannot be reached in time.
+    fn claim<'a>(
+        &'a self,
+        space: Space,
+        key: &'a str,
+        value: &'a str,
+    ) -> FactFuture<'a, Option<String>>;
+
+    /// The value under `key`, if any.
+    ///
+    /// # Errors
+    /// [`FactsError`] when the store cannot be reached in time.
+    fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>>;
+
+    /// Sets `key` to `value`, replacing any earlier value.
+    ///
+    /// # Errors
+    /// [`FactsError`] when the store cannot be reached in time.
+    fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()>;
+}
+
+/// Facts in this process (`--store memory`): they die with it.
+///
+/// ```
+/// use otpflow_server::facts::{Facts, MemoryFacts, Space};
+/// # tokio::runtime::Builder::new_current_thread().build().expect("rt").block_on(async {
+/// let facts = MemoryFacts::default();
+/// assert_eq!(facts.claim(Space::KavoonClient, "+447401101801", "1").await, Ok(None));
+/// assert_eq!(
+///     facts.claim(Space::KavoonClient, "+447401101801", "1").await,
+///     Ok(Some("1".to_owned()))
+/// );
+/// # });
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryFacts {
+    map: Mutex<HashMap<(Space, String), String>>,
+}
+
+impl MemoryFacts {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(Space, String), String>> {
+        // Each change is one insert: a poisoned map is still consistent.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Facts for MemoryFacts {
+    fn claim<'a>(
+        &'a self,
+        space: Space,
+        key: &'a str,
+        value: &'a str,
+    ) -> FactFuture<'a, Option<String>> {
+        let mut map = self.map();
+        let out = match map.get(&(space, key.to_owned())) {
+            Some(v) => Some(v.clone()),
+            None => {
+                map.insert((space, key.to_owned()), value.to_owned());
+                None
+            }
+        };
+        Box::pin(std::future::ready(Ok(out)))
+    }
+
+    fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
+        let out = self.map().get(&(space, key.to_owned())).cloned();
+        Box::pin(std::future::ready(Ok(out)))
+    }
+
+    fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
+        self.map().insert((space, key.to_owned()), value.to_owned());
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Names facts in a shared store: HMAC-SHA256 under `store_key` of the
+/// space and the key, so the store lists no phone number.
+#[derive(Clone)]
+struct Namer {
+    key: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Namer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Namer { <redacted> }")
+    }
+}
+
+impl Namer {
+    fn new(store_key: &[u8]) -> Self {
+        Self {
+            key: Zeroizing::new(store_key.to_vec()),
+        }
+    }
+
+    fn hash(&self, space: Space, key: &str) -> [u8; 32] {
+        let Ok(mut mac) = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.key) else {
+            unreachable!("HMAC accepts keys of any length")
+        };
+        mac.update(b"otpflow-server/fact/v1\0");
+        mac.update(space.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(key.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Facts in Redis, beside the records: one string key per fact,
+/// `otpflow-server:fact:<space>:<hash>`; `SET … NX` claims.
+#[derive(Clone)]
+pub struct RedisFacts {
+    connection: ConnectionManager,
+    namer: Namer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFacts")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisFacts {
+    /// Connects to the Redis at `url`; each call is bounded by `timeout`.
+    ///
+    /// # Errors
+    /// The URL is bad or the server does not answer in time (the message
+    /// never carries the URL).
+    pub async fn connect(url: &str, store_key: &[u8], timeout: Duration) -> Result<Self, String> {
+        // The error's kind only: its text may carry the URL.
+        let client = redis::Client::open(url).map_err(|e| format!("{:?}", e.kind()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(timeout);
+        let connection =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| format!("{:?}", e.kind()))?;
+        Ok(Self {
+            connection,
+            namer: Namer::new(store_key),
+            timeout,
+        })
+    }
+
+    fn name(&self, space: Space, key: &str) -> String {
+        format!(
+            "otpflow-server:fact:{}:{}",
+            space.as_str(),
+            hex(&self.namer.hash(space, key))
+        )
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, FactsError> {
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut connection)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = ?e.kind(), "facts: redis refused");
+                Err(FactsError)
+            }
+            Err(_) => {
+                tracing::warn!("facts: redis timed out");
+                Err(FactsError)
+            }
+        }
+    }
+}
+
+impl Facts for RedisFacts {
+    fn claim<'a>(
+        &'a self,
+        space: Space,
+        key: &'a str,
+        value: &'a str,
+    ) -> FactFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let name = self.name(space, key);
+            let mut set = redis::cmd("SET");
+            set.arg(&name).arg(value).arg("NX");
+            let done: Option<String> = self.run(set).await?;
+            if done.is_some() {
+                return Ok(None);
+            }
+            // Facts are never deleted: the key that refused the claim is
+            // still there to read.
+            let mut get = redis::cmd("GET");
+            get.arg(&name);
+            let earlier: Option<String> = self.run(get).await?;
+            Ok(Some(earlier.unwrap_or_default()))
+        })
+    }
+
+    fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let mut get = redis::cmd("GET");
+            get.arg(self.name(space, key));
+            self.run(get).await
+        })
+    }
+
+    fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
+        Box::pin(async move {
+            let mut set = redis::cmd("SET");
+            set.arg(self.name(space, key)).arg(value);
+            let _: Option<String> = self.run(set).await?;
+            Ok(())
+        })
+    }
+}
+
+/// The table [`PgFacts`] keeps, created at start if absent.
+pub const PG_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS otpflow_server_facts (\
+     space text NOT NULL, \
+     key bytea NOT NULL, \
+     value text NOT NULL, \
+     created_at timestamptz NOT NULL DEFAULT now(), \
+     PRIMARY KEY (space, key))";
+
+const PG_CLAIM: &str = "INSERT INTO otpflow_server_facts (space, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (space, key) DO NOTHING RETURNING value";
+const PG_GET: &str = "SELECT value FROM otpflow_server_facts WHERE space = $1 AND key = $2";
+const PG_PUT: &str = "INSERT INTO otpflow_server_facts (space, key, value) VALUES ($1, $2, $3) \
+     ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value";
+
+/// Facts in PostgreSQL, in the records' database: one row per fact in
+/// `otpflow_server_facts` ([`PG_SCHEMA`]), over the records' pool.
+#[derive(Clone)]
+pub struct PgFacts {
+    pool: Pool,
+    namer: Namer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PgFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgFacts")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg_failed(what: &str, e: &dyn std::fmt::Display) -> FactsError {
+    tracing::warn!(error = %e, "facts: postgres {what} failed");
+    FactsError
+}
+
+impl PgFacts {
+    /// Facts over `pool`, creating the table if absent (safe from several
+    /// processes at once: the creation runs under an advisory lock).
+    ///
+    /// # Errors
+    /// The database cannot be reached or refuses the table.
+    pub async fn open(pool: Pool, store_key: &[u8], timeout: Duration) -> Result<Self, String> {
+        let create = async {
+            let mut client = pool.get().await.map_err(|e| e.to_string())?;
+            let tx = client.transaction().await.map_err(|e| e.to_string())?;
+            // One creator at a time: concurrent CREATE TABLE IF NOT EXISTS
+            // can still collide in the catalog.
+            tx.execute("SELECT pg_advisory_xact_lock(7461736374)", &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.batch_execute(PG_SCHEMA)
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(timeout, create)
+            .await
+            .map_err(|_| "timed out".to_owned())??;
+        Ok(Self {
+            pool,
+            namer: Namer::new(store_key),
+            timeout,
+        })
+    }
+
+    async fn query(
+        &self,
+        sql: &'static str,
+        space: Space,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Option<String>, FactsError> {
+        let hash = self.namer.hash(space, key);
+        let call = async {
+            let client = self.pool.get().await.map_err(|e| pg_failed("pool", &e))?;
+            let statement = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| pg_failed("prepare", &e))?;
+            let space = space.as_str();
+            let hash = &hash[..];
+            let rows = match value {
+                Some(v) => client.query(&statement, &[&space, &hash, &v]).await,
+                None => client.query(&statement, &[&space, &hash]).await,
+            }
+            .map_err(|e| pg_failed("query", &e))?;
+            rows.first()
+                .map(|r| r.try_get::<_, String>(0))
+                .transpose()
+                .map_err(|e| pg_failed("read", &e))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| pg_failed("call", &"timed out"))?
+    }
+}
+
+impl Facts for PgFacts {
+    fn claim<'a>(
+        &'a self,
+        space: Space,
+        key: &'a str,
+        value: &'a str,
+    ) -> FactFuture<'a, Option<String>> {
+        Box::pin(async move {
+            if self
+                .query(PG_CLAIM, space, key, Some(value))
+                .await?
+                .is_some()
+            {
+                return Ok(None);
+            }
+            // A new statement, a new snapshot: the row that refused the
+            // claim is visible now.
+            Ok(Some(
+                self.query(PG_GET, space, key, None)
+                    .await?
+                    .unwrap_or_default(),
+            ))
+        })
+    }
+
+    fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
+        Box::pin(self.query(PG_GET, space, key, None))
+    }
+
+    fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
+        Box::pin(async move {
+            self.query(PG_PUT, space, key, Some(value)).await?;
+            Ok(())
+        })
+    }
+}

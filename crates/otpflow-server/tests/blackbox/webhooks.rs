@@ -1,0 +1,200 @@
+//! Verifik webhooks: a real HTTP receiver on a loopback port, the real
+//! binary posting otpflow's events to it, signed.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{KEYS, Server, WEBHOOK_SECRET, json, wrong};
+use crate::redis_store::run_to_exit;
+
+/// What the receiver got: (signature header, event id header, body).
+type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A receiver on 127.0.0.1 that answers 503 to its first request and 200
+/// to the others; runs on its own runtime until dropped.
+struct Receiver {
+    url: String,
+    got: Received,
+    _runtime: tokio::runtime::Runtime,
+}
+
+async fn receive(State(got): State<Received>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut got = got.lock().expect("the list");
+    got.push((
+        header("x-otpflow-signature"),
+        header("x-otpflow-event-id"),
+        body.to_vec(),
+    ));
+    if got.len() == 1 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let got: Received = Arc::default();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(receive))
+            .with_state(got.clone());
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url: format!("http://{addr}/hooks"),
+            got,
+            _runtime: runtime,
+        }
+    }
+
+    /// Waits until `done` holds for the deliveries so far (10 s at most).
+    fn wait(
+        &self,
+        done: impl Fn(&[(String, String, Vec<u8>)]) -> bool,
+    ) -> Vec<(String, String, Vec<u8>)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.got.lock().expect("the list").clone();
+            if done(&got) || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn event(body: &[u8]) -> Value {
+    serde_json::from_slice(body).expect("a JSON body")
+}
+
+#[test]
+fn a_verifik_validation_is_posted_signed_and_without_its_code() {
+    let receiver = Receiver::start();
+    let s = Server::start_with(&["--webhook-url", receiver.url.as_str()]);
+    // Another seed's validation: no webhook.
+    let r = s
+        .post("/otp")
+        .json(&json!({ "phone": "447401101801", "channel": "sms" }))
+        .send()
+        .expect("answer");
+    assert_eq!(r.status(), 200);
+
+    let number = json!({ "countryCode": "+44", "phone": 7_401_101_801u64 });
+    let mut login = number.clone();
+    login["type"] = json!("login");
+    let (status, sent) = json(
+        s.post("/v2/projects/phone-login")
+            .json(&login)
+            .send()
+            .expect("answer"),
+    );
+    assert_eq!(status, 200, "{sent}");
+    let id = sent["data"]["_id"].clone();
+    let code = s.code("+447401101801", "verifik-login");
+    let mut confirm = number.clone();
+    confirm["otp"] = json!(wrong(&code));
+    let (status, _) = json(
+        s.post("/v2/projects/phone-login/confirm")
+            .json(&confirm)
+            .send()
+            .expect("answer"),
+    );
+    assert_eq!(status, 403);
+    confirm["otp"] = json!(code);
+    let (status, body) = json(
+        s.post("/v2/projects/phone-login/confirm")
+            .json(&confirm)
+            .send()
+            .expect("answer"),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let names = |got: &[(String, String, Vec<u8>)]| -> Vec<String> {
+        let mut n: Vec<String> = got
+            .iter()
+            .map(|(_, _, b)| event(b)["event"].as_str().unwrap_or("").to_owned())
+            .collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    let want = [
+        "phone_validation.otp_does_not_match",
+        "phone_validation.sent",
+        "phone_validation.validated",
+    ];
+    let got = receiver.wait(|g| names(g) == want && g.len() >= 4);
+    assert_eq!(names(&got), want, "{} deliveries", got.len());
+    // The first delivery was refused (503) and tried again: one id twice.
+    let mut ids: Vec<&str> = got.iter().map(|(_, id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len() + 1, "exactly one retried delivery");
+    for (signature, event_id, body) in &got {
+        assert!(
+            otpflow_server::webhooks::verify(WEBHOOK_SECRET, signature, body),
+            "the signature verifies"
+        );
+        assert!(!otpflow_server::webhooks::verify(
+            b"another secret",
+            signature,
+            body
+        ));
+        let e = event(body);
+        assert_eq!(e["id"].as_str(), Some(event_id.as_str()));
+        // Every event names the validation as the API's answer did.
+        assert_eq!(e["data"]["_id"], id);
+        assert_eq!(e["data"]["type"], "login");
+        assert_eq!(e["data"]["countryCode"], "+44");
+        assert_eq!(e["data"]["phone"], "7401101801");
+        // Never the code, under any name.
+        let text = String::from_utf8_lossy(body);
+        assert!(!text.contains(&code), "{text}");
+        assert!(e["data"].get("otp").is_none() && e["data"].get("code").is_none());
+    }
+    let validated = got
+        .iter()
+        .map(|(_, _, b)| event(b))
+        .find(|e| e["event"] == "phone_validation.validated")
+        .expect("the validated event");
+    assert_eq!(validated["data"]["status"], "validated");
+    assert_eq!(validated["data"]["_id"], id);
+}
+
+#[test]
+fn a_webhook_url_without_a_secret_does_not_start() {
+    let mut keys: Value = serde_json::from_str(KEYS).expect("JSON");
+    keys.as_object_mut()
+        .expect("object")
+        .remove("webhook_secret");
+    let (ok, out) = run_to_exit(
+        &["--webhook-url", "http://127.0.0.1:9/hooks"],
+        &keys.to_string(),
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("webhook_secret"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
