@@ -40,6 +40,9 @@ fn policy() -> Policy {
     Policy::builder()
         .max_checks(100)
         .failure_cap(10_000)
+        // 100 wrong codes in a row on a subject: under the hard cap, which
+        // would block the subject (100 by default).
+        .failure_hard_cap(1_000_000)
         .subject_send_cap(10_000)
         .build()
         .unwrap()

@@ -1,14 +1,21 @@
 //! `verify` over a localhost Redis at 1, 8 and 64 concurrent tasks, beside
 //! a baseline making the same round trips with no otpflow in between: a
 //! `GET` and the same compare-and-swap script's `EVALSHA` on a value of
-//! the same size. Each measured operation writes (a right code validating a
-//! fresh validation); the validations are started outside the timing.
+//! the same size, over a connection of the same kind. Each measured
+//! operation writes (a right code validating a fresh validation); the
+//! validations are started, and the baseline's keys set, outside the
+//! timing.
+//!
+//! Under `cargo bench` it also runs paired rounds (baseline and otpflow
+//! alternating, the order swapped every round, so load from elsewhere on a
+//! shared machine hits both alike) and prints the median throughputs and
+//! the median of the per-round ratios:
 //!
 //! ```sh
 //! cargo bench -p otpflow-redis --bench verify -- --warm-up-time 1 --measurement-time 3
 //! ```
 
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -18,13 +25,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use otpflow::{AsyncVerifier, Channel, KeyId, KeyRing, Policy, SecretKey, SystemClock};
+use otpflow::{
+    AsyncStore, AsyncVerifier, Channel, KeyId, KeyRing, Policy, RecordKey, SecretKey, SystemClock,
+};
 use otpflow_redis::{CAS_SCRIPT, RedisStore};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use redis::aio::ConnectionManager;
 
 const CONCURRENCY: [u64; 3] = [1, 8, 64];
+const PAIRED_ROUNDS: usize = 21;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -66,6 +76,126 @@ where
     started.elapsed()
 }
 
+type Verifier = AsyncVerifier<RedisStore, SystemClock>;
+
+/// What both sides need.
+struct Fixture {
+    verifier: Arc<Verifier>,
+    raw: ConnectionManager,
+    script: Arc<redis::Script>,
+    /// A stored value's length (version and record).
+    value_len: usize,
+    /// An hour from now, in Unix milliseconds (`PXAT`'s argument).
+    far_ms: i64,
+    prefix: String,
+}
+
+impl Fixture {
+    /// `ops` verifies of fresh validations (started untimed) over `tasks`
+    /// tasks: the timed part is the verifies alone.
+    async fn otpflow(&self, tasks: u64, ops: u64) -> Duration {
+        let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (v, sink) = (Arc::clone(&self.verifier), Arc::clone(&started));
+        concurrently(numbers(ops), tasks, move |n| {
+            let (v, sink) = (Arc::clone(&v), Arc::clone(&sink));
+            async move {
+                let mut rng = ChaCha20Rng::seed_from_u64(u64::from(n));
+                let s = support::subject(n);
+                let sent = v.start(&s, Channel::Sms, &mut rng).await.unwrap();
+                sink.lock()
+                    .unwrap()
+                    .push((s, sent.code.as_str().to_owned()));
+            }
+        })
+        .await;
+        let items = std::mem::take(&mut *started.lock().unwrap());
+        let v = Arc::clone(&self.verifier);
+        concurrently(items, tasks, move |(s, code)| {
+            let v = Arc::clone(&v);
+            async move {
+                v.verify(&s, &code).await.unwrap();
+            }
+        })
+        .await
+    }
+
+    /// The store alone, no engine: `ops` loads and compare-and-swaps
+    /// (writing the loaded record back) of records started untimed.
+    async fn store_only(&self, tasks: u64, ops: u64) -> Duration {
+        let started = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (v, sink) = (Arc::clone(&self.verifier), Arc::clone(&started));
+        concurrently(numbers(ops), tasks, move |n| {
+            let (v, sink) = (Arc::clone(&v), Arc::clone(&sink));
+            async move {
+                let mut rng = ChaCha20Rng::seed_from_u64(u64::from(n));
+                let s = support::subject(n);
+                v.start(&s, Channel::Sms, &mut rng).await.unwrap();
+                sink.lock().unwrap().push(RecordKey::from(&s));
+            }
+        })
+        .await;
+        let items = std::mem::take(&mut *started.lock().unwrap());
+        let v = Arc::clone(&self.verifier);
+        concurrently(items, tasks, move |key| {
+            let v = Arc::clone(&v);
+            async move {
+                let (record, version) = AsyncStore::load(v.store(), &key).await.unwrap().unwrap();
+                let swap = AsyncStore::compare_and_swap(v.store(), &key, Some(version), &record)
+                    .await
+                    .unwrap();
+                assert!(matches!(swap, otpflow::Swap::Done(_)));
+            }
+        })
+        .await
+    }
+
+    /// `ops` times a `GET` and the script's `EVALSHA` writing a value of a
+    /// record's size over `tasks` tasks, on keys set untimed.
+    async fn baseline(&self, tasks: u64, ops: u64) -> Duration {
+        let keys: Vec<String> = numbers(ops)
+            .into_iter()
+            .map(|n| format!("{}:{{{n}}}", self.prefix))
+            .collect();
+        let mut setup = self.raw.clone();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.set(key, vec![1u8; self.value_len]).ignore();
+        }
+        let () = pipe.query_async(&mut setup).await.unwrap();
+        let (raw, script) = (self.raw.clone(), Arc::clone(&self.script));
+        let (value_len, far_ms) = (self.value_len, self.far_ms);
+        concurrently(keys, tasks, move |key| {
+            let (mut raw, script) = (raw.clone(), Arc::clone(&script));
+            async move {
+                let current: Vec<u8> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                let mut value = vec![2u8; value_len];
+                for (new, old) in value.iter_mut().zip(&current[..8]) {
+                    *new = old ^ 3;
+                }
+                let written: i64 = script
+                    .key(&key)
+                    .arg(&current[..8])
+                    .arg(value)
+                    .arg(far_ms)
+                    .invoke_async(&mut raw)
+                    .await
+                    .unwrap();
+                assert_eq!(written, 1);
+            }
+        })
+        .await
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn bench(c: &mut Criterion) {
     let Some(server) = support::RedisServer::start() else {
         return;
@@ -77,7 +207,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let policy = Policy::default();
     let opts = support::options(policy.clone());
-    let (verifier, raw) = runtime.block_on(async {
+    let fixture = runtime.block_on(async {
         let store = RedisStore::connect(&server.url(), opts.clone())
             .await
             .unwrap();
@@ -85,112 +215,97 @@ fn bench(c: &mut Criterion) {
         let verifier = Arc::new(AsyncVerifier::new(policy, keys, store, SystemClock));
         let client = redis::Client::open(server.url()).unwrap();
         let raw = ConnectionManager::new(client).await.unwrap();
-        (verifier, raw)
-    });
-    let script = Arc::new(redis::Script::new(CAS_SCRIPT));
-    // An hour from now, in Unix milliseconds (PXAT's argument).
-    let far_ms = i64::try_from(
-        (std::time::SystemTime::now() + Duration::from_secs(3600))
-            .duration_since(std::time::UNIX_EPOCH)
+        let mut rng = ChaCha20Rng::seed_from_u64(0);
+        let s = support::subject(999_999);
+        verifier.start(&s, Channel::Sms, &mut rng).await.unwrap();
+        let (record, _) = AsyncStore::load(verifier.store(), &RecordKey::from(&s))
+            .await
             .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
-    // A value of a stored record's size.
-    let value_len = {
-        let v = Arc::clone(&verifier);
-        runtime.block_on(async move {
-            let mut rng = ChaCha20Rng::seed_from_u64(0);
-            let s = support::subject(999_999);
-            v.start(&s, Channel::Sms, &mut rng).await.unwrap();
-            let (record, _) = otpflow::AsyncStore::load(v.store(), &otpflow::RecordKey::from(&s))
-                .await
+            .unwrap();
+        let far_ms = i64::try_from(
+            (std::time::SystemTime::now() + Duration::from_secs(3600))
+                .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
-                .unwrap();
-            8 + record.to_bytes().len()
+                .as_millis(),
+        )
+        .unwrap();
+        Arc::new(Fixture {
+            verifier,
+            raw,
+            script: Arc::new(redis::Script::new(CAS_SCRIPT)),
+            value_len: 8 + record.to_bytes().len(),
+            far_ms,
+            prefix: format!("baseline{}", support::random()),
         })
-    };
+    });
 
     let mut group = c.benchmark_group("redis_verify");
     group.throughput(Throughput::Elements(1));
     for tasks in CONCURRENCY {
-        let v = Arc::clone(&verifier);
-        group.bench_function(BenchmarkId::new("otpflow", tasks), |b| {
-            b.to_async(&runtime).iter_custom(|iters| {
-                let v = Arc::clone(&v);
-                async move {
-                    // Start `iters` validations (not timed), then verify them.
-                    let started = Arc::new(std::sync::Mutex::new(Vec::new()));
-                    let (sv, sink) = (Arc::clone(&v), Arc::clone(&started));
-                    concurrently(numbers(iters), tasks, move |n| {
-                        let (v, sink) = (Arc::clone(&sv), Arc::clone(&sink));
-                        async move {
-                            let mut rng = ChaCha20Rng::seed_from_u64(u64::from(n));
-                            let s = support::subject(n);
-                            let sent = v.start(&s, Channel::Sms, &mut rng).await.unwrap();
-                            sink.lock()
-                                .unwrap()
-                                .push((s, sent.code.as_str().to_owned()));
+        for (name, baseline) in [("baseline_get_evalsha", true), ("otpflow", false)] {
+            group.bench_function(BenchmarkId::new(name, tasks), |b| {
+                b.to_async(&runtime).iter_custom(|ops| {
+                    let fixture = Arc::clone(&fixture);
+                    async move {
+                        if baseline {
+                            fixture.baseline(tasks, ops).await
+                        } else {
+                            fixture.otpflow(tasks, ops).await
                         }
-                    })
-                    .await;
-                    let items = std::mem::take(&mut *started.lock().unwrap());
-                    concurrently(items, tasks, move |(s, code)| {
-                        let v = Arc::clone(&v);
-                        async move {
-                            v.verify(&s, &code).await.unwrap();
-                        }
-                    })
-                    .await
-                }
-            });
-        });
-        let (raw, script) = (raw.clone(), Arc::clone(&script));
-        let prefix = format!("baseline{}", support::random());
-        group.bench_function(BenchmarkId::new("baseline_get_evalsha", tasks), |b| {
-            b.to_async(&runtime).iter_custom(|iters| {
-                let (raw, script, prefix) = (raw.clone(), Arc::clone(&script), prefix.clone());
-                async move {
-                    let keys: Vec<String> = numbers(iters)
-                        .into_iter()
-                        .map(|n| format!("{prefix}:{{{n}}}"))
-                        .collect();
-                    let mut setup = raw.clone();
-                    let mut pipe = redis::pipe();
-                    for key in &keys {
-                        pipe.set(key, vec![1u8; value_len]).ignore();
                     }
-                    let () = pipe.query_async(&mut setup).await.unwrap();
-                    concurrently(keys, tasks, move |key| {
-                        let (mut raw, script) = (raw.clone(), Arc::clone(&script));
-                        async move {
-                            let current: Vec<u8> = redis::cmd("GET")
-                                .arg(&key)
-                                .query_async(&mut raw)
-                                .await
-                                .unwrap();
-                            let mut value = vec![2u8; value_len];
-                            value[..8].copy_from_slice(
-                                &current[..8].iter().map(|b| b ^ 3).collect::<Vec<_>>(),
-                            );
-                            let written: i64 = script
-                                .key(&key)
-                                .arg(&current[..8])
-                                .arg(value)
-                                .arg(far_ms)
-                                .invoke_async(&mut raw)
-                                .await
-                                .unwrap();
-                            assert_eq!(written, 1);
-                        }
-                    })
-                    .await
-                }
+                });
             });
-        });
+        }
     }
     group.finish();
+    // Paired rounds, under `cargo bench` only (`cargo test` runs each
+    // benchmark once).
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    runtime.block_on(async {
+        for tasks in CONCURRENCY {
+            let ops = 400 * tasks.clamp(1, 8);
+            let (mut baseline, mut otpflow, mut store) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ratios, mut store_ratios) = (Vec::new(), Vec::new());
+            for round in 0..PAIRED_ROUNDS {
+                // 0: baseline, 1: otpflow, 2: the store alone; the order
+                // rotates every round.
+                let mut times = [Duration::ZERO; 3];
+                for k in 0..3 {
+                    let arm = (round + k) % 3;
+                    times[arm] = match arm {
+                        0 => fixture.baseline(tasks, ops).await,
+                        1 => fixture.otpflow(tasks, ops).await,
+                        _ => fixture.store_only(tasks, ops).await,
+                    };
+                }
+                let per_second = |d: Duration| ops as f64 / d.as_secs_f64();
+                baseline.push(per_second(times[0]));
+                otpflow.push(per_second(times[1]));
+                store.push(per_second(times[2]));
+                ratios.push(times[0].as_secs_f64() / times[1].as_secs_f64());
+                store_ratios.push(times[0].as_secs_f64() / times[2].as_secs_f64());
+            }
+            println!(
+                "paired, {tasks} tasks: baseline {:.0} op/s, otpflow {:.0} op/s, store alone {:.0} op/s \
+                 (medians); otpflow/baseline median {:.3}, range {:.3}-{:.3}; \
+                 store alone/baseline median {:.3}; {PAIRED_ROUNDS} rounds of {ops}",
+                median(&mut baseline),
+                median(&mut otpflow),
+                median(&mut store),
+                median(&mut ratios),
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(0.0, f64::max),
+                median(&mut store_ratios),
+            );
+        }
+    });
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = bench
+}
 criterion_main!(benches);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use otpflow::{Record, RecordKey, Store, Swap, Version};
 use redis::ConnectionLike;
 
-use crate::{RedisOptions, RedisStoreError, Shared, WriteMode, replicated, swap_from, value};
+use crate::{CasReply, RedisOptions, RedisStoreError, ScriptBy, Shared, value};
 
 /// A blocking connection, dropped from the pool after any failure other
 /// than a server's error reply: after a timeout the reply may still arrive,
@@ -151,23 +151,17 @@ impl Store for BlockingRedisStore {
     ) -> Result<Swap, RedisStoreError> {
         let shared = &self.shared;
         let timeout = shared.write_timeout();
+        let args = shared.cas_args(key, expected, new)?;
         let mut connection = self.connection(timeout)?;
-        let name = shared.options.record_key_name(key);
-        let (expected, value, expiry) = shared.cas_args(expected, new)?;
-        let mut invocation = shared.script.prepare_invoke();
-        invocation.key(&name).arg(&expected).arg(&value).arg(expiry);
-        let reply: i64 = connection.query(|c| invocation.invoke(c), timeout)?;
-        let swap = swap_from(reply, &value)?;
-        if let (Swap::Done(_), WriteMode::WaitForReplicas { replicas, timeout }) =
-            (swap, shared.options.write_mode)
-        {
-            let millis = u64::try_from(timeout.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1);
-            let wait = redis::cmd("WAIT").arg(replicas).arg(millis).clone();
-            let acknowledged: i64 = connection.query(|c| wait.query(c), timeout)?;
-            replicated(acknowledged, replicas)?;
+        let mut by = ScriptBy::Digest;
+        loop {
+            let request = shared.cas_request(by, &args);
+            let replies = connection.query(|c| request.query(c), timeout)?;
+            match shared.cas_reply(replies, &args)? {
+                CasReply::Swap(swap) => return Ok(swap),
+                CasReply::NoScript if by == ScriptBy::Digest => by = ScriptBy::Body,
+                CasReply::NoScript => return Err(RedisStoreError::UnexpectedReply),
+            }
         }
-        Ok(swap)
     }
 }

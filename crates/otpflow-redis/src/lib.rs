@@ -15,10 +15,12 @@
 //!   [`Record::to_bytes`]. Bytes that do not decode are a
 //!   [`RedisStoreError::Corrupt`], never a panic.
 //! - **Compare-and-swap is one Lua script** ([`CAS_SCRIPT`]) sent with
-//!   `EVALSHA` (loaded once per server, reloaded on `NOSCRIPT`): it compares
-//!   the stored version with the expected one and writes the new value with
-//!   `SET … PXAT`, atomically. A load is one `GET`. So `verify` costs one
-//!   `GET` and one `EVALSHA`, `status` one `GET`.
+//!   `EVALSHA`: it compares the stored version with the expected one and
+//!   writes the new value with `SET … PXAT`, atomically. A server that
+//!   answers `NOSCRIPT` (restarted, a replica just promoted, `SCRIPT
+//!   FLUSH`) gets the same call once more as `EVAL` with the script's
+//!   body, which caches it there. A load is one `GET`. So `verify` costs
+//!   one `GET` and one `EVALSHA`, `status` one `GET`.
 //! - **Versions** are drawn at random (64 bits, from the operating system)
 //!   for every write, so a record that expired and was created again never
 //!   takes a version its predecessor had (a counter kept in the key would
@@ -43,17 +45,60 @@
 //! once more), a cancel is undone. Versions stay safe: a lost write's
 //! version is never reused, so no stale writer overwrites a newer record.
 //!
-//! [`WriteMode::WaitForReplicas`] sends `WAIT n timeout` after each write
-//! and refuses ([`RedisStoreError::NotReplicated`]) when fewer than `n`
-//! replicas acknowledged in time. An acknowledged write then survives the
-//! loss of the primary if one of those replicas is promoted (Sentinel and
-//! Cluster promote the most up-to-date one). The refusal does not undo the
-//! write on the primary: the call failed as `Error::Store`, but its effect
-//! may stand — a check may be spent without an answer, which errs on the
-//! side of refusing. `WAIT` does not make Redis strongly consistent (a
-//! replica can still lose the write in a crash of its own), and it adds
-//! one round trip to every write. For durability across a crash of the
-//! whole server, run with `appendonly yes` and `appendfsync always`.
+//! [`WriteMode::WaitForReplicas`] sends `WAIT n timeout` right behind the
+//! script, in the same pipeline (no extra round trip; on a Cluster both go
+//! to the key's primary), and refuses ([`RedisStoreError::NotReplicated`])
+//! when fewer than `n` replicas acknowledged in time. An acknowledged write
+//! then survives the loss of the primary if one of those replicas is
+//! promoted (Sentinel and Cluster promote the most up-to-date one).
+//!
+//! The refusal does not undo the write: it stands on the primary (and
+//! reaches the replicas once they catch up). The call failed as
+//! [`Error::Store`](otpflow::Error::Store), but its effect may stand, which
+//! errs on the side of refusing: a `verify` whose code was right reads
+//! `Validated` afterwards (the same code again gets
+//! [`Error::AlreadyValidated`](otpflow::Error::AlreadyValidated), never a
+//! second success), a check may be spent without an answer, and a `start`
+//! leaves a validation whose code the caller never got (the next `start`
+//! resends it once the cooldown has passed). If the primary dies before a
+//! replica took such a write, it is lost, as it was never acknowledged.
+//!
+//! `WAIT` blocks the connection it runs on until it returns. [`RedisStore`]
+//! multiplexes one connection, so while the replicas lag, every call sent
+//! behind a waiting write waits with it (reads included): keep `WAIT`'s
+//! timeout short. `WAIT` does not make Redis strongly consistent (a
+//! replica can still lose the write in a crash of its own). For
+//! durability across a crash of the whole server, run with `appendonly
+//! yes` and `appendfsync always`.
+//!
+//! # Redis Cluster
+//!
+//! Pass a Cluster connection (the `redis` crate's `cluster-async`
+//! feature) to [`RedisStore::with_connection`]. Keys are hash-tagged, so
+//! each call goes to one primary. Give the client the store's timeout as
+//! its `response_timeout` and a few `retries`: on failover it follows the
+//! `MOVED` answers to the promoted replica and refreshes its slot map by
+//! itself. What a failover costs, measured by `tests/cluster.rs` (6 nodes,
+//! `cluster-node-timeout 1000`): calls to the lost primary's slots fail as
+//! [`Error::Store`](otpflow::Error::Store) for about 2–3 s (the node
+//! timeout, the election, the client's refresh), each within its timeout;
+//! other slots are served throughout (but while the slots of a failed
+//! primary have no owner, a cluster with the default
+//! `cluster-require-full-coverage yes` refuses every key).
+//!
+//! A replica is promoted only if it was in sync recently: one that never
+//! finished its first sync, or lost its link to the primary for longer
+//! than `cluster-node-timeout × cluster-replica-validity-factor +
+//! repl-ping-replica-period` (20 s by default with a 1 s node timeout), is
+//! never promoted ("Currently unable to failover: Disconnected from master
+//! for longer than allowed"), and the slots stay down until the primary
+//! comes back. A fresh cluster is at risk until each replica has synced
+//! (`INFO replication` on the primary lists it `state=online`); Redis 7
+//! delays a first sync by `repl-diskless-sync-delay` (5 s by default).
+//! With [`WriteMode::WaitForReplicas`], a promoted replica has no replica
+//! of its own until the lost node comes back (as its replica) or another
+//! is added: its slots refuse writes ([`RedisStoreError::NotReplicated`])
+//! until then, while the other slots keep working.
 //!
 //! ```no_run
 //! use otpflow::{AsyncVerifier, KeyId, KeyRing, Policy, SecretKey, SystemClock};
@@ -84,6 +129,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpflow::{AsyncStore, Policy, Record, RecordKey, SubjectKey, Swap, Version};
+use redis::ServerErrorKind;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 
 pub use blocking::BlockingRedisStore;
@@ -221,6 +267,14 @@ impl RedisOptions {
         self
     }
 
+    /// How long a compare-and-swap may take: the timeout, plus `WAIT`'s.
+    fn write_timeout(&self) -> Duration {
+        match self.write_mode {
+            WriteMode::Plain => self.timeout,
+            WriteMode::WaitForReplicas { timeout, .. } => self.timeout + timeout,
+        }
+    }
+
     /// The Redis key of `subject`'s record.
     pub fn key_name(&self, subject: &SubjectKey) -> String {
         self.record_key_name(&RecordKey::from(subject))
@@ -234,10 +288,41 @@ impl RedisOptions {
     }
 }
 
-/// What both stores share: options and the script.
+/// What both stores share: options and the script's digest.
 struct Shared {
     options: RedisOptions,
     script: redis::Script,
+}
+
+/// How the script goes to the server: by its digest (`EVALSHA`), or with
+/// its body (`EVAL`, which also caches it) after the server answered
+/// `NOSCRIPT` (a restart, a failover to a node that never saw it, `SCRIPT
+/// FLUSH`). `EVAL` carries the key, so a Cluster routes it to the key's
+/// node, where a `SCRIPT LOAD` would go to every node and fail while one
+/// of them is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScriptBy {
+    Digest,
+    Body,
+}
+
+/// The arguments of one compare-and-swap.
+struct CasArgs {
+    /// The key of the subject's record.
+    name: String,
+    /// The expected version (8 bytes), empty for "no record".
+    expected: Vec<u8>,
+    /// The new version, then the record.
+    value: Vec<u8>,
+    /// `PXAT`'s argument.
+    expiry: i64,
+}
+
+/// What the server answered to a compare-and-swap.
+enum CasReply {
+    Swap(Swap),
+    /// The server does not have the script cached: send it with its body.
+    NoScript,
 }
 
 impl Shared {
@@ -248,25 +333,92 @@ impl Shared {
         })
     }
 
-    /// How long a compare-and-swap may take: the timeout, plus `WAIT`'s.
     fn write_timeout(&self) -> Duration {
-        match self.options.write_mode {
-            WriteMode::Plain => self.options.timeout,
-            WriteMode::WaitForReplicas { timeout, .. } => self.options.timeout + timeout,
-        }
+        self.options.write_timeout()
     }
 
-    /// The script's arguments for a swap: (expected, new value, expiry ms).
+    /// A swap's arguments: the key, the expected version, the new value
+    /// (under a fresh random version) and its expiry.
     fn cas_args(
         &self,
+        key: &RecordKey,
         expected: Option<Version>,
         new: &Record,
-    ) -> Result<(Vec<u8>, Vec<u8>, i64), RedisStoreError> {
+    ) -> Result<CasArgs, RedisStoreError> {
         let expected = expected.map_or_else(Vec::new, |v| v.0.to_be_bytes().to_vec());
         let version = Version(getrandom::u64().map_err(|_| RedisStoreError::Random)?);
-        let value = value::encode(version, new);
-        let expiry = value::expiry_millis(new.expires_at(&self.options.policy));
-        Ok((expected, value, expiry))
+        Ok(CasArgs {
+            name: self.options.record_key_name(key),
+            expected,
+            value: value::encode(version, new),
+            expiry: value::expiry_millis(new.expires_at(&self.options.policy)),
+        })
+    }
+
+    /// The script's call, by digest or with its body.
+    fn script_command(&self, by: ScriptBy, args: &CasArgs) -> redis::Cmd {
+        let mut script = match by {
+            ScriptBy::Digest => redis::cmd("EVALSHA"),
+            ScriptBy::Body => redis::cmd("EVAL"),
+        };
+        match by {
+            ScriptBy::Digest => script.arg(self.script.get_hash()),
+            ScriptBy::Body => script.arg(CAS_SCRIPT),
+        };
+        script
+            .arg(1)
+            .arg(&args.name)
+            .arg(&args.expected)
+            .arg(&args.value)
+            .arg(args.expiry);
+        script
+    }
+
+    /// The compare-and-swap as one pipeline, one round trip: the script,
+    /// then with [`WriteMode::WaitForReplicas`] a `WAIT` on the same
+    /// connection (a Cluster sends the pipeline to the key's primary; a
+    /// `WAIT` on its own would go to every primary). Errors of either
+    /// command come back in the reply, not as the call's error.
+    fn cas_request(&self, by: ScriptBy, args: &CasArgs) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.add_command(self.script_command(by, args));
+        if let WriteMode::WaitForReplicas { replicas, timeout } = self.options.write_mode {
+            let millis = u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            pipe.cmd("WAIT").arg(replicas).arg(millis);
+        }
+        pipe.ignore_errors();
+        pipe
+    }
+
+    /// Reads the pipeline's replies: the script's verdict, then (after a
+    /// write) whether enough replicas took it. A conflict wrote nothing, so
+    /// its `WAIT` does not matter.
+    fn cas_reply(
+        &self,
+        replies: Vec<redis::RedisResult<i64>>,
+        args: &CasArgs,
+    ) -> Result<CasReply, RedisStoreError> {
+        let mut replies = replies.into_iter();
+        let swap = match replies.next() {
+            Some(Ok(reply)) => swap_from(reply, &args.value)?,
+            Some(Err(e)) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+                return Ok(CasReply::NoScript);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(RedisStoreError::UnexpectedReply),
+        };
+        if let (Swap::Done(_), WriteMode::WaitForReplicas { replicas, .. }) =
+            (swap, self.options.write_mode)
+        {
+            match replies.next() {
+                Some(Ok(acknowledged)) => replicated(acknowledged, replicas)?,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(RedisStoreError::UnexpectedReply),
+            }
+        }
+        Ok(CasReply::Swap(swap))
     }
 }
 
@@ -324,7 +476,9 @@ impl RedisStore<ConnectionManager> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
+            // A write's WAIT may take longer than a read; each call is
+            // bounded by its own timeout below.
+            .set_response_timeout(Some(options.write_timeout()))
             .set_number_of_retries(1)
             .set_max_delay(options.timeout);
         let timeout = options.timeout;
@@ -371,29 +525,34 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
         new: &Record,
     ) -> Result<Swap, RedisStoreError> {
         let shared = &self.shared;
-        let name = shared.options.record_key_name(key);
-        let (expected, value, expiry) = shared.cas_args(expected, new)?;
+        let args = shared.cas_args(key, expected, new)?;
         let mut connection = self.connection.clone();
         let timeout = shared.write_timeout();
         let write = async {
-            let mut invocation = shared.script.prepare_invoke();
-            invocation.key(&name).arg(&expected).arg(&value).arg(expiry);
-            let reply: i64 = invocation.invoke_async(&mut connection).await?;
-            let swap = swap_from(reply, &value)?;
-            if let (Swap::Done(_), WriteMode::WaitForReplicas { replicas, timeout }) =
-                (swap, shared.options.write_mode)
-            {
-                let millis = u64::try_from(timeout.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
-                let acknowledged: i64 = redis::cmd("WAIT")
-                    .arg(replicas)
-                    .arg(millis)
-                    .query_async(&mut connection)
-                    .await?;
-                replicated(acknowledged, replicas)?;
+            let mut by = ScriptBy::Digest;
+            loop {
+                let replies = if shared.options.write_mode == WriteMode::Plain {
+                    // One command, no pipeline to build; its error, a
+                    // server's (NOSCRIPT) or the connection's, is read
+                    // below like a pipeline's.
+                    vec![
+                        shared
+                            .script_command(by, &args)
+                            .query_async::<i64>(&mut connection)
+                            .await,
+                    ]
+                } else {
+                    shared
+                        .cas_request(by, &args)
+                        .query_async(&mut connection)
+                        .await?
+                };
+                match shared.cas_reply(replies, &args)? {
+                    CasReply::Swap(swap) => return Ok(swap),
+                    CasReply::NoScript if by == ScriptBy::Digest => by = ScriptBy::Body,
+                    CasReply::NoScript => return Err(RedisStoreError::UnexpectedReply),
+                }
             }
-            Ok::<Swap, RedisStoreError>(swap)
         };
         tokio::time::timeout(timeout, write)
             .await
@@ -420,3 +579,8 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> AsyncStore for RedisStor
         RedisStore::compare_and_swap(self, key, expected, new)
     }
 }
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 use otpflow::RecordKey;
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use crate::RedisStoreError;
 
-/// The naming key, zeroized on drop.
+/// The naming key's HMAC state, keyed and fed the domain once (each name
+/// then costs the hash of the subject alone), zeroized on drop (the `hmac`
+/// crate's `zeroize` feature).
 #[derive(Clone)]
 pub(crate) struct Naming {
-    key: Arc<Zeroizing<Vec<u8>>>,
+    mac: Arc<Hmac<Sha256>>,
 }
 
 /// Domain separation: these names never collide with other uses of the key.
@@ -24,17 +25,16 @@ impl Naming {
         if !(32..=64).contains(&key.len()) {
             return Err(RedisStoreError::Options("the naming key is 32 to 64 bytes"));
         }
-        Ok(Self {
-            key: Arc::new(Zeroizing::new(key.to_vec())),
-        })
+        // An HMAC takes a key of any length: `new_from_slice` cannot fail.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+            .map_err(|_| RedisStoreError::Options("the naming key is 32 to 64 bytes"))?;
+        mac.update(DOMAIN);
+        Ok(Self { mac: Arc::new(mac) })
     }
 
     /// `<prefix>:{<32 hex digits>}`.
     pub(crate) fn key_name(&self, prefix: &str, key: &RecordKey) -> String {
-        // An HMAC takes a key of any length: `new_from_slice` cannot fail.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
-        mac.update(DOMAIN);
+        let mut mac = Hmac::clone(&self.mac);
         mac.update(key.store_key().as_bytes());
         let digest = mac.finalize().into_bytes();
         let mut name = String::with_capacity(prefix.len() + 35);
