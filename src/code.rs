@@ -344,15 +344,12 @@ fn derive_digits(
         let mut n = 0usize;
         let mut block: u8 = 0;
         while n < want {
-            let out = v2_one_block(states, tag, nonce, generation, block, packed, purpose);
-            for word in out {
-                for b in word.to_be_bytes() {
-                    if n < want && b < REJECT_FROM {
-                        code.digits[n] = b'0' + b % 10;
-                        n += 1;
-                    }
-                }
+            let state = v2_one_block(states, tag, nonce, generation, block, packed, purpose);
+            let mut out = [0u8; 32];
+            for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+                chunk.copy_from_slice(&word.to_be_bytes());
             }
+            take_digits(&mut code, &mut n, want, &out);
             block = block.wrapping_add(1);
         }
         code.len = length;
@@ -390,20 +387,27 @@ fn derive_digits(
             }
         }
         let mut out = mac.finish(&states.outer);
-        for &b in out.iter() {
-            if n == want {
-                break;
-            }
-            if b < REJECT_FROM {
-                code.digits[n] = b'0' + b % 10;
-                n += 1;
-            }
-        }
+        take_digits(&mut code, &mut n, want, &out);
         out.zeroize();
         block = block.wrapping_add(1);
     }
     code.len = length;
     code
+}
+
+/// Appends to `code` the digits the MAC bytes give, until it has `want`:
+/// a byte of [`REJECT_FROM`] or more is skipped, any other gives `byte % 10`.
+#[inline(always)]
+fn take_digits(code: &mut Code, n: &mut usize, want: usize, bytes: &[u8]) {
+    for &b in bytes {
+        if *n == want {
+            break;
+        }
+        if b < REJECT_FROM {
+            code.digits[*n] = b'0' + b % 10;
+            *n += 1;
+        }
+    }
 }
 
 /// V2's fixed-width fields: tag, nonce, generation, block, BCD digits and
