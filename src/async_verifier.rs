@@ -402,12 +402,8 @@ impl<S: AsyncStore, C: Clock> AsyncVerifier<S, C> {
                 .await
                 .map_err(Error::store)?;
             let record = loaded.as_ref().map(|(r, _)| r);
-            if let Err(e) = self.engine.check_budget(record, budget, now)
-                && worst
-                    .as_ref()
-                    .is_none_or(|w| w.retry_after() < e.retry_after())
-            {
-                worst = Some(e);
+            if let Err(e) = self.engine.check_budget(record, budget, now) {
+                worst = Some(crate::budget_key::allows_last(worst, e));
             }
         }
         worst.map_or(Ok(()), Err)

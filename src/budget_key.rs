@@ -441,3 +441,13 @@ impl SpendTag {
         self.0
     }
 }
+
+/// Of a refusal kept so far and a new one, the one that allows a send
+/// last (the later `retry_after`; the earlier one on a tie): what a send
+/// refused by several budget keys answers. Both drivers use it.
+pub(crate) fn allows_last(kept: Option<crate::Error>, new: crate::Error) -> crate::Error {
+    match kept {
+        Some(k) if k.retry_after() >= new.retry_after() => k,
+        _ => new,
+    }
+}

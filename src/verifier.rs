@@ -422,12 +422,8 @@ impl<S: Store, C: Clock> Verifier<S, C> {
                 .load(&RecordKey::from(budget.clone()))
                 .map_err(Error::store)?;
             let record = loaded.as_ref().map(|(r, _)| r);
-            if let Err(e) = self.engine.check_budget(record, budget, now)
-                && worst
-                    .as_ref()
-                    .is_none_or(|w| w.retry_after() < e.retry_after())
-            {
-                worst = Some(e);
+            if let Err(e) = self.engine.check_budget(record, budget, now) {
+                worst = Some(crate::budget_key::allows_last(worst, e));
             }
         }
         worst.map_or(Ok(()), Err)
