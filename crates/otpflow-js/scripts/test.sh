@@ -19,6 +19,8 @@ node_tests=(
   tests/node/concurrency.test.mjs
   tests/node/enumeration.test.mjs
   tests/node/phone.test.mjs
+  tests/node/budgets.test.mjs
+  tests/node/context.test.mjs
 )
 for flavor in full slim; do
   module=$pkg/node/otpflow.js

@@ -10,6 +10,7 @@
 //! | `retryAfter` | seconds (rounded up) until a retry can succeed, or `null` |
 //! | `public` | `{ code, httpStatus, retryAfter, message }`: the enumeration-safe answer for someone who may not hold the number (every "no such validation", "wrong code", "expired", "already validated" is `invalid_code`, 403) |
 //! | `attemptsLeft` | for `code_mismatch` |
+//! | `budget` | for `budget_exhausted`: the kind of budget key that allows a send last (`address`, `range`, `country`, `global`, `label`) |
 //! | `position`, `character`, `max`, `missing`, `countryCode` | for phone errors, naming what is wrong with the caller's own input (also in `public`) |
 //! | `setting` | for `invalid_policy`: the setting out of range |
 //! | `cause` | for `store_unavailable`: what the store threw, if anything |
@@ -227,6 +228,9 @@ impl Failure {
             }
             Self::Core(Error::CodeMismatch { attempts_left }) => {
                 set(&error, "attemptsLeft", attempts_left);
+            }
+            Self::Core(Error::BudgetSpent { budget, .. }) => {
+                set(&error, "budget", budget.as_str());
             }
             Self::Argument { argument, .. } => set(&error, "argument", argument),
             Self::Policy(PolicyError::OutOfRange(setting)) => {

@@ -13,6 +13,11 @@
 //!   **JavaScript store object** (the `Store` interface: async `load` and
 //!   `compareAndSwap` of records as `Uint8Array`s), so a node service keeps
 //!   records in its own Redis or database; [`MemoryStore`] is one.
+//!   `startWithin` / `resendWithin` also spend from attack budgets (the
+//!   client's address, the number's range, its country, a global key,
+//!   labels; `Policy.builder().budgetRate(…)`) against SMS pumping, and a
+//!   context (`{ amount, payee }`, `{ session }`) binds a code to what it
+//!   approves.
 //!
 //! Every refusal is a JavaScript `Error` with `code`, `httpStatus`,
 //! `retryAfter` (seconds, or `null`) and `public`, the enumeration-safe

@@ -1,6 +1,8 @@
 //! [`Policy`] and [`PolicyBuilder`]: code length, lifetimes, budgets,
 //! cooldowns and lockouts, checked once when built. Durations are seconds.
 
+use otpflow::budget::Rate;
+use otpflow::budget_key::BudgetKind;
 use otpflow::{PolicyError, ResendMode};
 use wasm_bindgen::prelude::*;
 
@@ -107,6 +109,59 @@ impl Policy {
     }
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const POLICY_TS: &'static str = r#"
+/** A kind of budget key (see `Budgets`). */
+export type BudgetKind = "address" | "range" | "country" | "global" | "label";
+
+/** A budget key's rate: `burst` sends at once, then one per `interval` seconds. */
+export interface BudgetRate {
+  burst: number;
+  interval: number;
+}
+"#;
+
+#[wasm_bindgen]
+impl Policy {
+    /// The rate of budget keys of `kind`, or `null` when they are not
+    /// counted (by default: `address` 10 then 1 per 360 s, `range` 20 then
+    /// 1 per 180 s, the others not counted).
+    ///
+    /// # Errors
+    /// `invalid_argument` for an unknown kind.
+    #[wasm_bindgen(js_name = budgetRate, unchecked_return_type = "BudgetRate | null")]
+    pub fn budget_rate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BudgetKind")] kind: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let kind = budget_kind(kind).ok_or_else(|| Failure::argument("kind", "a budget kind"))?;
+        Ok(self.inner.budget_rate(kind).map_or(JsValue::NULL, |rate| {
+            let o: JsValue = js_sys::Object::new().into();
+            crate::error::set(&o, "burst", rate.burst());
+            crate::error::set(&o, "interval", secs_f64(rate.interval()));
+            o
+        }))
+    }
+
+    /// Leading E.164 digits that make a number's range budget key.
+    #[wasm_bindgen(getter, js_name = rangePrefix)]
+    pub fn range_prefix(&self) -> u8 {
+        self.inner.range_prefix()
+    }
+
+    /// The E.164 digit prefixes no code is ever sent to.
+    #[wasm_bindgen(getter, js_name = deniedPrefixes)]
+    pub fn denied_prefixes(&self) -> Vec<String> {
+        self.inner.denied_prefixes().to_vec()
+    }
+}
+
+/// A budget kind by its name.
+fn budget_kind(value: &JsValue) -> Option<BudgetKind> {
+    let name = value.as_string()?;
+    BudgetKind::ALL.into_iter().find(|k| k.as_str() == name)
+}
+
 impl Policy {
     /// The core's policy.
     pub(crate) fn inner(&self) -> &otpflow::Policy {
@@ -190,6 +245,56 @@ impl PolicyBuilder {
             Some("same_code") => self.with(|b| b.resend_mode(ResendMode::SameCode)),
             Some("new_code") => self.with(|b| b.resend_mode(ResendMode::NewCode)),
             _ => self.refuse("resend_mode"),
+        }
+    }
+
+    /// Sets the rate of budget keys of `kind` (see `Budgets`): `burst`
+    /// sends at once, then one per `intervalSeconds`; `null` stops counting
+    /// keys of that kind.
+    ///
+    /// ```js
+    /// Policy.builder().budgetRate("address", 3, 600).budgetRate("global", 1000, 4).build();
+    /// ```
+    #[wasm_bindgen(js_name = budgetRate)]
+    pub fn budget_rate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BudgetKind")] kind: &JsValue,
+        burst: Option<f64>,
+        #[wasm_bindgen(js_name = intervalSeconds)] interval_seconds: Option<f64>,
+    ) -> PolicyBuilder {
+        let Some(kind) = budget_kind(kind) else {
+            return self.refuse("budget_rate");
+        };
+        let Some(burst) = burst else {
+            return self.with(|b| b.budget_rate(kind, None));
+        };
+        let rate = whole_u32(burst)
+            .zip(interval_seconds.and_then(duration_from_secs))
+            .and_then(|(burst, interval)| Rate::new(burst, interval).ok());
+        match rate {
+            Some(rate) => self.with(|b| b.budget_rate(kind, Some(rate))),
+            None => self.refuse("budget_rate"),
+        }
+    }
+
+    /// Leading E.164 digits (the country code included) that make a
+    /// number's range budget key, 2–15 (default 8).
+    #[wasm_bindgen(js_name = rangePrefix)]
+    pub fn range_prefix(&self, digits: f64) -> PolicyBuilder {
+        match whole_u32(digits).and_then(|n| u8::try_from(n).ok()) {
+            Some(n) => self.with(|b| b.range_prefix(n)),
+            None => self.refuse("range_prefix"),
+        }
+    }
+
+    /// Refuses every send to numbers whose E.164 digits (no `+`) start
+    /// with `prefix`, 1–15 digits (`"44870"`, `"1876"`): such sends reject
+    /// with `destination_denied`, whatever the budgets.
+    #[wasm_bindgen(js_name = denyPrefix)]
+    pub fn deny_prefix(&self, prefix: &JsValue) -> PolicyBuilder {
+        match prefix.as_string().filter(|p| p.len() <= 15) {
+            Some(p) => self.with(|b| b.deny_prefix(&p)),
+            None => self.refuse("deny_prefix"),
         }
     }
 

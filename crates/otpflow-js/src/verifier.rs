@@ -6,10 +6,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
+use otpflow::budget_key::{BudgetKey, BudgetLabel, SpendTag};
 use otpflow::code::MAX_CODE_INPUT_LEN;
 use otpflow::rand_core::UnwrapErr;
 use otpflow::{
-    Channel, Engine, Error, Event, Purpose, Record, Sent, Status, Step, SubjectKey, Validated,
+    Budgets, Channel, Context, Engine, Error, Event, Purpose, Record, Sent, Status, Step,
+    SubjectKey, Validated,
 };
 use time::OffsetDateTime;
 use wasm_bindgen::prelude::*;
@@ -32,6 +34,36 @@ const MAX_RETRIES: u32 = 100;
 const VERIFIER_TS: &'static str = r#"
 /** How the code reaches the user; otpflow sends nothing itself. */
 export type Channel = "sms" | "whatsapp" | "voice" | "none";
+
+/**
+ * The budgets a send spends from besides the subject's own, against SMS
+ * pumping (see `Verifier.startWithin`). A kind the policy gives no rate
+ * (`PolicyBuilder.budgetRate`) is not counted.
+ */
+export interface Budgets {
+  /** The client's IP address (IPv4, or IPv6 counted by its /64). */
+  address?: string;
+  /** The number's range: its first `rangePrefix` E.164 digits. */
+  range?: boolean;
+  /** The number's country (calling code and region). */
+  country?: boolean;
+  /** The one global key (the service's ceiling). */
+  global?: boolean;
+  /** Labels of the caller's (a session, a device, an API client): 1-32 bytes of `a-z0-9-_.`. */
+  labels?: string[];
+}
+
+/**
+ * What a code approves (a payment's amount and payee, a session id), as
+ * named string fields: a code sent under a context validates only when
+ * `verify` names the same one; any other context, or none, is a wrong code
+ * (`code_mismatch`). Fields are taken in the order of their names, so
+ * `{ amount: "12.50 EUR", payee: "ACME Ltd" }` is otpflow's
+ * `Context::transaction("12.50 EUR", "ACME Ltd")` and `{ session: id }` its
+ * `Context::session(id)`. Pass the same context to every call of one
+ * validation.
+ */
+export type Context = Record<string, string>;
 
 /** Options of a `Verifier`. */
 export interface VerifierOptions {
@@ -92,6 +124,7 @@ export type OtpEvent = { purpose: string; phone: string; generation: number } & 
   | { type: "expired" }
   | { type: "locked"; until: Date | null }
   | { type: "canceled" }
+  | { type: "budgetRefused"; budget: "address" | "range" | "country" | "global" | "label"; retryAfter: number }
 );
 "#;
 
@@ -203,6 +236,9 @@ impl Verifier {
     /// the `sent` event); a live validation is resent instead, over
     /// `channel` (default `"sms"`).
     ///
+    /// With `context`, the code validates only when `verify` names the
+    /// same context (see the `Context` type).
+    ///
     /// Rejects with `subject_locked`, `send_limit_reached`,
     /// `resend_too_soon` (acting as a resend), `invalid_purpose`,
     /// `invalid_argument`, `store_unavailable`, `contention`,
@@ -213,8 +249,34 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
         #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
     ) -> Promise {
-        self.call(purpose, phone, || {
+        self.start_within(&JsValue::UNDEFINED, purpose, phone, channel, context)
+    }
+
+    /// `start`, spending also from the budget keys `budgets` names (see the
+    /// `Budgets` interface and `PolicyBuilder.budgetRate`): every key is
+    /// checked before any is spent from, and what was spent is given back
+    /// when the send does not happen after all.
+    ///
+    /// ```js
+    /// await verifier.startWithin({ address: req.ip, range: true }, "login", phone);
+    /// ```
+    ///
+    /// Rejects as `start`, and with `budget_exhausted` (`budget` names the
+    /// kind that allows a send last, `retryAfter` when it does; a
+    /// `budgetRefused` event too) and `destination_denied` (a number the
+    /// policy's deny rules match).
+    #[wasm_bindgen(js_name = startWithin, unchecked_return_type = "Promise<Sent>")]
+    pub fn start_within(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Budgets")] budgets: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
+        phone: &PhoneNumber,
+        #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+    ) -> Promise {
+        self.call(purpose, phone, context.as_ref(), Some(budgets), || {
             let channel = parse_channel(channel.as_ref())?.unwrap_or(Channel::Sms);
             check_randomness()?;
             Ok(Op::Start(channel))
@@ -234,15 +296,34 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
         #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
     ) -> Promise {
-        self.call(purpose, phone, || {
+        self.resend_within(&JsValue::UNDEFINED, purpose, phone, channel, context)
+    }
+
+    /// `resend`, spending also from the budget keys `budgets` names, as
+    /// `startWithin`.
+    ///
+    /// Rejects as `resend`, and with `budget_exhausted` and
+    /// `destination_denied`.
+    #[wasm_bindgen(js_name = resendWithin, unchecked_return_type = "Promise<Sent>")]
+    pub fn resend_within(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Budgets")] budgets: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
+        phone: &PhoneNumber,
+        #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
+        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+    ) -> Promise {
+        self.call(purpose, phone, context.as_ref(), Some(budgets), || {
             let channel = parse_channel(channel.as_ref())?;
             check_randomness()?;
             Ok(Op::Resend(channel))
         })
     }
 
-    /// Checks the code the user typed (spaces and dashes ignored).
+    /// Checks the code the user typed (spaces and dashes ignored), under
+    /// `context` when the code was sent under one.
     ///
     /// Rejects with `malformed_code` (no attempt spent), `code_mismatch`
     /// (with `attemptsLeft`), `max_attempts_reached`, `subject_locked`,
@@ -256,9 +337,10 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
         #[wasm_bindgen(unchecked_param_type = "string")] code: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
     ) -> Promise {
         let max = u32::try_from(MAX_CODE_INPUT_LEN).unwrap_or(u32::MAX);
-        self.call(purpose, phone, || {
+        self.call(purpose, phone, context.as_ref(), None, || {
             // A code longer than the core reads is malformed, whatever it holds.
             let code = short_string(code, "code", max)?.unwrap_or_else(|| "x".into());
             Ok(Op::Verify(code))
@@ -276,7 +358,7 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
     ) -> Promise {
-        self.call(purpose, phone, || Ok(Op::Cancel))
+        self.call(purpose, phone, None, None, || Ok(Op::Cancel))
     }
 
     /// The validation's state, budgets and timers as of now. Writes nothing.
@@ -288,7 +370,7 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
     ) -> Promise {
-        self.call(purpose, phone, || Ok(Op::Status))
+        self.call(purpose, phone, None, None, || Ok(Op::Status))
     }
 }
 
@@ -348,11 +430,23 @@ impl Verifier {
         &self,
         purpose: &JsValue,
         phone: &PhoneNumber,
+        context: Option<&JsValue>,
+        budgets: Option<&JsValue>,
         op: impl FnOnce() -> Result<Op, Failure>,
     ) -> Promise {
-        match subject(purpose, phone).and_then(|s| Ok((s, op()?))) {
-            Ok((subject, op)) => future_to_promise(run(Rc::clone(&self.inner), subject, op)),
-            Err(failure) => Promise::reject(&failure.into_js()),
+        let checked = (|| {
+            let mut subject = subject(purpose, phone)?;
+            if let Some(context) = parse_context(context)? {
+                subject = subject.bound_to(context);
+            }
+            let budgets = budgets.map(parse_budgets).transpose()?.unwrap_or_default();
+            Ok((subject, budgets, op()?))
+        })();
+        match checked {
+            Ok((subject, budgets, op)) => {
+                future_to_promise(run(Rc::clone(&self.inner), subject, budgets, op))
+            }
+            Err(failure) => Promise::reject(&Failure::into_js(failure)),
         }
     }
 }
@@ -391,11 +485,20 @@ impl Inner {
 
 /// The compare-and-swap loop: the clock read once, then load → transition
 /// → compare-and-swap, the transition re-run on a conflict; events only
-/// after the write is stored.
-async fn run(inner: Rc<Inner>, subject: SubjectKey, op: Op) -> Result<JsValue, JsValue> {
+/// after the write is stored. A send that names budget keys checks them
+/// all, spends from each, then writes the subject's record; what was spent
+/// is given back when the write does not happen (the core's
+/// `AsyncVerifier::start_within`, over the JavaScript store).
+async fn run(
+    inner: Rc<Inner>,
+    subject: SubjectKey,
+    budgets: Budgets,
+    op: Op,
+) -> Result<JsValue, JsValue> {
     let now = inner.now()?;
     let engine = inner.engine();
-    let key = store_key(&subject);
+    let keys = engine.budget_keys(&subject, &budgets);
+    let key = subject.store_key();
     for _ in 0..=inner.max_retries {
         let loaded = inner.store.load(&key).await?;
         let step = op.step(
@@ -404,7 +507,141 @@ async fn run(inner: Rc<Inner>, subject: SubjectKey, op: Op) -> Result<JsValue, J
             &subject,
             now,
         );
-        if let Some(new) = &step.write {
+        let expected = loaded.map_or(JsValue::NULL, |(_, version)| version);
+        let Some(new) = &step.write else {
+            inner.emit(&step.events)?;
+            return step.outcome.map_err(|e| Failure::from(e).into_js());
+        };
+        // A send that went through spends from the budget keys first.
+        let tag = match (&step.outcome, keys.is_empty()) {
+            (Ok(_), false) => engine.spend_tag(new),
+            _ => None,
+        };
+        let mut spent: Vec<&BudgetKey> = Vec::new();
+        if let Some(tag) = tag {
+            let refused = match check_all(&inner, &engine, &keys, now).await? {
+                Some(e) => Some(e),
+                None => spend_all(&inner, &engine, &keys, tag, now, &mut spent).await?,
+            };
+            if let Some(e) = refused {
+                refund_all(&inner, &engine, &spent, tag, now).await;
+                if let Error::BudgetSpent {
+                    budget,
+                    retry_after,
+                } = &e
+                {
+                    inner.emit(&[Event::BudgetRefused {
+                        subject: subject.clone(),
+                        budget: *budget,
+                        retry_after: *retry_after,
+                    }])?;
+                }
+                return Err(Failure::from(e).into_js());
+            }
+        }
+        let swapped = inner
+            .store
+            .compare_and_swap(
+                &key,
+                &expected,
+                new,
+                ms_f64(new.expires_at(engine.policy())),
+            )
+            .await;
+        if let Some(tag) = tag.filter(|_| !matches!(swapped, Ok(true))) {
+            refund_all(&inner, &engine, &spent, tag, now).await;
+        }
+        if !swapped? {
+            continue;
+        }
+        inner.emit(&step.events)?;
+        return step.outcome.map_err(|e| Failure::from(e).into_js());
+    }
+    Err(Failure::from(Error::Contention).into_js())
+}
+
+/// Reads every budget key (writes nothing): the refusal that allows a send
+/// last (the later `retry_after`, the earlier key on a tie), if any key
+/// has no room.
+async fn check_all(
+    inner: &Inner,
+    engine: &Engine,
+    keys: &[BudgetKey],
+    now: OffsetDateTime,
+) -> Result<Option<Error>, Failure> {
+    let mut worst: Option<Error> = None;
+    for budget in keys {
+        let loaded = inner.store.load(&budget.store_key()).await?;
+        if let Err(e) = engine.check_budget(loaded.as_ref().map(|(r, _)| r), budget, now) {
+            worst = match worst {
+                Some(kept) if kept.retry_after() >= e.retry_after() => Some(kept),
+                _ => Some(e),
+            };
+        }
+    }
+    Ok(worst)
+}
+
+/// Spends from each key in turn, noting each spend in `spent`; a key that
+/// refuses (another call spent its last place in between) stops it.
+async fn spend_all<'k>(
+    inner: &Inner,
+    engine: &Engine,
+    keys: &'k [BudgetKey],
+    tag: SpendTag,
+    now: OffsetDateTime,
+    spent: &mut Vec<&'k BudgetKey>,
+) -> Result<Option<Error>, Failure> {
+    for budget in keys {
+        let outcome = update(inner, engine, budget, &|record| {
+            let step = engine.spend_budget(record, budget, tag, now);
+            (step.write, step.outcome.err())
+        })
+        .await?;
+        if let Some(e) = outcome {
+            return Ok(Some(e));
+        }
+        spent.push(budget);
+    }
+    Ok(None)
+}
+
+/// Gives back the spends of `tag` (exact or nothing: see the core's
+/// `budget_key` module). A give-back that fails costs the key one place
+/// for at most its fill time: it is not an error of the call.
+async fn refund_all(
+    inner: &Inner,
+    engine: &Engine,
+    spent: &[&BudgetKey],
+    tag: SpendTag,
+    now: OffsetDateTime,
+) {
+    for budget in spent {
+        let _ = update(inner, engine, budget, &|record| {
+            let step = engine.refund_budget(record, budget, tag, now);
+            (step.write, step.outcome.err())
+        })
+        .await;
+    }
+}
+
+/// A budget key's transition: the record to write, if any, and the
+/// refusal, if any.
+type BucketStep<'a> = dyn Fn(Option<&Record>) -> (Option<Record>, Option<Error>) + 'a;
+
+/// The compare-and-swap loop over a budget key's record: `transition`
+/// gives the record to write, if any, and the refusal, if any.
+async fn update(
+    inner: &Inner,
+    engine: &Engine,
+    budget: &BudgetKey,
+    transition: &BucketStep<'_>,
+) -> Result<Option<Error>, Failure> {
+    let key = budget.store_key();
+    for _ in 0..=inner.max_retries {
+        let loaded = inner.store.load(&key).await?;
+        let (write, refused) = transition(loaded.as_ref().map(|(r, _)| r));
+        if let Some(new) = &write {
             let expected = loaded.map_or(JsValue::NULL, |(_, version)| version);
             let expires_at = ms_f64(new.expires_at(engine.policy()));
             if !inner
@@ -415,16 +652,9 @@ async fn run(inner: Rc<Inner>, subject: SubjectKey, op: Op) -> Result<JsValue, J
                 continue;
             }
         }
-        inner.emit(&step.events)?;
-        return step.outcome.map_err(|e| Failure::from(e).into_js());
+        return Ok(refused);
     }
-    Err(Failure::from(Error::Contention).into_js())
-}
-
-/// Where a subject's record lives in the store: `purpose:e164`. Purposes
-/// never hold `:`, so keys never collide.
-fn store_key(subject: &SubjectKey) -> String {
-    subject.store_key()
+    Err(Failure::from(Error::Contention))
 }
 
 /// The subject from a purpose label and a number.
@@ -434,6 +664,102 @@ fn subject(purpose: &JsValue, phone: &PhoneNumber) -> Result<SubjectKey, Failure
     // A label longer than the core allows is refused like any bad label.
     let purpose = Purpose::custom(label.as_deref().unwrap_or("")).map_err(Error::from)?;
     Ok(SubjectKey::new(purpose, phone.inner()))
+}
+
+/// The most fields a context, or labels a budget list, may have.
+const MAX_ITEMS: u32 = 32;
+/// The longest context field name or value, in UTF-16 units.
+const MAX_FIELD_LEN: u32 = 1024;
+
+/// The context from an object of string fields, in the order of their
+/// names; `null` or `undefined` for none.
+fn parse_context(value: Option<&JsValue>) -> Result<Option<Context>, Failure> {
+    let Some(value) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
+        return Ok(None);
+    };
+    let bad = || Failure::argument("context", "an object of up to 32 string fields");
+    if !value.is_object() || value.is_function() || js_sys::Array::is_array(value) {
+        return Err(bad());
+    }
+    let object: &js_sys::Object = value.unchecked_ref();
+    let entries = js_sys::Object::entries(object);
+    if entries.length() > MAX_ITEMS {
+        return Err(bad());
+    }
+    let mut fields = Vec::new();
+    for entry in entries.iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let name = short_string(&entry.get(0), "context", MAX_FIELD_LEN)?.ok_or_else(bad)?;
+        let value = short_string(&entry.get(1), "context", MAX_FIELD_LEN)?.ok_or_else(bad)?;
+        fields.push((name, value));
+    }
+    // By name (an insertion sort: a few fields, and less code than `sort`).
+    for i in 1..fields.len() {
+        let mut j = i;
+        while j > 0 && fields[j - 1].0 > fields[j].0 {
+            fields.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let builder = fields
+        .iter()
+        .fold(Context::builder(), |b, (name, value)| b.field(name, value));
+    Ok(Some(builder.build()))
+}
+
+/// The budgets a send names (see the `Budgets` interface); `null` or
+/// `undefined` for none.
+fn parse_budgets(value: &JsValue) -> Result<Budgets, Failure> {
+    let mut budgets = Budgets::new();
+    if value.is_undefined() || value.is_null() {
+        return Ok(budgets);
+    }
+    if !value.is_object() {
+        return Err(Failure::argument("budgets", "an object"));
+    }
+    let field = |name: &str| {
+        Reflect::get(value, &JsValue::from_str(name))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    if let Some(address) = field("address") {
+        let ip = address
+            .as_string()
+            .filter(|a| a.len() <= 64)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| Failure::argument("budgets.address", "an IPv4 or IPv6 address"))?;
+        budgets = budgets.address(ip);
+    }
+    for (name, on) in [
+        ("range", Budgets::range as fn(Budgets) -> Budgets),
+        ("country", Budgets::country),
+        ("global", Budgets::global),
+    ] {
+        match field(name).map(|v| v.as_bool()) {
+            None | Some(Some(false)) => {}
+            Some(Some(true)) => budgets = on(budgets),
+            Some(None) => return Err(Failure::argument("budgets", "an object of booleans")),
+        }
+    }
+    if let Some(labels) = field("labels") {
+        let bad =
+            || Failure::argument("budgets.labels", "an array of up to 32 labels of a-z0-9-_.");
+        if !js_sys::Array::is_array(&labels) {
+            return Err(bad());
+        }
+        let labels: js_sys::Array = labels.unchecked_into();
+        if labels.length() > MAX_ITEMS {
+            return Err(bad());
+        }
+        for label in labels.iter() {
+            let label = label
+                .as_string()
+                .and_then(|l| BudgetLabel::new(&l).ok())
+                .ok_or_else(bad)?;
+            budgets = budgets.label(label);
+        }
+    }
+    Ok(budgets)
 }
 
 fn parse_channel(value: Option<&JsValue>) -> Result<Option<Channel>, Failure> {
@@ -589,6 +915,16 @@ fn event_js(event: &Event) -> JsValue {
         } => {
             set(&o, "type", "canceled");
             subject_fields(subject, *generation);
+        }
+        Event::BudgetRefused {
+            subject,
+            budget,
+            retry_after,
+        } => {
+            set(&o, "type", "budgetRefused");
+            subject_fields(subject, 0);
+            set(&o, "budget", budget.as_str());
+            set(&o, "retryAfter", crate::error::ceil_secs(*retry_after));
         }
         // An event a newer core adds: its kind is unknown here.
         _ => set(&o, "type", "other"),

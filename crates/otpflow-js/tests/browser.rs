@@ -49,7 +49,7 @@ async fn the_life_cycle() {
     let verifier = verifier();
     let phone = phone("07401 101801");
     let login = JsValue::from_str("login");
-    let sent = settle(verifier.start(&login, &phone, None))
+    let sent = settle(verifier.start(&login, &phone, None, None))
         .await
         .expect("a code is sent");
     let code = text(&sent, "code");
@@ -67,7 +67,7 @@ async fn the_life_cycle() {
     } else {
         "000000"
     };
-    let miss = settle(verifier.verify(&login, &phone, &JsValue::from_str(wrong)))
+    let miss = settle(verifier.verify(&login, &phone, &JsValue::from_str(wrong), None))
         .await
         .expect_err("a wrong code is refused");
     assert!(miss.is_instance_of::<js_sys::Error>());
@@ -76,11 +76,11 @@ async fn the_life_cycle() {
     assert_eq!(get(&miss, "attemptsLeft").as_f64(), Some(4.0));
     assert_eq!(text(&get(&miss, "public"), "code"), "invalid_code");
 
-    let done = settle(verifier.verify(&login, &phone, &JsValue::from_str(&code)))
+    let done = settle(verifier.verify(&login, &phone, &JsValue::from_str(&code), None))
         .await
         .expect("the right code validates");
     assert_eq!(get(&done, "generation").as_f64(), Some(1.0));
-    let again = settle(verifier.verify(&login, &phone, &JsValue::from_str(&code)))
+    let again = settle(verifier.verify(&login, &phone, &JsValue::from_str(&code), None))
         .await
         .expect_err("a code validates once");
     assert_eq!(text(&again, "code"), "already_validated");
@@ -95,13 +95,13 @@ async fn two_concurrent_verifies_one_succeeds() {
     let verifier = verifier();
     let phone = phone("+44 7401 101801");
     let login = JsValue::from_str("login");
-    let sent = settle(verifier.start(&login, &phone, None))
+    let sent = settle(verifier.start(&login, &phone, None, None))
         .await
         .expect("a code is sent");
     let code = JsValue::from_str(&text(&sent, "code"));
     let both = Array::of2(
-        &verifier.verify(&login, &phone, &code),
-        &verifier.verify(&login, &phone, &code),
+        &verifier.verify(&login, &phone, &code, None),
+        &verifier.verify(&login, &phone, &code, None),
     );
     let results = settle(Promise::all_settled(&both))
         .await
@@ -126,7 +126,7 @@ async fn codes_come_from_crypto_get_random_values() {
     let mut codes = Vec::new();
     for i in 0..20 {
         let phone = phone(&format!("+44 7401 1019{i:02}"));
-        let sent = settle(verifier.start(&login, &phone, None))
+        let sent = settle(verifier.start(&login, &phone, None, None))
             .await
             .expect("a code is sent");
         codes.push(text(&sent, "code"));
