@@ -128,6 +128,18 @@ export type OtpEvent = { purpose: string; phone: string; generation: number } & 
 );
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// A `Channel` argument (checked by `parse_channel`): an imported type
+    /// so the declaration keeps the argument optional.
+    #[wasm_bindgen(typescript_type = "Channel")]
+    pub type ChannelArg;
+
+    /// A `Context` argument (checked by `parse_context`).
+    #[wasm_bindgen(typescript_type = "Context")]
+    pub type ContextArg;
+}
+
 /// Runs validations over a store object. Each call reads the clock once,
 /// loads the subject's record, runs the core's pure transition,
 /// compare-and-swaps the result (re-running the transition when another
@@ -248,8 +260,8 @@ impl Verifier {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
-        #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
-        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+        channel: Option<ChannelArg>,
+        context: Option<ContextArg>,
     ) -> Promise {
         self.start_within(&JsValue::UNDEFINED, purpose, phone, channel, context)
     }
@@ -273,14 +285,21 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "Budgets")] budgets: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
-        #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
-        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+        channel: Option<ChannelArg>,
+        context: Option<ContextArg>,
     ) -> Promise {
-        self.call(purpose, phone, context.as_ref(), Some(budgets), || {
-            let channel = parse_channel(channel.as_ref())?.unwrap_or(Channel::Sms);
-            check_randomness()?;
-            Ok(Op::Start(channel))
-        })
+        self.call(
+            purpose,
+            phone,
+            context.map(JsValue::from).as_ref(),
+            Some(budgets),
+            || {
+                let channel =
+                    parse_channel(channel.map(JsValue::from).as_ref())?.unwrap_or(Channel::Sms);
+                check_randomness()?;
+                Ok(Op::Start(channel))
+            },
+        )
     }
 
     /// Resends the live validation's code (a new one under the `new_code`
@@ -295,8 +314,8 @@ impl Verifier {
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
-        #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
-        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+        channel: Option<ChannelArg>,
+        context: Option<ContextArg>,
     ) -> Promise {
         self.resend_within(&JsValue::UNDEFINED, purpose, phone, channel, context)
     }
@@ -312,14 +331,20 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "Budgets")] budgets: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
-        #[wasm_bindgen(unchecked_param_type = "Channel")] channel: Option<JsValue>,
-        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+        channel: Option<ChannelArg>,
+        context: Option<ContextArg>,
     ) -> Promise {
-        self.call(purpose, phone, context.as_ref(), Some(budgets), || {
-            let channel = parse_channel(channel.as_ref())?;
-            check_randomness()?;
-            Ok(Op::Resend(channel))
-        })
+        self.call(
+            purpose,
+            phone,
+            context.map(JsValue::from).as_ref(),
+            Some(budgets),
+            || {
+                let channel = parse_channel(channel.map(JsValue::from).as_ref())?;
+                check_randomness()?;
+                Ok(Op::Resend(channel))
+            },
+        )
     }
 
     /// Checks the code the user typed (spaces and dashes ignored), under
@@ -337,14 +362,20 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
         #[wasm_bindgen(unchecked_param_type = "string")] code: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Context")] context: Option<JsValue>,
+        context: Option<ContextArg>,
     ) -> Promise {
         let max = u32::try_from(MAX_CODE_INPUT_LEN).unwrap_or(u32::MAX);
-        self.call(purpose, phone, context.as_ref(), None, || {
-            // A code longer than the core reads is malformed, whatever it holds.
-            let code = short_string(code, "code", max)?.unwrap_or_else(|| "x".into());
-            Ok(Op::Verify(code))
-        })
+        self.call(
+            purpose,
+            phone,
+            context.map(JsValue::from).as_ref(),
+            None,
+            || {
+                // A code longer than the core reads is malformed, whatever it holds.
+                let code = short_string(code, "code", max)?.unwrap_or_else(|| "x".into());
+                Ok(Op::Verify(code))
+            },
+        )
     }
 
     /// Cancels the live validation; canceling a canceled one does nothing.
