@@ -50,20 +50,28 @@ pub(crate) fn instant_from_ms(ms: f64) -> Result<OffsetDateTime, Failure> {
         return Err(Failure::Clock);
     }
     // Whole milliseconds and the fraction apart: `ms * 1e6` alone would
-    // lose the last digits (f64 holds 53 bits; 2026 in ns needs 61).
+    // lose the last digits (f64 holds 53 bits; 2026 in ns needs 61). In
+    // i64 seconds and nanoseconds: 128-bit division would cost the module
+    // its own routine.
     let whole = ms.trunc();
     // |ms| ≤ 1e15 < 2^53: both conversions are exact.
     #[allow(clippy::cast_possible_truncation)]
-    let nanos = i128::from(whole as i64) * 1_000_000 + ((ms - whole) * 1e6).round() as i128;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| Failure::Clock)
+    let (whole_ms, fraction_ns) = (whole as i64, ((ms - whole) * 1e6).round() as i64);
+    let nanos = whole_ms.rem_euclid(1000) * 1_000_000 + fraction_ns;
+    OffsetDateTime::from_unix_timestamp(whole_ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.checked_add(Duration::nanoseconds(nanos)))
+        .ok_or(Failure::Clock)
 }
 
 /// An instant as milliseconds since the Unix epoch.
 pub(crate) fn ms_f64(t: OffsetDateTime) -> f64 {
     // Instants in years 1–9999 are within ±2.6e14 ms: exact in f64 to the
     // millisecond (sub-millisecond digits are rounded).
+    // `unix_timestamp` counts whole seconds down (the time of day is never
+    // negative), so this is the floor of the nanoseconds over 10^6.
     #[allow(clippy::cast_precision_loss)]
-    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000) as f64;
+    let ms = (t.unix_timestamp() * 1000 + i64::from(t.millisecond())) as f64;
     ms
 }
 
