@@ -288,18 +288,7 @@ impl Verifier {
         channel: Option<ChannelArg>,
         context: Option<ContextArg>,
     ) -> Promise {
-        self.call(
-            purpose,
-            phone,
-            context.map(JsValue::from).as_ref(),
-            Some(budgets),
-            || {
-                let channel =
-                    parse_channel(channel.map(JsValue::from).as_ref())?.unwrap_or(Channel::Sms);
-                check_randomness()?;
-                Ok(Op::Start(channel))
-            },
-        )
+        self.send(budgets, purpose, phone, channel, context, false)
     }
 
     /// Resends the live validation's code (a new one under the `new_code`
@@ -334,17 +323,7 @@ impl Verifier {
         channel: Option<ChannelArg>,
         context: Option<ContextArg>,
     ) -> Promise {
-        self.call(
-            purpose,
-            phone,
-            context.map(JsValue::from).as_ref(),
-            Some(budgets),
-            || {
-                let channel = parse_channel(channel.map(JsValue::from).as_ref())?;
-                check_randomness()?;
-                Ok(Op::Resend(channel))
-            },
-        )
+        self.send(budgets, purpose, phone, channel, context, true)
     }
 
     /// Checks the code the user typed (spaces and dashes ignored), under
@@ -454,6 +433,29 @@ fn to_js<T>(step: Step<T>, js: impl FnOnce(&T) -> JsValue) -> Step<JsValue> {
 }
 
 impl Verifier {
+    /// `startWithin` (`resend` false) and `resendWithin`: one body, so the
+    /// module holds one copy of it.
+    fn send(
+        &self,
+        budgets: &JsValue,
+        purpose: &JsValue,
+        phone: &PhoneNumber,
+        channel: Option<ChannelArg>,
+        context: Option<ContextArg>,
+        resend: bool,
+    ) -> Promise {
+        let context = context.map(JsValue::from);
+        self.call(purpose, phone, context.as_ref(), Some(budgets), || {
+            let channel = parse_channel(channel.map(JsValue::from).as_ref())?;
+            check_randomness()?;
+            Ok(if resend {
+                Op::Resend(channel)
+            } else {
+                Op::Start(channel.unwrap_or(Channel::Sms))
+            })
+        })
+    }
+
     /// Runs the call `op` builds as a Promise (one future type for every
     /// method: each would be its own state machine in the module), or
     /// rejects with what went wrong checking its arguments.
