@@ -150,9 +150,13 @@ impl Policy {
     }
 
     /// The E.164 digit prefixes no code is ever sent to.
-    #[wasm_bindgen(getter, js_name = deniedPrefixes)]
-    pub fn denied_prefixes(&self) -> Vec<String> {
-        self.inner.denied_prefixes().to_vec()
+    #[wasm_bindgen(getter, js_name = deniedPrefixes, unchecked_return_type = "string[]")]
+    pub fn denied_prefixes(&self) -> js_sys::Array {
+        self.inner
+            .denied_prefixes()
+            .iter()
+            .map(|p| JsValue::from_str(p))
+            .collect()
     }
 }
 
