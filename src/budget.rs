@@ -367,7 +367,7 @@ mod tests {
     }
 
     fn t(secs: i64) -> At {
-        Secs(20_000 * 86_400 + secs).at()
+        Secs::new(20_000 * 86_400 + secs).at()
     }
 
     #[test]

@@ -801,7 +801,7 @@ impl RecordFields {
             let far =
                 crate::record::later(Secs::of(base), Duration::days(i64::from(days % 3_000_000)))
                     .floor()
-                    .clamp(Secs::EPOCH, Secs(crate::record::MAX_SECS));
+                    .clamp(Secs::EPOCH, Secs::new(crate::record::MAX_SECS));
             match which % 4 {
                 0 => record.written_at = far,
                 1 => record.ledger.guesses.locked_until = Some(far),
@@ -838,7 +838,7 @@ fn run_transitions(record: &Record) {
     let range = crate::budget_key::BudgetKey::range(subject.phone(), &Policy::default());
     let global = crate::budget_key::BudgetKey::global();
     // The tag a decoded bucket names, when it names one: its give-back.
-    let tag = crate::budget_key::SpendTag(record.bucket.map_or(1, |b| b.last.max(1)));
+    let tag = crate::budget_key::SpendTag(record.bucket.as_ref().map_or(1, |b| b.last.max(1)));
     for policy in policies {
         let engine = Engine::new(policy, KeyRing::new(key.clone()));
         for offset in [-86_400 * 400, -61, 0, 59, 601, 86_400 * 400] {

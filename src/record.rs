@@ -10,6 +10,7 @@
 //! malformed is a [`RecordError`], never a panic.
 
 use core::fmt;
+use core::num::NonZeroI64;
 
 use time::{Duration, OffsetDateTime};
 
@@ -142,8 +143,9 @@ pub struct Record {
     /// The instant of the write that stored this record (rounded down).
     pub(crate) written_at: Secs,
     /// For a budget key's record (and only there): its bucket. Such a
-    /// record has no validation and an empty ledger.
-    pub(crate) bucket: Option<KeyBucket>,
+    /// record has no validation and an empty ledger. Boxed: a subject's
+    /// record, the usual one, then carries 8 bytes for it, not 24.
+    pub(crate) bucket: Option<Box<KeyBucket>>,
 }
 
 impl Record {
@@ -161,12 +163,12 @@ impl Record {
     /// A budget key's record with a full bucket.
     pub(crate) fn bucket(kind: BudgetKind) -> Self {
         Self {
-            bucket: Some(KeyBucket {
+            bucket: Some(Box::new(KeyBucket {
                 kind,
                 tat: None,
                 last: 0,
                 refunded: false,
-            }),
+            })),
             ..Self::empty()
         }
     }
@@ -266,11 +268,11 @@ impl Record {
         let (floor_now, ceil_now) = (now.floor(), now.ceil());
         // A record written after `now` (a clock that was ahead, since set
         // back) keeps what its budgets owed at that write, counted from now.
-        let ahead = r.written_at.0.saturating_sub(floor_now.0).max(0);
+        let ahead = r.written_at.get().saturating_sub(floor_now.get()).max(0);
         // Never before the codec's first instant: a record written near
         // the year 9000 and read near 1970 would otherwise move its
         // deadlines to before the epoch, which no record can hold.
-        let back = |t: Secs| Secs(t.0.saturating_sub(ahead).max(0));
+        let back = |t: Secs| Secs::new(t.get().saturating_sub(ahead).max(0));
         if let Some(v) = r.current.as_mut() {
             v.created_at = v.created_at.min(floor_now);
             v.last_sent_at = v.last_sent_at.min(ceil_now);
@@ -533,7 +535,7 @@ pub(crate) fn normalize_now(now: OffsetDateTime) -> OffsetDateTime {
 }
 
 fn put_secs(out: &mut Vec<u8>, t: Secs) {
-    out.extend_from_slice(&t.0.to_be_bytes());
+    out.extend_from_slice(&t.get().to_be_bytes());
 }
 
 struct Reader<'a> {
@@ -566,7 +568,7 @@ impl Reader<'_> {
         let secs = i64::from_be_bytes(self.array()?);
         (0..=MAX_SECS)
             .contains(&secs)
-            .then_some(Secs(secs))
+            .then_some(Secs::new(secs))
             .ok_or(RecordError::Invalid("instant"))
     }
     fn opt_secs(&mut self, present: bool) -> Result<Option<Secs>, RecordError> {
@@ -636,12 +638,11 @@ impl Reader<'_> {
         let tat = self.opt_secs(flags & 1 != 0)?;
         let last = u64::from_be_bytes(self.array()?);
         let mut record = Record::bucket(kind);
-        record.bucket = Some(KeyBucket {
-            kind,
-            tat,
-            last,
-            refunded: flags & 2 != 0,
-        });
+        if let Some(b) = record.bucket.as_mut() {
+            b.tat = tat;
+            b.last = last;
+            b.refunded = flags & 2 != 0;
+        }
         record.written_at = self.secs()?;
         Ok(record)
     }
@@ -715,7 +716,9 @@ impl Reader<'_> {
         }
         let secs = i64::try_from(nanos / billion).map_err(|_| RecordError::Invalid("instant"))?;
         let sub = u32::try_from(nanos % billion).map_err(|_| RecordError::Invalid("instant"))?;
-        Ok(Secs(secs).at().plus(Duration::nanoseconds(i64::from(sub))))
+        Ok(Secs::new(secs)
+            .at()
+            .plus(Duration::nanoseconds(i64::from(sub))))
     }
     fn opt_nanos(&mut self) -> Result<Option<At>, RecordError> {
         match self.u8()? {
@@ -797,17 +800,48 @@ impl std::error::Error for RecordError {}
 /// An instant as a record holds it: whole seconds since the Unix epoch.
 /// Records compare and move these with integer arithmetic; they become an
 /// [`OffsetDateTime`] only at the public API's edge.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Secs(pub(crate) i64);
+///
+/// Kept as its distance past the first instant `time` holds, plus one:
+/// never zero, so an `Option<Secs>` takes 8 bytes, not 16 (a record holds
+/// five). The order is the instants' order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Secs(NonZeroI64);
+
+impl core::fmt::Debug for Secs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Secs({})", self.get())
+    }
+}
 
 impl Secs {
     /// The Unix epoch, the first instant a record holds.
-    pub(crate) const EPOCH: Self = Self(0);
+    pub(crate) const EPOCH: Self = Self::new(0);
+
+    /// `secs` Unix seconds, within the years -9999 to 9999 (clamped).
+    pub(crate) const fn new(secs: i64) -> Self {
+        let secs = if secs < MIN_SECS {
+            MIN_SECS
+        } else if secs > MAX_SECS {
+            MAX_SECS
+        } else {
+            secs
+        };
+        // At least 1: never zero, never overflows.
+        match NonZeroI64::new(secs - MIN_SECS + 1) {
+            Some(n) => Self(n),
+            None => Self(NonZeroI64::MAX),
+        }
+    }
+
+    /// The Unix seconds.
+    pub(crate) const fn get(self) -> i64 {
+        self.0.get() + MIN_SECS - 1
+    }
 
     /// The instant, to the nanosecond (exact).
     pub(crate) const fn at(self) -> At {
         At {
-            secs: self.0,
+            secs: self.get(),
             nanos: 0,
         }
     }
@@ -867,15 +901,15 @@ impl At {
 
     /// Rounded down to the second.
     pub(crate) const fn floor(self) -> Secs {
-        Secs(self.secs)
+        Secs::new(self.secs)
     }
 
     /// Rounded up to the second (saturating at the last instant).
     pub(crate) fn ceil(self) -> Secs {
         if self.nanos == 0 {
-            Secs(self.secs)
+            Secs::new(self.secs)
         } else {
-            Secs(self.secs.saturating_add(1).min(MAX_SECS))
+            Secs::new(self.secs.saturating_add(1).min(MAX_SECS))
         }
     }
 
@@ -897,7 +931,7 @@ impl At {
             return MAX_SECS_AT;
         }
         if secs < MIN_SECS {
-            return Secs(MIN_SECS).at();
+            return Secs::new(MIN_SECS).at();
         }
         Self {
             secs,
@@ -973,7 +1007,7 @@ pub(crate) fn until(a: impl Into<At>, b: impl Into<At>) -> Duration {
 pub(crate) const MAX_INSTANT: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
 /// [`MAX_INSTANT`] in Unix seconds.
 pub(crate) const MAX_SECS: i64 = 253_402_300_799;
-const MAX_SECS_AT: At = Secs(MAX_SECS).at();
+const MAX_SECS_AT: At = Secs::new(MAX_SECS).at();
 /// The first instant `time` holds (-9999-01-01), in Unix seconds.
 const MIN_SECS: i64 = -377_705_116_800;
 /// The last `now` the engine works with (see [`normalize_now`]).
@@ -985,7 +1019,7 @@ mod tests {
     use time::macros::datetime;
 
     /// 2024-11-22 12:00 UTC.
-    const T: Secs = Secs(1_732_276_800);
+    const T: Secs = Secs::new(1_732_276_800);
 
     impl core::ops::Add<Duration> for Secs {
         type Output = Self;
@@ -1003,15 +1037,15 @@ mod tests {
     impl core::ops::Sub for Secs {
         type Output = Duration;
         fn sub(self, a: Self) -> Duration {
-            Duration::seconds(self.0 - a.0)
+            Duration::seconds(self.get() - a.get())
         }
     }
 
     #[test]
     fn instant_constants() {
-        assert_eq!(Secs(MAX_SECS).to_datetime(), MAX_INSTANT);
+        assert_eq!(Secs::new(MAX_SECS).to_datetime(), MAX_INSTANT);
         assert_eq!(
-            Secs(MIN_SECS).to_datetime(),
+            Secs::new(MIN_SECS).to_datetime(),
             datetime!(-9999-01-01 0:00 UTC)
         );
         assert_eq!(Secs::of(T.to_datetime()), T);
@@ -1084,12 +1118,12 @@ mod tests {
 
     fn budget(tat: Option<Secs>) -> Record {
         let mut r = Record::bucket(BudgetKind::Range);
-        r.bucket = Some(KeyBucket {
+        r.bucket = Some(Box::new(KeyBucket {
             kind: BudgetKind::Range,
             tat,
             last: 0x0123_4567_89ab_cdef,
             refunded: true,
-        });
+        }));
         r.written_at = T;
         r
     }
@@ -1376,7 +1410,7 @@ mod tests {
             locked_until: Some(old + Duration::hours(1)),
         };
         r.ledger.sends.tat = Some(old + Duration::minutes(10));
-        let now = Secs(30).at();
+        let now = Secs::new(30).at();
         let b = r.bounded(now, &p);
         let g = &b.ledger.guesses;
         assert!(g.last_failure_at >= Some(Secs::EPOCH));
@@ -1424,13 +1458,13 @@ mod tests {
 
     #[test]
     fn saturating_time() {
-        let max = Secs(MAX_SECS);
+        let max = Secs::new(MAX_SECS);
         assert_eq!(later(max, Duration::days(1)), max.at());
         assert_eq!(later(max, Duration::milliseconds(5)).ceil(), max);
         assert_eq!(
-            later(Secs(MIN_SECS), -Duration::days(1)),
-            Secs(MIN_SECS).at()
+            later(Secs::new(MIN_SECS), -Duration::days(1)),
+            Secs::new(MIN_SECS).at()
         );
-        assert_eq!(until(max, Secs(MIN_SECS)), Duration::ZERO);
+        assert_eq!(until(max, Secs::new(MIN_SECS)), Duration::ZERO);
     }
 }

@@ -248,13 +248,13 @@ impl Subjects {
 /// latest spend tagged `tag`.
 fn bucket(kind: BudgetKind, tag: u64, tat: OffsetDateTime) -> Record {
     let mut r = Record::bucket(kind);
-    r.bucket = Some(KeyBucket {
+    r.bucket = Some(Box::new(KeyBucket {
         kind,
         tat: Some(Secs::of(tat)),
         last: tag,
         refunded: false,
-    });
-    r.written_at = Secs(At::of(OffsetDateTime::now_utc()).ceil().0 - 1);
+    }));
+    r.written_at = Secs::new(At::of(OffsetDateTime::now_utc()).ceil().get() - 1);
     r
 }
 
@@ -265,7 +265,7 @@ fn bucket(kind: BudgetKind, tag: u64, tat: OffsetDateTime) -> Record {
 fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
     let nonce_byte = counter.to_be_bytes()[3];
     let expires_at = Secs::of(expires_at);
-    let sent_at = Secs(expires_at.0 - 1);
+    let sent_at = Secs::new(expires_at.get() - 1);
     Record {
         generation: counter.wrapping_add(1),
         current: Some(Validation {

@@ -1168,7 +1168,7 @@ impl Engine {
     /// when there is none (or the stored record is not this kind's bucket).
     fn bucket_of(&self, record: Option<&Record>, key: &BudgetKey, now: At) -> Record {
         record
-            .filter(|r| r.bucket.is_some_and(|b| b.kind == key.kind()))
+            .filter(|r| r.bucket.as_ref().is_some_and(|b| b.kind == key.kind()))
             .map_or_else(
                 || Record::bucket(key.kind()),
                 |r| r.bounded(now, &self.policy),
