@@ -28,10 +28,10 @@
 //! `s + (k − b)·T`, and `(cap − b + 1)·T ≥ window`. The state is one instant,
 //! the theoretical arrival time (TAT).
 
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::policy::Policy;
-use crate::record::{ceil_s, later};
+use crate::record::{At, Secs, later};
 
 /// The subject's guessing ledger.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,9 +40,9 @@ pub(crate) struct Guesses {
     pub(crate) failures: u32,
     /// When the last of them happened (rounded up); `None` when `failures`
     /// is 0.
-    pub(crate) last_failure_at: Option<OffsetDateTime>,
+    pub(crate) last_failure_at: Option<Secs>,
     /// The end of the current lockout, if one was set.
-    pub(crate) locked_until: Option<OffsetDateTime>,
+    pub(crate) locked_until: Option<Secs>,
 }
 
 /// What one more failure did to the subject.
@@ -51,7 +51,7 @@ pub(crate) enum Penalty {
     /// Nothing beyond the count.
     None,
     /// Locked until the instant.
-    Lock(OffsetDateTime),
+    Lock(Secs),
     /// Blocked until an operator unlocks the subject.
     Block,
 }
@@ -60,7 +60,7 @@ impl Guesses {
     /// The consecutive failures that still count at `now`: all of them,
     /// unless [`failure_window`](Policy::failure_window) passed since the
     /// last one and the subject is not blocked.
-    pub(crate) fn failures_at(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
+    pub(crate) fn failures_at(&self, now: At, policy: &Policy) -> u32 {
         if self.failures >= policy.failure_hard_cap() {
             return self.failures;
         }
@@ -76,12 +76,12 @@ impl Guesses {
     }
 
     /// The end of the lockout running at `now`, if any.
-    pub(crate) fn locked_at(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn locked_at(&self, now: At) -> Option<Secs> {
         self.locked_until.filter(|&until| now < until)
     }
 
     /// Failures left before the next lockout (or the block), at `now`.
-    pub(crate) fn left_before_lock(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
+    pub(crate) fn left_before_lock(&self, now: At, policy: &Policy) -> u32 {
         let n = self.failures_at(now, policy);
         let cap = policy.failure_cap();
         let to_lock = cap - n % cap;
@@ -89,9 +89,9 @@ impl Guesses {
     }
 
     /// Counts one failure at `now` and applies the penalty it earns.
-    pub(crate) fn fail(&mut self, now: OffsetDateTime, policy: &Policy) -> Penalty {
+    pub(crate) fn fail(&mut self, now: At, policy: &Policy) -> Penalty {
         self.failures = self.failures_at(now, policy).saturating_add(1);
-        self.last_failure_at = Some(ceil_s(now));
+        self.last_failure_at = Some(now.ceil());
         if self.failures >= policy.failure_hard_cap() {
             self.locked_until = None;
             return Penalty::Block;
@@ -100,7 +100,7 @@ impl Guesses {
             return Penalty::None;
         }
         let nth = self.failures / policy.failure_cap();
-        let until = ceil_s(later(now, lockout(policy, nth)));
+        let until = now.plus(lockout(policy, nth)).ceil();
         self.locked_until = Some(until);
         Penalty::Lock(until)
     }
@@ -128,7 +128,7 @@ pub(crate) fn lockout(policy: &Policy, nth: u32) -> Duration {
 /// The subject's send rate: a GCRA bucket's theoretical arrival time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SendRate {
-    pub(crate) tat: Option<OffsetDateTime>,
+    pub(crate) tat: Option<Secs>,
 }
 
 /// The subject's latest send, for delivery reports (see
@@ -164,17 +164,17 @@ pub(crate) fn send_rate(policy: &Policy) -> (u32, Duration) {
 
 impl SendRate {
     /// The earliest instant at which a send conforms.
-    pub(crate) fn ready_at(&self, policy: &Policy) -> Option<OffsetDateTime> {
+    pub(crate) fn ready_at(&self, policy: &Policy) -> Option<Secs> {
         Rate::of_subject(policy).ready_at(self.tat)
     }
 
     /// True when a send at `now` conforms.
-    pub(crate) fn allows(&self, now: OffsetDateTime, policy: &Policy) -> bool {
+    pub(crate) fn allows(&self, now: At, policy: &Policy) -> bool {
         Rate::of_subject(policy).allows(self.tat, now)
     }
 
     /// Sends that would conform at `now`, one after the other.
-    pub(crate) fn left(&self, now: OffsetDateTime, policy: &Policy) -> u32 {
+    pub(crate) fn left(&self, now: At, policy: &Policy) -> u32 {
         Rate::of_subject(policy).left(self.tat, now)
     }
 
@@ -184,12 +184,12 @@ impl SendRate {
     /// A TAT that goes back to `now` or before means a full bucket, which is
     /// what no TAT means: it is dropped, so no instant before `now` (nor
     /// before the records' range) is ever stored.
-    pub(crate) fn refund(&mut self, now: OffsetDateTime, policy: &Policy) {
+    pub(crate) fn refund(&mut self, now: At, policy: &Policy) {
         Rate::of_subject(policy).refund(&mut self.tat, now);
     }
 
     /// Spends one send at `now` (which must conform).
-    pub(crate) fn spend(&mut self, now: OffsetDateTime, policy: &Policy) {
+    pub(crate) fn spend(&mut self, now: At, policy: &Policy) {
         Rate::of_subject(policy).spend(&mut self.tat, now);
     }
 }
@@ -281,8 +281,9 @@ impl Rate {
     }
 
     /// The earliest instant at which a send conforms to a bucket at `tat`.
-    pub(crate) fn ready_at(&self, tat: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
-        tat.map(|tat| later(tat, -self.tolerance()))
+    pub(crate) fn ready_at(&self, tat: Option<Secs>) -> Option<Secs> {
+        // Whole seconds (the interval is): the floor is exact.
+        tat.map(|tat| tat.plus(-self.tolerance()).floor())
     }
 
     /// True when a send at `now` conforms. Records hold whole seconds, so a
@@ -291,38 +292,38 @@ impl Rate {
     /// `now` itself is compared unrounded. So within the second of a
     /// burst's first send, one place of the burst is not yet open: it opens
     /// at the next whole second.
-    pub(crate) fn allows(&self, tat: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    pub(crate) fn allows(&self, tat: Option<Secs>, now: At) -> bool {
         self.ready_at(tat).is_none_or(|ready| now >= ready)
     }
 
     /// Sends that would conform at `now`, one after the other.
-    pub(crate) fn left(&self, tat: Option<OffsetDateTime>, now: OffsetDateTime) -> u32 {
+    pub(crate) fn left(&self, tat: Option<Secs>, now: At) -> u32 {
         let Some(tat) = tat.filter(|&tat| tat > now) else {
             return self.burst;
         };
         // A send conforms while TAT − (burst − 1)·T ≤ now, and each one
         // moves the TAT one interval on.
-        let backlog = (tat - now).whole_nanoseconds();
+        let backlog = crate::record::until(now, tat).whole_nanoseconds();
         let step = self.interval.whole_nanoseconds().max(1);
         let used = u32::try_from((backlog + step - 1) / step).unwrap_or(u32::MAX);
         self.burst.saturating_sub(used)
     }
 
     /// Spends one send at `now` (which must conform).
-    pub(crate) fn spend(&self, tat: &mut Option<OffsetDateTime>, now: OffsetDateTime) {
-        let arrival = ceil_s(now);
+    pub(crate) fn spend(&self, tat: &mut Option<Secs>, now: At) {
+        let arrival = now.ceil();
         let from = tat.map_or(arrival, |tat| tat.max(arrival));
-        *tat = Some(later(from, self.interval));
+        *tat = Some(from.plus(self.interval).ceil());
     }
 
     /// Gives back the latest spend: the TAT goes back one interval. Only for
     /// the spend that was the bucket's latest (so the bucket is never fuller
     /// than if it had not happened: the TAT before it was at most this). A
     /// TAT at `now` or before is a full bucket, stored as none.
-    pub(crate) fn refund(&self, tat: &mut Option<OffsetDateTime>, now: OffsetDateTime) {
+    pub(crate) fn refund(&self, tat: &mut Option<Secs>, now: At) {
         *tat = tat
-            .map(|tat| later(tat, -self.interval))
-            .filter(|&tat| tat > ceil_s(now));
+            .map(|tat| tat.plus(-self.interval).floor())
+            .filter(|&tat| tat > now.ceil());
     }
 }
 
@@ -335,7 +336,7 @@ pub(crate) struct KeyBucket {
     /// policy).
     pub(crate) kind: crate::budget_key::BudgetKind,
     /// The theoretical arrival time; `None`: full.
-    pub(crate) tat: Option<OffsetDateTime>,
+    pub(crate) tat: Option<Secs>,
     /// The latest spend's tag; 0 before any.
     pub(crate) last: u64,
     /// The latest spend was given back.
@@ -365,8 +366,8 @@ mod tests {
         assert!(!rate.allows(tat, t(2)));
     }
 
-    fn t(secs: i64) -> OffsetDateTime {
-        OffsetDateTime::UNIX_EPOCH + Duration::days(20_000) + Duration::seconds(secs)
+    fn t(secs: i64) -> At {
+        Secs::new(20_000 * 86_400 + secs).at()
     }
 
     #[test]
@@ -381,7 +382,7 @@ mod tests {
         }
         assert!(!r.allows(t(0), &p));
         assert_eq!(r.left(t(0), &p), 0);
-        assert_eq!(r.ready_at(&p), Some(t(600)));
+        assert_eq!(r.ready_at(&p), Some(t(600).floor()));
         assert!(r.allows(t(600), &p));
     }
 
@@ -393,7 +394,7 @@ mod tests {
         for i in 0..100 {
             match g.fail(t(i), &p) {
                 Penalty::None => {}
-                Penalty::Lock(until) => locks.push(until - t(i)),
+                Penalty::Lock(until) => locks.push(crate::record::until(t(i), until)),
                 Penalty::Block => {
                     assert_eq!(i, 99);
                     assert!(g.blocked(&p));
@@ -449,7 +450,7 @@ mod tests {
                     // The refusal's time is when a send conforms.
                     let ready = bucket.ready_at(&p).expect("a send was made");
                     proptest::prop_assert!(ready > now);
-                    proptest::prop_assert!(bucket.allows(ready, &p));
+                    proptest::prop_assert!(bucket.allows(ready.at(), &p));
                 }
             }
             let w = Duration::seconds(window);
@@ -457,7 +458,7 @@ mod tests {
                 let inside = sent[i..].iter().take_while(|&&s| s < start + w).count();
                 proptest::prop_assert!(
                     inside <= usize::try_from(cap).expect("small"),
-                    "{} sends in a window from {}", inside, start
+                    "{} sends in a window from {:?}", inside, start
                 );
             }
         }

@@ -12,6 +12,7 @@ use arbitrary::Arbitrary;
 use rand_core::{Infallible, TryCryptoRng, TryRng};
 use time::{Duration, OffsetDateTime};
 
+use crate::record::Secs;
 use crate::subject::Tenant;
 use crate::{
     Channel, Clock, Code, Delivery, Engine, Error, Event, KeyId, KeyRing, ManualClock, MemoryStore,
@@ -760,7 +761,7 @@ impl RecordFields {
         use crate::budget::{Guesses, SendRate};
         use crate::record::{Ledger, Validation};
         let base = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let at = |minutes: i16| base + Duration::minutes(i64::from(minutes));
+        let at = |minutes: i16| Secs::of(base + Duration::minutes(i64::from(minutes)));
         let mut record = Record {
             generation: u32::from(self.generation % 4),
             current: self.validation.as_ref().map(|v| Validation {
@@ -797,8 +798,10 @@ impl RecordFields {
             bucket: None,
         };
         if let Some((which, days)) = self.far {
-            let far = crate::record::later(base, Duration::days(i64::from(days % 3_000_000)))
-                .clamp(OffsetDateTime::UNIX_EPOCH, crate::record::MAX_INSTANT);
+            let far =
+                crate::record::later(Secs::of(base), Duration::days(i64::from(days % 3_000_000)))
+                    .floor()
+                    .clamp(Secs::EPOCH, Secs::new(crate::record::MAX_SECS));
             match which % 4 {
                 0 => record.written_at = far,
                 1 => record.ledger.guesses.locked_until = Some(far),
@@ -835,12 +838,13 @@ fn run_transitions(record: &Record) {
     let range = crate::budget_key::BudgetKey::range(subject.phone(), &Policy::default());
     let global = crate::budget_key::BudgetKey::global();
     // The tag a decoded bucket names, when it names one: its give-back.
-    let tag = crate::budget_key::SpendTag(record.bucket.map_or(1, |b| b.last.max(1)));
+    let tag = crate::budget_key::SpendTag(record.bucket.as_ref().map_or(1, |b| b.last.max(1)));
     for policy in policies {
         let engine = Engine::new(policy, KeyRing::new(key.clone()));
         for offset in [-86_400 * 400, -61, 0, 59, 601, 86_400 * 400] {
             // Saturating: a decoded record may be written up to the year 9999.
-            let now = crate::record::later(record.written_at, Duration::seconds(offset));
+            let now =
+                crate::record::later(record.written_at, Duration::seconds(offset)).to_datetime();
             let mut rng = CountingRng(3);
             let writes = [
                 engine

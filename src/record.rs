@@ -10,6 +10,7 @@
 //! malformed is a [`RecordError`], never a panic.
 
 use core::fmt;
+use core::num::NonZeroI64;
 
 use time::{Duration, OffsetDateTime};
 
@@ -97,14 +98,14 @@ pub(crate) struct Validation {
     pub(crate) key_id: KeyId,
     pub(crate) nonce: [u8; NONCE_LEN],
     /// When it started (rounded down to the second).
-    pub(crate) created_at: OffsetDateTime,
+    pub(crate) created_at: Secs,
     /// When its code last went out (rounded up: a cooldown never shortens).
-    pub(crate) last_sent_at: OffsetDateTime,
+    pub(crate) last_sent_at: Secs,
     /// When its code stops working (rounded up: an expiry never moves
     /// earlier).
-    pub(crate) expires_at: OffsetDateTime,
+    pub(crate) expires_at: Secs,
     /// When the validation reached its terminal state (rounded down).
-    pub(crate) ended_at: Option<OffsetDateTime>,
+    pub(crate) ended_at: Option<Secs>,
     /// Checks spent on the current code.
     pub(crate) checks: u32,
     /// Sends of this validation, the first included.
@@ -140,10 +141,11 @@ pub struct Record {
     pub(crate) current: Option<Validation>,
     pub(crate) ledger: Ledger,
     /// The instant of the write that stored this record (rounded down).
-    pub(crate) written_at: OffsetDateTime,
+    pub(crate) written_at: Secs,
     /// For a budget key's record (and only there): its bucket. Such a
-    /// record has no validation and an empty ledger.
-    pub(crate) bucket: Option<KeyBucket>,
+    /// record has no validation and an empty ledger. Boxed: a subject's
+    /// record, the usual one, then carries 8 bytes for it, not 24.
+    pub(crate) bucket: Option<Box<KeyBucket>>,
 }
 
 impl Record {
@@ -153,7 +155,7 @@ impl Record {
             generation: 0,
             current: None,
             ledger: Ledger::default(),
-            written_at: OffsetDateTime::UNIX_EPOCH,
+            written_at: Secs::EPOCH,
             bucket: None,
         }
     }
@@ -161,12 +163,12 @@ impl Record {
     /// A budget key's record with a full bucket.
     pub(crate) fn bucket(kind: BudgetKind) -> Self {
         Self {
-            bucket: Some(KeyBucket {
+            bucket: Some(Box::new(KeyBucket {
                 kind,
                 tat: None,
                 last: 0,
                 refunded: false,
-            }),
+            })),
             ..Self::empty()
         }
     }
@@ -188,25 +190,30 @@ impl Record {
     /// plus the longest time the policy gives it, so a record written under
     /// a clock that had jumped ahead does not live for the jump.
     pub fn expires_at(&self, policy: &crate::Policy) -> OffsetDateTime {
+        self.expiry(policy).map_or(MAX_INSTANT, |t| t.to_datetime())
+    }
+
+    /// [`expires_at`](Self::expires_at) without the calendar; `None`: never.
+    pub(crate) fn expiry(&self, policy: &crate::Policy) -> Option<At> {
+        let w = self.written_at;
         if let Some(b) = &self.bucket {
             // A full bucket is what no record means; the TAT is at most the
             // rate's fill time past the write.
             let Some(rate) = policy.budget_rate(b.kind) else {
-                return self.written_at;
+                return Some(w.at());
             };
-            let most = later(self.written_at, rate.fill() + Duration::SECOND);
-            return b.tat.map_or(self.written_at, |t| t.min(most));
+            let most = later(w, rate.fill() + Duration::SECOND);
+            return Some(b.tat.map_or(w.at(), |t| t.at().min(most)));
         }
         let g = &self.ledger.guesses;
         if g.blocked(policy) {
-            return MAX_INSTANT;
+            return None;
         }
-        let w = self.written_at;
         let slack = Duration::SECOND;
-        let bound = |t: OffsetDateTime, most: Duration| t.min(later(w, most + slack));
+        let bound = |t: Secs, most: Duration| t.at().min(later(w, most + slack));
         let (burst, interval) = crate::budget::send_rate(policy);
         let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
-        let forget = |last: OffsetDateTime| later(last, policy.failure_window());
+        let forget = |last: At| later(last, policy.failure_window());
         let candidates = [
             self.current
                 .as_ref()
@@ -215,13 +222,15 @@ impl Record {
             g.locked_until.map(|t| bound(t, policy.max_lockout())),
             g.last_failure_at
                 .filter(|_| g.failures > 0)
-                .map(|t| forget(t.min(later(w, slack)))),
+                .map(|t| forget(t.at().min(later(w, slack)))),
         ];
-        candidates
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        Some(
+            candidates
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(Secs::EPOCH.at()),
+        )
     }
 
     /// The state of the current validation as stored (without the passing of
@@ -254,21 +263,21 @@ impl Record {
     /// A clock that jumped ahead and was corrected so leaves no record with
     /// a year of life or a year of lockout, and the next write stores the
     /// bounded values (so the TTL follows them).
-    pub(crate) fn bounded(&self, now: OffsetDateTime, policy: &crate::Policy) -> Self {
+    pub(crate) fn bounded(&self, now: At, policy: &crate::Policy) -> Self {
         let mut r = self.clone();
-        let (floor_now, ceil_now) = (floor_s(now), ceil_s(now));
+        let (floor_now, ceil_now) = (now.floor(), now.ceil());
         // A record written after `now` (a clock that was ahead, since set
         // back) keeps what its budgets owed at that write, counted from now.
-        let ahead = until(floor_now, r.written_at);
+        let ahead = r.written_at.get().saturating_sub(floor_now.get()).max(0);
         // Never before the codec's first instant: a record written near
         // the year 9000 and read near 1970 would otherwise move its
         // deadlines to before the epoch, which no record can hold.
-        let back = |t: OffsetDateTime| later(t, -ahead).max(OffsetDateTime::UNIX_EPOCH);
+        let back = |t: Secs| Secs::new(t.get().saturating_sub(ahead).max(0));
         if let Some(v) = r.current.as_mut() {
             v.created_at = v.created_at.min(floor_now);
             v.last_sent_at = v.last_sent_at.min(ceil_now);
             v.ended_at = v.ended_at.map(|t| t.min(floor_now));
-            v.expires_at = v.expires_at.min(ceil_s(later(now, policy.code_lifetime())));
+            v.expires_at = v.expires_at.min(now.plus(policy.code_lifetime()).ceil());
         }
         let g = &mut r.ledger.guesses;
         g.last_failure_at = g.last_failure_at.map(|t| back(t).min(ceil_now));
@@ -277,25 +286,26 @@ impl Record {
         let longest = crate::budget::lockout(policy, nth);
         g.locked_until = g
             .locked_until
-            .map(|t| back(t).min(ceil_s(later(now, longest))));
+            .map(|t| back(t).min(now.plus(longest).ceil()));
         let (burst, interval) = crate::budget::send_rate(policy);
         let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
+        // Whole seconds (the interval is): the ceiling is exact.
         let s = &mut r.ledger.sends;
-        s.tat = s.tat.map(|t| back(t).min(later(ceil_now, bucket)));
+        s.tat = s.tat.map(|t| back(t).min(ceil_now.plus(bucket).ceil()));
         if let Some(b) = r.bucket.as_mut() {
             // A bucket holds at most its rate's fill; a kind the policy no
             // longer counts is full.
             let fill = policy.budget_rate(b.kind).map(|rate| rate.fill());
             b.tat = b
                 .tat
-                .and_then(|t| fill.map(|f| back(t).min(later(ceil_now, f))));
+                .and_then(|t| fill.map(|f| back(t).min(ceil_now.plus(f).ceil())));
         }
         r
     }
 
     /// True when the validation is `Sent`, before its expiry and written
     /// before it.
-    pub(crate) fn is_live(&self, now: OffsetDateTime) -> bool {
+    pub(crate) fn is_live(&self, now: At) -> bool {
         self.current.as_ref().is_some_and(|v| {
             v.state == State::Sent && now < v.expires_at && self.written_at < v.expires_at
         })
@@ -502,20 +512,6 @@ const FORMAT_VERSION: u8 = 2;
 const BUDGET_FORMAT_VERSION: u8 = 3;
 use crate::policy::{MAX_BUDGET, MAX_SUBJECT_BUDGET};
 
-/// `t` rounded down to the second.
-pub(crate) fn floor_s(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(0).unwrap_or(t)
-}
-
-/// `t` rounded up to the second (saturating at the last instant).
-pub(crate) fn ceil_s(t: OffsetDateTime) -> OffsetDateTime {
-    if t.nanosecond() == 0 {
-        t
-    } else {
-        later(floor_s(t), Duration::SECOND)
-    }
-}
-
 /// `now` as the engine takes it: in UTC, and within the instants a record
 /// can hold (from the Unix epoch to the year 9000, which leaves room for
 /// every deadline the policy can add). Every engine call passes its `now`
@@ -538,8 +534,8 @@ pub(crate) fn normalize_now(now: OffsetDateTime) -> OffsetDateTime {
         .clamp(OffsetDateTime::UNIX_EPOCH, MAX_NOW)
 }
 
-fn put_secs(out: &mut Vec<u8>, t: OffsetDateTime) {
-    out.extend_from_slice(&t.unix_timestamp().to_be_bytes());
+fn put_secs(out: &mut Vec<u8>, t: Secs) {
+    out.extend_from_slice(&t.get().to_be_bytes());
 }
 
 struct Reader<'a> {
@@ -568,14 +564,14 @@ impl Reader<'_> {
         Channel::from_byte(self.u8()?).ok_or(RecordError::Invalid("channel"))
     }
     /// Version 2: Unix seconds, within the codec's range.
-    fn secs(&mut self) -> Result<OffsetDateTime, RecordError> {
+    fn secs(&mut self) -> Result<Secs, RecordError> {
         let secs = i64::from_be_bytes(self.array()?);
-        OffsetDateTime::from_unix_timestamp(secs)
-            .ok()
-            .filter(|t| (OffsetDateTime::UNIX_EPOCH..=MAX_INSTANT).contains(t))
+        (0..=MAX_SECS)
+            .contains(&secs)
+            .then_some(Secs::new(secs))
             .ok_or(RecordError::Invalid("instant"))
     }
-    fn opt_secs(&mut self, present: bool) -> Result<Option<OffsetDateTime>, RecordError> {
+    fn opt_secs(&mut self, present: bool) -> Result<Option<Secs>, RecordError> {
         present.then(|| self.secs()).transpose()
     }
 
@@ -642,12 +638,11 @@ impl Reader<'_> {
         let tat = self.opt_secs(flags & 1 != 0)?;
         let last = u64::from_be_bytes(self.array()?);
         let mut record = Record::bucket(kind);
-        record.bucket = Some(KeyBucket {
-            kind,
-            tat,
-            last,
-            refunded: flags & 2 != 0,
-        });
+        if let Some(b) = record.bucket.as_mut() {
+            b.tat = tat;
+            b.last = last;
+            b.refunded = flags & 2 != 0;
+        }
         record.written_at = self.secs()?;
         Ok(record)
     }
@@ -663,10 +658,10 @@ impl Reader<'_> {
                 derivation: DERIVATION_V1,
                 key_id: KeyId(self.u32()?),
                 nonce: self.array()?,
-                created_at: floor_s(self.nanos()?),
-                last_sent_at: ceil_s(self.nanos()?),
-                expires_at: ceil_s(self.nanos()?),
-                ended_at: self.opt_nanos()?.map(floor_s),
+                created_at: self.nanos()?.floor(),
+                last_sent_at: self.nanos()?.ceil(),
+                expires_at: self.nanos()?.ceil(),
+                ended_at: self.opt_nanos()?.map(At::floor),
                 checks: self.u32()?,
                 sends: self.u32()?,
             }),
@@ -676,21 +671,17 @@ impl Reader<'_> {
         let failures_since = self.opt_nanos()?;
         let _send_count = self.u32()?;
         let sends_since = self.opt_nanos()?;
-        let locked_until = self.opt_nanos()?.map(ceil_s);
+        let locked_until = self.opt_nanos()?.map(At::ceil);
         // Version 1 kept no write instant: the latest instant it holds
         // that marks something that happened stands in for it.
         let happened = [
             current.as_ref().map(|v| v.created_at),
-            current.as_ref().map(|v| floor_s(v.last_sent_at)),
+            current.as_ref().map(|v| v.last_sent_at),
             current.as_ref().and_then(|v| v.ended_at),
-            failures_since.map(floor_s),
-            sends_since.map(floor_s),
+            failures_since.map(At::floor),
+            sends_since.map(At::floor),
         ];
-        let written_at = happened
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let written_at = happened.into_iter().flatten().max().unwrap_or(Secs::EPOCH);
         let validated = current.as_ref().is_some_and(|v| v.state.is_validated());
         // A version 1 lockout reset the count; the lock stands for one.
         let failures = match (validated, locked_until) {
@@ -717,14 +708,19 @@ impl Reader<'_> {
             bucket: None,
         })
     }
-    fn nanos(&mut self) -> Result<OffsetDateTime, RecordError> {
+    fn nanos(&mut self) -> Result<At, RecordError> {
         let nanos = i128::from_be_bytes(self.array()?);
-        OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .ok()
-            .filter(|t| (OffsetDateTime::UNIX_EPOCH..=MAX_INSTANT).contains(t))
-            .ok_or(RecordError::Invalid("instant"))
+        let billion = i128::from(NANOS);
+        if !(0..=i128::from(MAX_SECS) * billion).contains(&nanos) {
+            return Err(RecordError::Invalid("instant"));
+        }
+        let secs = i64::try_from(nanos / billion).map_err(|_| RecordError::Invalid("instant"))?;
+        let sub = u32::try_from(nanos % billion).map_err(|_| RecordError::Invalid("instant"))?;
+        Ok(Secs::new(secs)
+            .at()
+            .plus(Duration::nanoseconds(i64::from(sub))))
     }
-    fn opt_nanos(&mut self) -> Result<Option<OffsetDateTime>, RecordError> {
+    fn opt_nanos(&mut self) -> Result<Option<At>, RecordError> {
         match self.u8()? {
             0 => Ok(None),
             1 => self.nanos().map(Some),
@@ -801,35 +797,260 @@ impl fmt::Display for RecordError {
 
 impl std::error::Error for RecordError {}
 
+/// An instant as a record holds it: whole seconds since the Unix epoch.
+/// Records compare and move these with integer arithmetic; they become an
+/// [`OffsetDateTime`] only at the public API's edge.
+///
+/// Kept as its distance past the first instant `time` holds, plus one:
+/// never zero, so an `Option<Secs>` takes 8 bytes, not 16 (a record holds
+/// five). The order is the instants' order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Secs(NonZeroI64);
+
+impl core::fmt::Debug for Secs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Secs({})", self.get())
+    }
+}
+
+impl Secs {
+    /// The Unix epoch, the first instant a record holds.
+    pub(crate) const EPOCH: Self = Self::new(0);
+
+    /// `secs` Unix seconds, within the years -9999 to 9999 (clamped).
+    pub(crate) const fn new(secs: i64) -> Self {
+        let secs = if secs < MIN_SECS {
+            MIN_SECS
+        } else if secs > MAX_SECS {
+            MAX_SECS
+        } else {
+            secs
+        };
+        // At least 1: never zero, never overflows.
+        match NonZeroI64::new(secs - MIN_SECS + 1) {
+            Some(n) => Self(n),
+            None => Self(NonZeroI64::MAX),
+        }
+    }
+
+    /// The Unix seconds.
+    pub(crate) const fn get(self) -> i64 {
+        self.0.get() + MIN_SECS - 1
+    }
+
+    /// The instant, to the nanosecond (exact).
+    pub(crate) const fn at(self) -> At {
+        At {
+            secs: self.get(),
+            nanos: 0,
+        }
+    }
+
+    /// `self + d`, saturating as [`later`] does.
+    pub(crate) fn plus(self, d: Duration) -> At {
+        self.at().plus(d)
+    }
+
+    /// The instant for the public API.
+    pub(crate) fn to_datetime(self) -> OffsetDateTime {
+        self.at().to_datetime()
+    }
+
+    /// Whole seconds of a date: for tests and fuzzing, which write instants
+    /// as dates.
+    #[cfg(any(test, feature = "fuzzing", feature = "testkit"))]
+    pub(crate) fn of(t: OffsetDateTime) -> Self {
+        At::of(t).floor()
+    }
+}
+
+/// An instant the engine computes with: the time since the Unix epoch, to
+/// the nanosecond (the clock's `now`, or a stored instant plus a policy
+/// duration). Plain integers, no calendar: the clock's `now` is converted
+/// once per operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct At {
+    secs: i64,
+    /// Below 1 000 000 000.
+    nanos: u32,
+}
+
+const NANOS: i64 = 1_000_000_000;
+
+impl At {
+    /// `t` as the engine takes it (see [`normalize_now`]).
+    pub(crate) fn now(t: OffsetDateTime) -> Self {
+        Self::of(normalize_now(t))
+    }
+
+    /// `t`'s Unix time, to the nanosecond.
+    pub(crate) fn of(t: OffsetDateTime) -> Self {
+        Self {
+            secs: t.unix_timestamp(),
+            nanos: t.nanosecond(),
+        }
+    }
+
+    /// The instant for the public API (one calendar conversion).
+    pub(crate) fn to_datetime(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.secs)
+            .ok()
+            .and_then(|t| t.replace_nanosecond(self.nanos).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Rounded down to the second.
+    pub(crate) const fn floor(self) -> Secs {
+        Secs::new(self.secs)
+    }
+
+    /// Rounded up to the second (saturating at the last instant).
+    pub(crate) fn ceil(self) -> Secs {
+        if self.nanos == 0 {
+            Secs::new(self.secs)
+        } else {
+            Secs::new(self.secs.saturating_add(1).min(MAX_SECS))
+        }
+    }
+
+    /// `self + d`, saturating as [`later`] does.
+    pub(crate) fn plus(self, d: Duration) -> Self {
+        let mut secs = self.secs.saturating_add(d.whole_seconds());
+        // In (-1e9, 2e9): one carry at most.
+        let mut nanos = i64::from(self.nanos) + i64::from(d.subsec_nanoseconds());
+        if nanos >= NANOS {
+            secs = secs.saturating_add(1);
+            nanos -= NANOS;
+        } else if nanos < 0 {
+            secs = secs.saturating_sub(1);
+            nanos += NANOS;
+        }
+        // As `OffsetDateTime::checked_add` fails past the year 9999 (or
+        // before -9999): the last instant (or the first).
+        if secs > MAX_SECS {
+            return MAX_SECS_AT;
+        }
+        if secs < MIN_SECS {
+            return Secs::new(MIN_SECS).at();
+        }
+        Self {
+            secs,
+            nanos: u32::try_from(nanos).unwrap_or(0),
+        }
+    }
+}
+
+impl PartialEq<Secs> for At {
+    fn eq(&self, other: &Secs) -> bool {
+        *self == other.at()
+    }
+}
+
+impl PartialOrd<Secs> for At {
+    fn partial_cmp(&self, other: &Secs) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(&other.at()))
+    }
+}
+
+impl PartialEq<At> for Secs {
+    fn eq(&self, other: &At) -> bool {
+        self.at() == *other
+    }
+}
+
+impl PartialOrd<At> for Secs {
+    fn partial_cmp(&self, other: &At) -> Option<core::cmp::Ordering> {
+        Some(self.at().cmp(other))
+    }
+}
+
+impl From<Secs> for At {
+    fn from(s: Secs) -> Self {
+        s.at()
+    }
+}
+
+#[cfg(test)]
+impl core::ops::Add<Duration> for At {
+    type Output = Self;
+    fn add(self, d: Duration) -> Self {
+        self.plus(d)
+    }
+}
+
+#[cfg(test)]
+impl core::ops::AddAssign<Duration> for At {
+    fn add_assign(&mut self, d: Duration) {
+        *self = self.plus(d);
+    }
+}
+
 /// `t + d`, saturating at the last representable instant instead of
 /// panicking: records from a store and callers' clocks are not trusted to
 /// stay in range.
-pub(crate) fn later(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
-    t.checked_add(d).unwrap_or(if d.is_negative() {
-        MIN_INSTANT
-    } else {
-        MAX_INSTANT
-    })
+pub(crate) fn later(t: impl Into<At>, d: Duration) -> At {
+    t.into().plus(d)
 }
 
 /// `b - a`, never negative.
-pub(crate) fn until(a: OffsetDateTime, b: OffsetDateTime) -> Duration {
-    let d = b - a;
-    if d.is_negative() { Duration::ZERO } else { d }
+pub(crate) fn until(a: impl Into<At>, b: impl Into<At>) -> Duration {
+    let (a, b) = (a.into(), b.into());
+    if b <= a {
+        return Duration::ZERO;
+    }
+    // Both within the years ±9999: no overflow.
+    let nanos = i64::from(b.nanos) - i64::from(a.nanos);
+    Duration::new(b.secs - a.secs, i32::try_from(nanos).unwrap_or(0))
 }
 
 /// The last instant a record holds.
 pub(crate) const MAX_INSTANT: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+/// [`MAX_INSTANT`] in Unix seconds.
+pub(crate) const MAX_SECS: i64 = 253_402_300_799;
+const MAX_SECS_AT: At = Secs::new(MAX_SECS).at();
+/// The first instant `time` holds (-9999-01-01), in Unix seconds.
+const MIN_SECS: i64 = -377_705_116_800;
 /// The last `now` the engine works with (see [`normalize_now`]).
 pub(crate) const MAX_NOW: OffsetDateTime = time::macros::datetime!(9000-01-01 0:00 UTC);
-const MIN_INSTANT: OffsetDateTime = time::macros::datetime!(-9999-01-01 0:00 UTC);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::macros::datetime;
 
-    const T: OffsetDateTime = datetime!(2024-11-22 12:00 UTC);
+    /// 2024-11-22 12:00 UTC.
+    const T: Secs = Secs::new(1_732_276_800);
+
+    impl core::ops::Add<Duration> for Secs {
+        type Output = Self;
+        fn add(self, d: Duration) -> Self {
+            self.plus(d).floor()
+        }
+    }
+
+    impl core::ops::AddAssign<Duration> for Secs {
+        fn add_assign(&mut self, d: Duration) {
+            *self = *self + d;
+        }
+    }
+
+    impl core::ops::Sub for Secs {
+        type Output = Duration;
+        fn sub(self, a: Self) -> Duration {
+            Duration::seconds(self.get() - a.get())
+        }
+    }
+
+    #[test]
+    fn instant_constants() {
+        assert_eq!(Secs::new(MAX_SECS).to_datetime(), MAX_INSTANT);
+        assert_eq!(
+            Secs::new(MIN_SECS).to_datetime(),
+            datetime!(-9999-01-01 0:00 UTC)
+        );
+        assert_eq!(Secs::of(T.to_datetime()), T);
+        assert_eq!(T.to_datetime(), datetime!(2024-11-22 12:00 UTC));
+    }
 
     fn sample() -> Record {
         Record {
@@ -895,14 +1116,14 @@ mod tests {
         assert_eq!(Record::from_bytes(&failed.to_bytes()), Ok(failed));
     }
 
-    fn budget(tat: Option<OffsetDateTime>) -> Record {
+    fn budget(tat: Option<Secs>) -> Record {
         let mut r = Record::bucket(BudgetKind::Range);
-        r.bucket = Some(KeyBucket {
+        r.bucket = Some(Box::new(KeyBucket {
             kind: BudgetKind::Range,
             tat,
             last: 0x0123_4567_89ab_cdef,
             refunded: true,
-        });
+        }));
         r.written_at = T;
         r
     }
@@ -925,7 +1146,7 @@ mod tests {
         bad[2] = 4;
         assert_eq!(Record::from_bytes(&bad), Err(RecordError::Invalid("flags")));
         assert_eq!(
-            refused(&budget(Some(datetime!(9000-01-01 0:00 UTC)))),
+            refused(&budget(Some(Secs::of(datetime!(9000-01-01 0:00 UTC))))),
             Contradiction::BudgetBucket
         );
         let mut never_spent = budget(None);
@@ -936,17 +1157,17 @@ mod tests {
         // Its TTL: the TAT, at most the rate's fill past the write; a kind
         // the policy does not count is over at once.
         let p = crate::Policy::default();
-        assert_eq!(r.expires_at(&p), T + Duration::minutes(30));
+        assert_eq!(r.expires_at(&p), (T + Duration::minutes(30)).to_datetime());
         let far = budget(Some(T + Duration::days(300)));
         assert_eq!(
             far.expires_at(&p),
-            T + Duration::minutes(60) + Duration::SECOND
+            (T + Duration::minutes(60) + Duration::SECOND).to_datetime()
         );
         let off = crate::Policy::builder()
             .budget_rate(BudgetKind::Range, None)
             .build()
             .expect("a valid policy");
-        assert_eq!(far.expires_at(&off), T);
+        assert_eq!(far.expires_at(&off), T.to_datetime());
         assert!(far.is_budget() && !sample().is_budget());
     }
 
@@ -1018,10 +1239,10 @@ mod tests {
             (v.derivation, v.key_id, v.checks, v.sends),
             (1, KeyId(3), 0, 1)
         );
-        assert_eq!(v.created_at, datetime!(2026-11-22 12:00 UTC));
+        assert_eq!(v.created_at, Secs::of(datetime!(2026-11-22 12:00 UTC)));
         // Rounded up: the expiry never moves earlier.
-        assert_eq!(v.expires_at, datetime!(2026-11-22 12:10:01 UTC));
-        assert!(v.expires_at >= at + Duration::minutes(10));
+        assert_eq!(v.expires_at, Secs::of(datetime!(2026-11-22 12:10:01 UTC)));
+        assert!(v.expires_at >= At::of(at) + Duration::minutes(10));
         assert_eq!(started.ledger.guesses.failures, 0);
 
         let failed = Record::from_bytes(&unhex(V1_ONE_FAILURE)).expect("a v1 record");
@@ -1032,7 +1253,7 @@ mod tests {
         assert_eq!(locked.state(), Some(State::Locked));
         assert_eq!(
             locked.ledger.guesses.locked_until,
-            Some(datetime!(2026-11-22 13:00:08 UTC))
+            Some(Secs::of(datetime!(2026-11-22 13:00:08 UTC)))
         );
         assert!(locked.ledger.guesses.failures >= 1);
 
@@ -1084,7 +1305,7 @@ mod tests {
             C::SendTime
         );
         assert_eq!(
-            edit(&|r| v(r).expires_at = datetime!(9999-12-31 0:00 UTC)),
+            edit(&|r| v(r).expires_at = Secs::of(datetime!(9999-12-31 0:00 UTC))),
             C::Expiry
         );
         assert_eq!(edit(&|r| v(r).expires_at = v(r).created_at), C::Expiry);
@@ -1105,7 +1326,7 @@ mod tests {
             C::Lockout
         );
         assert_eq!(
-            edit(&|r| r.ledger.sends.tat = Some(datetime!(9999-01-01 0:00 UTC))),
+            edit(&|r| r.ledger.sends.tat = Some(Secs::of(datetime!(9999-01-01 0:00 UTC)))),
             C::SendBucket
         );
         assert_eq!(
@@ -1139,10 +1360,10 @@ mod tests {
         };
         r.ledger.sends.tat = Some(T + ahead + Duration::minutes(10));
         let now = T + Duration::minutes(1);
-        let b = r.bounded(now, &p);
+        let b = r.bounded(now.at(), &p);
         let v = b.current.as_ref().expect("a validation");
         assert_eq!(v.expires_at, now + Duration::minutes(10));
-        assert!(!b.is_live(now), "a code issued a year ahead is dead");
+        assert!(!b.is_live(now.at()), "a code issued a year ahead is dead");
         // What the lockout and the send budget owed at the write, from now.
         let written = r.written_at;
         assert_eq!(
@@ -1155,13 +1376,16 @@ mod tests {
         );
         // And never more than the policy gives, from now.
         r.ledger.guesses.locked_until = Some(T + ahead + Duration::days(30));
-        let b = r.bounded(now, &p);
+        let b = r.bounded(now.at(), &p);
         assert_eq!(
             b.ledger.guesses.locked_until,
             Some(now + Duration::hours(1))
         );
         // The TTL of what is stored follows the bounded values too.
-        assert!(r.expires_at(&p) <= r.written_at + Duration::days(365) + Duration::SECOND);
+        assert!(
+            r.expires_at(&p)
+                <= (r.written_at + Duration::days(365) + Duration::SECOND).to_datetime()
+        );
     }
 
     /// Found by the `lifecycle` fuzz target: a record written near the
@@ -1170,7 +1394,7 @@ mod tests {
     #[test]
     fn bounded_never_moves_an_instant_before_the_epoch() {
         let p = crate::Policy::default();
-        let late = datetime!(8999-06-01 0:00 UTC);
+        let late = Secs::of(datetime!(8999-06-01 0:00 UTC));
         let mut r = live();
         r.written_at = late;
         if let Some(v) = r.current.as_mut() {
@@ -1179,21 +1403,21 @@ mod tests {
             v.expires_at = late + Duration::minutes(10);
         }
         // Deadlines long past at that write (a lock that ended in 2000).
-        let old = datetime!(2000-01-01 0:00 UTC);
+        let old = Secs::of(datetime!(2000-01-01 0:00 UTC));
         r.ledger.guesses = Guesses {
             failures: 5,
             last_failure_at: Some(old),
             locked_until: Some(old + Duration::hours(1)),
         };
         r.ledger.sends.tat = Some(old + Duration::minutes(10));
-        let now = OffsetDateTime::UNIX_EPOCH + Duration::seconds(30);
+        let now = Secs::new(30).at();
         let b = r.bounded(now, &p);
         let g = &b.ledger.guesses;
-        assert!(g.last_failure_at >= Some(OffsetDateTime::UNIX_EPOCH));
-        assert!(g.locked_until >= Some(OffsetDateTime::UNIX_EPOCH));
-        assert!(b.ledger.sends.tat >= Some(OffsetDateTime::UNIX_EPOCH));
+        assert!(g.last_failure_at >= Some(Secs::EPOCH));
+        assert!(g.locked_until >= Some(Secs::EPOCH));
+        assert!(b.ledger.sends.tat >= Some(Secs::EPOCH));
         let mut written = b.clone();
-        written.written_at = floor_s(now);
+        written.written_at = now.floor();
         assert_eq!(Record::from_bytes(&written.to_bytes()), Ok(written));
     }
 
@@ -1214,15 +1438,33 @@ mod tests {
 
     #[test]
     fn rounding() {
-        let t = datetime!(2026-01-01 0:00:00.1 UTC);
-        assert_eq!(floor_s(t), datetime!(2026-01-01 0:00 UTC));
-        assert_eq!(ceil_s(t), datetime!(2026-01-01 0:00:01 UTC));
-        assert_eq!(ceil_s(floor_s(t)), floor_s(t));
+        let t = At::of(datetime!(2026-01-01 0:00:00.1 UTC));
+        assert_eq!(t.floor(), Secs::of(datetime!(2026-01-01 0:00 UTC)));
+        assert_eq!(t.ceil(), Secs::of(datetime!(2026-01-01 0:00:01 UTC)));
+        assert_eq!(t.floor().at().ceil(), t.floor());
+        assert_eq!(t.to_datetime(), datetime!(2026-01-01 0:00:00.1 UTC));
+        // Sub-second durations carry and borrow.
+        let d = Duration::milliseconds(950);
+        assert_eq!(
+            t.plus(d).to_datetime(),
+            datetime!(2026-01-01 0:00:01.05 UTC)
+        );
+        assert_eq!(
+            t.plus(-d).to_datetime(),
+            datetime!(2025-12-31 23:59:59.15 UTC)
+        );
+        assert_eq!(until(t, t.plus(d)), d);
     }
 
     #[test]
     fn saturating_time() {
-        assert_eq!(later(MAX_INSTANT, Duration::days(1)), MAX_INSTANT);
-        assert_eq!(until(MAX_INSTANT, MIN_INSTANT), Duration::ZERO);
+        let max = Secs::new(MAX_SECS);
+        assert_eq!(later(max, Duration::days(1)), max.at());
+        assert_eq!(later(max, Duration::milliseconds(5)).ceil(), max);
+        assert_eq!(
+            later(Secs::new(MIN_SECS), -Duration::days(1)),
+            Secs::new(MIN_SECS).at()
+        );
+        assert_eq!(until(max, Secs::new(MIN_SECS)), Duration::ZERO);
     }
 }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::budget_key::BudgetKey;
 use crate::policy::Policy;
-use crate::record::Record;
-use crate::subject::SubjectKey;
+use crate::record::{At, Record};
+use crate::subject::{Purpose, SubjectKey};
 
 /// The name of one record in a store: a subject's, or a budget key's (see
 /// [`budget_key`](crate::budget_key)). One record per key, each written by
@@ -312,11 +312,89 @@ struct Shard {
 #[repr(align(128))]
 struct Padded(Mutex<Shard>);
 
+/// One record and its key. The hash is not kept: a table that grows
+/// rehashes from the key (once per entry per doubling).
 struct Entry {
-    hash: u64,
-    key: RecordKey,
+    key: CompactKey,
     record: Record,
     version: Version,
+}
+
+/// A [`RecordKey`] as the memory store holds it. A subject's key without a
+/// tenant and under a built-in purpose (the usual case) is packed into 16
+/// bytes with nothing on the heap; any other key is boxed as it is. Exact
+/// either way: two keys are equal exactly when their compact forms are (a
+/// subject's key ignores its context; so does this).
+#[derive(Debug, PartialEq, Eq)]
+enum CompactKey {
+    Packed(Packed),
+    Other(Box<RecordKey>),
+}
+
+/// A phone number's E.164 digits as an integer (below 10^15 < 2^50), their
+/// count in bits 56 to 59 (so leading zeros count), and the purpose's
+/// number in bit 60.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Packed(u64);
+
+/// A key being looked up: packed, or the caller's own (nothing cloned or
+/// allocated to find a record).
+#[derive(Clone, Copy, Hash)]
+enum KeyRef<'a> {
+    Packed(Packed),
+    Other(&'a RecordKey),
+}
+
+impl<'a> KeyRef<'a> {
+    fn of(key: &'a RecordKey) -> Self {
+        let RecordKey::Subject(s) = key else {
+            return Self::Other(key);
+        };
+        let purpose = match s.purpose() {
+            Purpose::Login => 0,
+            Purpose::Onboarding => 1,
+            Purpose::Custom(_) => return Self::Other(key),
+        };
+        if s.tenant().is_some() {
+            return Self::Other(key);
+        }
+        let digits = s.phone().digits();
+        // At most 15 digits (E.164): below 10^15 < 2^50.
+        let Ok(count) = u64::try_from(digits.len()) else {
+            return Self::Other(key);
+        };
+        if count > 15 {
+            return Self::Other(key);
+        }
+        let value = digits
+            .bytes()
+            .fold(0u64, |n, d| n * 10 + u64::from(d.wrapping_sub(b'0') % 10));
+        Self::Packed(Packed(value | (count << 56) | (purpose << 60)))
+    }
+
+    fn matches(self, stored: &CompactKey) -> bool {
+        match (self, stored) {
+            (Self::Packed(a), CompactKey::Packed(b)) => a == *b,
+            (Self::Other(a), CompactKey::Other(b)) => a == &**b,
+            _ => false,
+        }
+    }
+
+    fn to_owned(self) -> CompactKey {
+        match self {
+            Self::Packed(p) => CompactKey::Packed(p),
+            Self::Other(k) => CompactKey::Other(Box::new(k.clone())),
+        }
+    }
+}
+
+impl CompactKey {
+    fn as_ref(&self) -> KeyRef<'_> {
+        match self {
+            Self::Packed(p) => KeyRef::Packed(*p),
+            Self::Other(k) => KeyRef::Other(k),
+        }
+    }
 }
 
 impl core::fmt::Debug for Shard {
@@ -330,14 +408,24 @@ impl core::fmt::Debug for Shard {
 }
 
 impl Shard {
-    fn find(&self, hash: u64, key: &RecordKey) -> Option<&Entry> {
-        self.records.find(hash, |e| e.key == *key)
+    fn find(&self, hash: u64, key: KeyRef<'_>) -> Option<&Entry> {
+        self.records.find(hash, |e| key.matches(&e.key))
     }
 
     /// Writes `new` at `key` if its version is still `expected`.
-    fn swap(&mut self, hash: u64, key: &RecordKey, expected: Option<Version>, new: Record) -> Swap {
+    fn swap(
+        &mut self,
+        hasher: &RandomState,
+        hash: u64,
+        key: KeyRef<'_>,
+        expected: Option<Version>,
+        new: Record,
+    ) -> Swap {
         let version = Version(self.last_version + 1);
-        match (self.records.find_mut(hash, |e| e.key == *key), expected) {
+        match (
+            self.records.find_mut(hash, |e| key.matches(&e.key)),
+            expected,
+        ) {
             (Some(entry), Some(expected)) if entry.version == expected => {
                 entry.record = new;
                 entry.version = version;
@@ -346,12 +434,11 @@ impl Shard {
                 self.records.insert_unique(
                     hash,
                     Entry {
-                        hash,
-                        key: key.clone(),
+                        key: key.to_owned(),
                         record: new,
                         version,
                     },
-                    |e| e.hash,
+                    |e| hasher.hash_one(e.key.as_ref()),
                 );
             }
             _ => return Swap::Conflict,
@@ -397,11 +484,14 @@ impl MemoryStore {
     /// (under `policy`, the one the records were written with); returns how
     /// many were dropped.
     pub fn purge_expired(&self, now: OffsetDateTime, policy: &Policy) -> usize {
+        let now = At::of(now);
         let mut dropped = 0;
         for shard in self.shards.iter() {
             let mut shard = lock(&shard.0);
             let before = shard.records.len();
-            shard.records.retain(|e| e.record.expires_at(policy) > now);
+            shard
+                .records
+                .retain(|e| e.record.expiry(policy).is_none_or(|t| t > now));
             dropped += before - shard.records.len();
         }
         dropped
@@ -410,12 +500,13 @@ impl MemoryStore {
     /// The key's hash and its shard, locked. The table indexes by the
     /// hash's low bits and tags by its top 7; the shard comes from bits 24
     /// to 55, so keys within a shard still spread over the whole table.
-    fn shard(&self, key: &RecordKey) -> (u64, MutexGuard<'_, Shard>) {
+    fn shard<'k>(&self, key: &'k RecordKey) -> (u64, KeyRef<'k>, MutexGuard<'_, Shard>) {
+        let key = KeyRef::of(key);
         let hash = self.hasher.hash_one(key);
         let len = self.shards.len() as u64; // usize fits in u64 on every target
         let bits = u128::from((hash >> 24) & 0xFFFF_FFFF);
         let index = usize::try_from((bits * u128::from(len)) >> 32).unwrap_or(0);
-        (hash, lock(&self.shards[index].0))
+        (hash, key, lock(&self.shards[index].0))
     }
 }
 
@@ -432,7 +523,7 @@ impl Store for MemoryStore {
     type Error = std::convert::Infallible;
 
     fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
-        let (hash, shard) = self.shard(key);
+        let (hash, key, shard) = self.shard(key);
         Ok(shard.find(hash, key).map(|e| (e.record.clone(), e.version)))
     }
 
@@ -442,8 +533,8 @@ impl Store for MemoryStore {
         expected: Option<Version>,
         new: &Record,
     ) -> Result<Swap, Self::Error> {
-        let (hash, mut shard) = self.shard(key);
-        Ok(shard.swap(hash, key, expected, new.clone()))
+        let (hash, key, mut shard) = self.shard(key);
+        Ok(shard.swap(&self.hasher, hash, key, expected, new.clone()))
     }
 
     /// One lock and one hash: the transition runs on the stored record in
@@ -454,13 +545,13 @@ impl Store for MemoryStore {
         key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
-        let (hash, mut shard) = self.shard(key);
+        let (hash, key, mut shard) = self.shard(key);
         let found = shard.find(hash, key);
         let expected = found.map(|e| e.version);
         let Some(new) = transition(found.map(|e| &e.record)) else {
             return Ok(Update::Unchanged);
         };
-        Ok(match shard.swap(hash, key, expected, new) {
+        Ok(match shard.swap(&self.hasher, hash, key, expected, new) {
             Swap::Done(version) => Update::Written(version),
             Swap::Conflict => Update::Conflict,
         })
@@ -600,5 +691,57 @@ mod tests {
             .collect();
         assert!(sizes.iter().all(|&n| n > 50), "{sizes:?}");
         assert_eq!(store.len(), 400);
+    }
+
+    /// The compact key is exact: every key that differs from another by
+    /// its tenant, purpose, digits (leading zeros and length too) or kind
+    /// finds its own record; the usual key is packed, the others boxed.
+    #[test]
+    fn compact_keys_keep_every_key_apart() {
+        use crate::budget_key::BudgetKey;
+        use crate::subject::Tenant;
+        let store = MemoryStore::with_shards(2);
+        let policy = PhonePolicy::default();
+        let phone = |n: &str| PhoneNumber::parse(n, &policy).unwrap_or_else(|e| panic!("{e}"));
+        let tenant = Tenant::new("shop-eu").unwrap_or_else(|e| panic!("{e}"));
+        let custom = Purpose::custom("pay").unwrap_or_else(|e| panic!("{e}"));
+        let keys: Vec<RecordKey> = vec![
+            SubjectKey::new(Purpose::Login, phone("+447401101801")).into(),
+            SubjectKey::new(Purpose::Onboarding, phone("+447401101801")).into(),
+            SubjectKey::new(custom, phone("+447401101801")).into(),
+            SubjectKey::new(Purpose::Login, phone("+447401101801"))
+                .with_tenant(tenant)
+                .into(),
+            SubjectKey::new(Purpose::Login, phone("+447401101802")).into(),
+            SubjectKey::new(Purpose::Login, phone("+14155550123")).into(),
+            BudgetKey::global().into(),
+            BudgetKey::range(&phone("+447401101801"), &Policy::default()).into(),
+        ];
+        let packed = keys
+            .iter()
+            .filter(|k| matches!(KeyRef::of(k), KeyRef::Packed(_)))
+            .count();
+        assert_eq!(packed, 4);
+        for (i, key) in keys.iter().enumerate() {
+            let mut r = record();
+            r.generation = u32::try_from(i).unwrap_or(0) + 1;
+            assert!(matches!(
+                Store::compare_and_swap(&store, key, None, &r),
+                Ok(Swap::Done(_))
+            ));
+        }
+        assert_eq!(store.len(), keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let (r, _) = Store::load(&store, key)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("key {i}"));
+            assert_eq!(r.generation, u32::try_from(i).unwrap_or(0) + 1);
+        }
+        // Packing reads all digits and their count.
+        let a = KeyRef::of(&keys[0]);
+        let b = KeyRef::of(&keys[4]);
+        assert!(matches!((a, b), (KeyRef::Packed(a), KeyRef::Packed(b)) if a != b));
+        assert!(core::mem::size_of::<CompactKey>() <= 16);
     }
 }

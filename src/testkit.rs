@@ -70,7 +70,7 @@ use crate::budget_key::{BudgetKey, BudgetKind};
 use crate::code::NONCE_LEN;
 use crate::keys::KeyId;
 use crate::phone::{PhoneNumber, PhonePolicy};
-use crate::record::{DERIVATION_V1, Ledger, Record, State, Validation, ceil_s};
+use crate::record::{At, DERIVATION_V1, Ledger, Record, Secs, State, Validation};
 use crate::store::RecordKey;
 use crate::store::{AsyncStore, Store, Swap, Version};
 use crate::subject::{Channel, Purpose, SubjectKey};
@@ -248,13 +248,13 @@ impl Subjects {
 /// latest spend tagged `tag`.
 fn bucket(kind: BudgetKind, tag: u64, tat: OffsetDateTime) -> Record {
     let mut r = Record::bucket(kind);
-    r.bucket = Some(KeyBucket {
+    r.bucket = Some(Box::new(KeyBucket {
         kind,
-        tat: Some(tat),
+        tat: Some(Secs::of(tat)),
         last: tag,
         refunded: false,
-    });
-    r.written_at = ceil_s(OffsetDateTime::now_utc()) - Duration::SECOND;
+    }));
+    r.written_at = Secs::new(At::of(OffsetDateTime::now_utc()).ceil().get() - 1);
     r
 }
 
@@ -264,7 +264,8 @@ fn bucket(kind: BudgetKind, tag: u64, tat: OffsetDateTime) -> Record {
 /// consistent enough to pass [`Record::from_bytes`]'s checks.
 fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
     let nonce_byte = counter.to_be_bytes()[3];
-    let sent_at = expires_at - Duration::SECOND;
+    let expires_at = Secs::of(expires_at);
+    let sent_at = Secs::new(expires_at.get() - 1);
     Record {
         generation: counter.wrapping_add(1),
         current: Some(Validation {
@@ -292,7 +293,9 @@ fn counter_of(r: &Record) -> u32 {
 }
 
 fn far() -> OffsetDateTime {
-    ceil_s(OffsetDateTime::now_utc() + Duration::hours(1))
+    At::of(OffsetDateTime::now_utc() + Duration::hours(1))
+        .ceil()
+        .to_datetime()
 }
 
 fn describe(loaded: &Option<(Record, Version)>) -> String {
@@ -862,7 +865,9 @@ async fn expiry<S: AsyncStore>(
 ) -> Result<(), Violation> {
     const C: &str = "expiry";
     let key = subjects.subject();
-    let expires_at = ceil_s(OffsetDateTime::now_utc() + EXPIRY_DELAY);
+    let expires_at = At::of(OffsetDateTime::now_utc() + EXPIRY_DELAY)
+        .ceil()
+        .to_datetime();
     let swap = cas(C, store, &key, None, &record(1, expires_at)).await?;
     let v1 = done(C, swap, "inserting a record")?;
     let swap = cas(C, store, &key, Some(v1), &record(2, expires_at)).await?;

@@ -49,7 +49,7 @@ use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
 use crate::keys::KeyRing;
 use crate::policy::{Policy, ResendMode};
-use crate::record::{Record, State, Validation, ceil_s, floor_s, later, normalize_now, until};
+use crate::record::{At, Record, Secs, State, Validation, later, until};
 use crate::subject::{Channel, SubjectKey};
 
 /// The result of one transition.
@@ -444,7 +444,7 @@ impl Engine {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Step<Sent> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         if self.policy.denies(subject.phone()) {
             return Step::refuse(Error::Denied);
         }
@@ -462,7 +462,7 @@ impl Engine {
         record: Option<Record>,
         subject: &SubjectKey,
         channel: Channel,
-        now: OffsetDateTime,
+        now: At,
         rng: &mut R,
     ) -> Step<Sent> {
         let p = &self.policy;
@@ -495,9 +495,9 @@ impl Engine {
             derivation: fresh_derivation(subject, test.is_some()),
             key_id: key.id(),
             nonce: nonce(rng),
-            created_at: floor_s(now),
-            last_sent_at: ceil_s(now),
-            expires_at: ceil_s(later(now, p.code_lifetime())),
+            created_at: now.floor(),
+            last_sent_at: now.ceil(),
+            expires_at: now.plus(p.code_lifetime()).ceil(),
             ended_at: None,
             checks: 0,
             sends: 1,
@@ -516,16 +516,16 @@ impl Engine {
         };
         record.ledger.sends.spend(now, p);
         let send = SendId::new(record.generation, record.ledger.last_send.next());
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         let sent = Sent {
             code: code.clone(),
             channel,
             generation: record.generation,
-            expires_at: v.expires_at,
+            expires_at: v.expires_at.to_datetime(),
             resent: false,
             new_code: true,
             sends_left: self.sends_left(&v, &record, now),
-            resend_at: self.resend_at(&v, &record),
+            resend_at: self.resend_at(&v, &record).to_datetime(),
             send,
             suppressed,
         };
@@ -534,7 +534,7 @@ impl Engine {
             code,
             channel,
             generation: record.generation,
-            expires_at: v.expires_at,
+            expires_at: v.expires_at.to_datetime(),
             send,
             suppressed,
         });
@@ -562,7 +562,7 @@ impl Engine {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Step<Sent> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         if self.policy.denies(subject.phone()) {
             return Step::refuse(Error::Denied);
         }
@@ -588,7 +588,7 @@ impl Engine {
         mut record: Record,
         subject: &SubjectKey,
         channel: Option<Channel>,
-        now: OffsetDateTime,
+        now: At,
         rng: &mut R,
         via_start: bool,
     ) -> Step<Sent> {
@@ -599,7 +599,7 @@ impl Engine {
             return Step::refuse(Error::NotFound);
         };
         let cooldown_end = cooldown_end(v, &record.ledger.last_send, p).filter(|&at| now < at);
-        let earliest = cooldown_end.max(rate_ready);
+        let earliest = cooldown_end.max(rate_ready.map(Secs::at));
         if v.sends >= p.max_sends() || earliest.is_some_and(|at| at >= v.expires_at) {
             // This validation cannot send again: `start` can, once its code
             // expired and the subject's budget allows.
@@ -639,7 +639,7 @@ impl Engine {
                 v.derivation = fresh_derivation(subject, test.is_some());
                 v.nonce = nonce(rng);
                 v.checks = 0;
-                v.expires_at = ceil_s(later(now, p.code_lifetime()));
+                v.expires_at = now.plus(p.code_lifetime()).ceil();
                 let code = match test {
                     Some(code) => code,
                     None => code::derive_recorded(
@@ -658,10 +658,10 @@ impl Engine {
         let channel = channel.unwrap_or(v.channel);
         v.channel = channel;
         v.sends = v.sends.saturating_add(1);
-        v.last_sent_at = ceil_s(now);
+        v.last_sent_at = now.ceil();
         record.ledger.sends.spend(now, p);
         let send = SendId::new(generation, record.ledger.last_send.next());
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         let Some(v) = record.current.as_ref() else {
             return Step::refuse(Error::NotFound);
         };
@@ -669,11 +669,11 @@ impl Engine {
             code: code.clone(),
             channel,
             generation,
-            expires_at: v.expires_at,
+            expires_at: v.expires_at.to_datetime(),
             resent: true,
             new_code,
             sends_left: self.sends_left(v, &record, now),
-            resend_at: self.resend_at(v, &record),
+            resend_at: self.resend_at(v, &record).to_datetime(),
             send,
             suppressed,
         };
@@ -682,7 +682,7 @@ impl Engine {
             code,
             channel,
             generation,
-            expires_at: v.expires_at,
+            expires_at: v.expires_at.to_datetime(),
             new_code,
             send,
             suppressed,
@@ -710,7 +710,7 @@ impl Engine {
         input: &str,
         now: OffsetDateTime,
     ) -> Step<Validated> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let p = &self.policy;
         let Ok(input) = CodeInput::parse(input, p.code_length()) else {
             return Step::refuse(Error::MalformedCode);
@@ -738,7 +738,7 @@ impl Engine {
             // before comparing, so no code is ever checked past the budget.
             self.dummy_check(subject, &input, now);
             end(v, State::Locked, now);
-            record.written_at = floor_s(now);
+            record.written_at = now.floor();
             let events = vec![Event::Locked {
                 subject: subject.clone(),
                 generation,
@@ -755,7 +755,7 @@ impl Engine {
             // derivation this build does not have): no one can check it.
             self.dummy_check(subject, &input, now);
             end(v, State::Expired, now);
-            record.written_at = floor_s(now);
+            record.written_at = now.floor();
             let events = vec![Event::Expired {
                 subject: subject.clone(),
                 generation,
@@ -778,11 +778,11 @@ impl Engine {
         mut record: Record,
         subject: &SubjectKey,
         input: &CodeInput,
-        now: OffsetDateTime,
+        now: At,
     ) -> Step<Validated> {
         let p = &self.policy;
         let generation = record.generation;
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         let Some(code) = record
             .current
             .as_ref()
@@ -807,7 +807,7 @@ impl Engine {
             let validated = Validated {
                 generation,
                 channel: v.channel,
-                validated_at: now,
+                validated_at: now.to_datetime(),
             };
             record.ledger.guesses.succeed();
             let events = test
@@ -845,7 +845,7 @@ impl Engine {
                 events.push(Event::Locked {
                     subject: subject.clone(),
                     generation,
-                    until: Some(lock_end),
+                    until: Some(lock_end.to_datetime()),
                 });
                 let start_at = record
                     .ledger
@@ -881,7 +881,7 @@ impl Engine {
         subject: &SubjectKey,
         now: OffsetDateTime,
     ) -> Step<()> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let Some(record) = record.filter(|r| r.current.is_some()) else {
             return Step::refuse(Error::NotFound);
         };
@@ -901,7 +901,7 @@ impl Engine {
         if let Some(v) = record.current.as_mut() {
             end(v, State::Canceled, now);
         }
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         let events = vec![Event::Canceled {
             subject: subject.clone(),
             generation,
@@ -957,7 +957,7 @@ impl Engine {
         delivery: Delivery,
         now: OffsetDateTime,
     ) -> Step<bool> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let Some(stored) = record.filter(|r| r.current.is_some()) else {
             return Step::refuse(Error::NotFound);
         };
@@ -999,7 +999,7 @@ impl Engine {
         }
         record.ledger.sends.refund(now, &self.policy);
         record.ledger.last_send.failed = true;
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         Step {
             write: Some(record),
             outcome: Ok(true),
@@ -1037,7 +1037,15 @@ impl Engine {
         key: &BudgetKey,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        let now = normalize_now(now);
+        self.check_budget_at(record, key, At::now(now))
+    }
+
+    fn check_budget_at(
+        &self,
+        record: Option<&Record>,
+        key: &BudgetKey,
+        now: At,
+    ) -> Result<(), Error> {
         let Some(rate) = self.policy.budget_rate(key.kind()) else {
             return Ok(());
         };
@@ -1046,7 +1054,7 @@ impl Engine {
         if rate.allows(tat, now) {
             return Ok(());
         }
-        let ready = rate.ready_at(tat).unwrap_or(now);
+        let ready = rate.ready_at(tat).map_or(now, Secs::at);
         Err(Error::BudgetSpent {
             budget: key.kind(),
             retry_after: until(now, ready),
@@ -1092,7 +1100,7 @@ impl Engine {
         tag: SpendTag,
         now: OffsetDateTime,
     ) -> Step<()> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let Some(rate) = self.policy.budget_rate(key.kind()) else {
             return Step {
                 write: None,
@@ -1100,7 +1108,7 @@ impl Engine {
                 events: Vec::new(),
             };
         };
-        if let Err(e) = self.check_budget(record, key, now) {
+        if let Err(e) = self.check_budget_at(record, key, now) {
             return Step::refuse(e);
         }
         let mut record = self.bucket_of(record, key, now);
@@ -1109,7 +1117,7 @@ impl Engine {
             b.last = tag.0;
             b.refunded = false;
         }
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         Step {
             write: Some(record),
             outcome: Ok(()),
@@ -1129,7 +1137,7 @@ impl Engine {
         tag: SpendTag,
         now: OffsetDateTime,
     ) -> Step<bool> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let nothing = Step {
             write: None,
             outcome: Ok(false),
@@ -1148,7 +1156,7 @@ impl Engine {
         };
         rate.refund(&mut b.tat, now);
         b.refunded = true;
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         Step {
             write: Some(record),
             outcome: Ok(true),
@@ -1158,9 +1166,9 @@ impl Engine {
 
     /// `key`'s bucket as of `now`: the stored one bounded, or a full one
     /// when there is none (or the stored record is not this kind's bucket).
-    fn bucket_of(&self, record: Option<&Record>, key: &BudgetKey, now: OffsetDateTime) -> Record {
+    fn bucket_of(&self, record: Option<&Record>, key: &BudgetKey, now: At) -> Record {
         record
-            .filter(|r| r.bucket.is_some_and(|b| b.kind == key.kind()))
+            .filter(|r| r.bucket.as_ref().is_some_and(|b| b.kind == key.kind()))
             .map_or_else(
                 || Record::bucket(key.kind()),
                 |r| r.bounded(now, &self.policy),
@@ -1204,7 +1212,7 @@ impl Engine {
         subject: &SubjectKey,
         now: OffsetDateTime,
     ) -> Step<()> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let nothing = || Step {
             write: None,
             outcome: Ok(()),
@@ -1219,7 +1227,7 @@ impl Engine {
             return nothing();
         }
         record.ledger.guesses = Guesses::default();
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         Step {
             write: Some(record),
             outcome: Ok(()),
@@ -1236,7 +1244,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NotFound`] when the subject has no validation.
     pub fn status(&self, record: Option<&Record>, now: OffsetDateTime) -> Result<Status, Error> {
-        let now = normalize_now(now);
+        let now = At::now(now);
         let p = &self.policy;
         let record = record.ok_or(Error::NotFound)?.bounded(now, p);
         let v = record.current.as_ref().ok_or(Error::NotFound)?;
@@ -1252,7 +1260,7 @@ impl Engine {
             state,
             generation: record.generation,
             channel: v.channel,
-            expires_at: v.expires_at,
+            expires_at: v.expires_at.to_datetime(),
             attempts_left: if is_live {
                 p.max_checks().saturating_sub(v.checks)
             } else {
@@ -1264,7 +1272,7 @@ impl Engine {
                 0
             },
             resend_after: (is_live && now < resend_at).then(|| until(now, resend_at)),
-            locked_until: g.locked_at(now),
+            locked_until: g.locked_at(now).map(Secs::to_datetime),
             failures_left: if g.blocked(p) {
                 0
             } else {
@@ -1285,7 +1293,7 @@ impl Engine {
         bounded: Option<Record>,
         mut step: Step<T>,
         subject: &SubjectKey,
-        now: OffsetDateTime,
+        now: At,
     ) -> Step<T> {
         let (Some(stored), Some(mut record)) = (stored, bounded) else {
             return step;
@@ -1306,13 +1314,13 @@ impl Engine {
                 generation,
             });
         }
-        record.written_at = floor_s(now);
+        record.written_at = now.floor();
         step.write = Some(record);
         step
     }
 
     /// The refusal for a blocked subject, or one in a lockout at `now`.
-    fn barred<T>(&self, record: &Record, now: OffsetDateTime) -> Option<Step<T>> {
+    fn barred<T>(&self, record: &Record, now: At) -> Option<Step<T>> {
         let g = &record.ledger.guesses;
         if g.blocked(&self.policy) {
             return Some(Step::refuse(Error::Blocked));
@@ -1331,12 +1339,7 @@ impl Engine {
     /// Refuses every state but live, writing `Expired` for a `Sent` record
     /// whose time ran out.
     /// `None` when live.
-    fn settle<T>(
-        &self,
-        record: &Record,
-        subject: &SubjectKey,
-        now: OffsetDateTime,
-    ) -> Option<Step<T>> {
+    fn settle<T>(&self, record: &Record, subject: &SubjectKey, now: At) -> Option<Step<T>> {
         let v = record.current.as_ref()?;
         if record.is_live(now) {
             return None;
@@ -1347,7 +1350,7 @@ impl Engine {
                 if let Some(v) = record.current.as_mut() {
                     end(v, State::Expired, now);
                 }
-                record.written_at = floor_s(now);
+                record.written_at = now.floor();
                 let generation = record.generation;
                 let events = vec![Event::Expired {
                     subject: subject.clone(),
@@ -1370,7 +1373,7 @@ impl Engine {
     /// result is thrown away: a refusal of `verify` (no validation, expired,
     /// locked…) costs what a check costs, so its timing does not tell an
     /// outsider which refusal it was.
-    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: OffsetDateTime) {
+    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: At) {
         let mut stand_in = Record::empty();
         stand_in.current = Some(Validation {
             state: State::Sent,
@@ -1380,10 +1383,10 @@ impl Engine {
             derivation: fresh_derivation(subject, false),
             key_id: self.keys.current().id(),
             nonce: [0; NONCE_LEN],
-            created_at: now,
-            last_sent_at: now,
-            // `check` does not read the expiry: no date arithmetic here.
-            expires_at: now,
+            created_at: now.floor(),
+            last_sent_at: now.floor(),
+            // `check` does not read the expiry.
+            expires_at: now.floor(),
             ended_at: None,
             checks: 0,
             sends: 1,
@@ -1426,7 +1429,7 @@ impl Engine {
         }
     }
 
-    fn sends_left(&self, v: &Validation, record: &Record, now: OffsetDateTime) -> u32 {
+    fn sends_left(&self, v: &Validation, record: &Record, now: At) -> u32 {
         let p = &self.policy;
         let subject = record.ledger.sends.left(now, p);
         p.max_sends().saturating_sub(v.sends).min(subject)
@@ -1434,18 +1437,22 @@ impl Engine {
 
     /// The earliest a resend can be accepted: after the cooldown and when
     /// the subject's send budget allows.
-    fn resend_at(&self, v: &Validation, record: &Record) -> OffsetDateTime {
+    fn resend_at(&self, v: &Validation, record: &Record) -> At {
         let cooldown_end =
-            cooldown_end(v, &record.ledger.last_send, &self.policy).unwrap_or(v.created_at);
+            cooldown_end(v, &record.ledger.last_send, &self.policy).unwrap_or(v.created_at.at());
         record
             .ledger
             .sends
             .ready_at(&self.policy)
-            .map_or(cooldown_end, |r| r.max(cooldown_end))
+            .map_or(cooldown_end, |r| r.at().max(cooldown_end))
     }
 
-    fn until_send(&self, record: &Record, now: OffsetDateTime) -> Duration {
-        let ready = record.ledger.sends.ready_at(&self.policy).unwrap_or(now);
+    fn until_send(&self, record: &Record, now: At) -> Duration {
+        let ready = record
+            .ledger
+            .sends
+            .ready_at(&self.policy)
+            .map_or(now, Secs::at);
         until(now, ready)
     }
 }
@@ -1479,13 +1486,13 @@ pub(crate) const DERIVATION_TEST: u8 = 0xFE;
 
 /// The end of the cooldown the validation's latest send started; `None`
 /// when that send was reported failed (a failed send starts no cooldown).
-fn cooldown_end(v: &Validation, last: &LastSend, p: &Policy) -> Option<OffsetDateTime> {
+fn cooldown_end(v: &Validation, last: &LastSend, p: &Policy) -> Option<At> {
     (!last.failed).then(|| later(v.last_sent_at, p.resend_cooldown()))
 }
 
-fn end(v: &mut Validation, state: State, now: OffsetDateTime) {
+fn end(v: &mut Validation, state: State, now: At) {
     v.state = state;
-    v.ended_at = Some(floor_s(now));
+    v.ended_at = Some(now.floor());
 }
 
 fn nonce<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; NONCE_LEN] {
