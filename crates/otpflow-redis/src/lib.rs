@@ -21,10 +21,12 @@
 //!   FLUSH`) gets the same call once more as `EVAL` with the script's
 //!   body, which caches it there. A load is one `GET`. So `verify` costs
 //!   one `GET` and one `EVALSHA`, `status` one `GET`.
-//! - **Versions** are drawn at random (64 bits, from the operating system)
-//!   for every write, so a record that expired and was created again never
-//!   takes a version its predecessor had (a counter kept in the key would
-//!   restart at zero): a stale writer can never match it.
+//! - **Versions** are drawn at random (64 bits) for every write, from a
+//!   ChaCha12 generator of the store's seeded from the operating system
+//!   (and seeded afresh every 65,536 draws), so a record that expired and
+//!   was created again never takes a version its predecessor had (a
+//!   counter kept in the key would restart at zero): a stale writer can
+//!   never match it.
 //! - **Expiry** is the key's own: `PXAT` at [`Record::expires_at`], rounded
 //!   up to the millisecond, so Redis drops the record no earlier than the
 //!   contract allows. [`RedisOptions::new`] takes the [`Policy`] the
@@ -124,6 +126,7 @@ mod blocking;
 mod error;
 mod naming;
 mod value;
+mod version;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +139,7 @@ pub use blocking::BlockingRedisStore;
 pub use error::RedisStoreError;
 
 use naming::Naming;
+use version::Versions;
 
 /// The compare-and-swap script. `KEYS[1]`: the subject's key; `ARGV[1]`:
 /// the expected version (8 bytes; empty for "no record"); `ARGV[2]`: the
@@ -292,6 +296,7 @@ impl RedisOptions {
 struct Shared {
     options: RedisOptions,
     script: redis::Script,
+    versions: Versions,
 }
 
 /// How the script goes to the server: by its digest (`EVALSHA`), or with
@@ -310,8 +315,8 @@ enum ScriptBy {
 struct CasArgs {
     /// The key of the subject's record.
     name: String,
-    /// The expected version (8 bytes), empty for "no record".
-    expected: Vec<u8>,
+    /// The expected version, `None` for "no record" (sent empty).
+    expected: Option<[u8; 8]>,
     /// The new version, then the record.
     value: Vec<u8>,
     /// `PXAT`'s argument.
@@ -330,6 +335,7 @@ impl Shared {
         Arc::new(Self {
             options,
             script: redis::Script::new(CAS_SCRIPT),
+            versions: Versions::new(),
         })
     }
 
@@ -345,11 +351,10 @@ impl Shared {
         expected: Option<Version>,
         new: &Record,
     ) -> Result<CasArgs, RedisStoreError> {
-        let expected = expected.map_or_else(Vec::new, |v| v.0.to_be_bytes().to_vec());
-        let version = Version(getrandom::u64().map_err(|_| RedisStoreError::Random)?);
+        let version = self.versions.next()?;
         Ok(CasArgs {
             name: self.options.record_key_name(key),
-            expected,
+            expected: expected.map(|v| v.0.to_be_bytes()),
             value: value::encode(version, new),
             expiry: value::expiry_millis(new.expires_at(&self.options.policy)),
         })
@@ -357,21 +362,24 @@ impl Shared {
 
     /// The script's call, by digest or with its body.
     fn script_command(&self, by: ScriptBy, args: &CasArgs) -> redis::Cmd {
-        let mut script = match by {
-            ScriptBy::Digest => redis::cmd("EVALSHA"),
-            ScriptBy::Body => redis::cmd("EVAL"),
+        let (name, script) = match by {
+            ScriptBy::Digest => ("EVALSHA", self.script.get_hash()),
+            ScriptBy::Body => ("EVAL", CAS_SCRIPT),
         };
-        match by {
-            ScriptBy::Digest => script.arg(self.script.get_hash()),
-            ScriptBy::Body => script.arg(CAS_SCRIPT),
-        };
-        script
+        let expected: &[u8] = args.expected.as_ref().map_or(&[], |e| e);
+        // Sized up front: one allocation each for the arguments' bytes and
+        // their ends (the expiry's digits: at most 20).
+        let bytes = name.len() + script.len() + 1 + args.name.len() + 8 + args.value.len() + 20;
+        let mut command = redis::Cmd::with_capacity(7, bytes);
+        command
+            .arg(name)
+            .arg(script)
             .arg(1)
             .arg(&args.name)
-            .arg(&args.expected)
+            .arg(expected)
             .arg(&args.value)
             .arg(args.expiry);
-        script
+        command
     }
 
     /// The compare-and-swap as one pipeline, one round trip: the script,
@@ -476,9 +484,12 @@ impl RedisStore<ConnectionManager> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
-            // A write's WAIT may take longer than a read; each call is
-            // bounded by its own timeout below.
-            .set_response_timeout(Some(options.write_timeout()))
+            // No response timeout of the client's: each call is bounded by
+            // the store's own (a read by the timeout, a write by it plus
+            // WAIT's), one timer per call instead of two. A timeout does
+            // not make the manager reconnect either way; a reconnection is
+            // bounded by the connection timeout, handshake included.
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_max_delay(options.timeout);
         let timeout = options.timeout;

@@ -1,6 +1,5 @@
 //! Key names: a keyed hash of the subject inside a Cluster hash tag.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -16,6 +15,10 @@ use crate::RedisStoreError;
 pub(crate) struct Naming {
     mac: Arc<Hmac<Sha256>>,
 }
+
+/// Lowercase hex digits (a table, not `write!`: the formatting machinery
+/// cost more than the hash).
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Domain separation: these names never collide with other uses of the key.
 const DOMAIN: &[u8] = b"otpflow-redis key name v1\0";
@@ -41,8 +44,8 @@ impl Naming {
         name.push_str(prefix);
         name.push_str(":{");
         for byte in &digest[..16] {
-            // Writing to a String cannot fail.
-            let _ = write!(name, "{byte:02x}");
+            name.push(HEX[usize::from(byte >> 4)].into());
+            name.push(HEX[usize::from(byte & 0x0f)].into());
         }
         name.push('}');
         name

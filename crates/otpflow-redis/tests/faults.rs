@@ -109,15 +109,21 @@ async fn kill_9_mid_run_loses_nothing_acknowledged() {
     );
 
     // Everything acknowledged survived the kill: started, and validated
-    // where the verify was acknowledged.
+    // where the verify was acknowledged. A verify that failed may still
+    // have written (the server ran the script, then died or answered after
+    // the timeout: a failed call's effect is unknown), so its subject reads
+    // `Sent` or `Validated`, never anything else.
     for (n, validated) in &acknowledged {
         let status = verifier.status(&subject(500_000 + n)).await.unwrap();
-        let want = if *validated {
-            State::Validated
+        if *validated {
+            assert_eq!(status.state, State::Validated, "subject {n}");
         } else {
-            State::Sent
-        };
-        assert_eq!(status.state, want, "subject {n}");
+            assert!(
+                matches!(status.state, State::Sent | State::Validated),
+                "subject {n}: {:?}",
+                status.state
+            );
+        }
         assert_eq!(status.generation, 1);
     }
 }
