@@ -171,140 +171,104 @@ impl Serialize for WithCode<'_, Sent> {
     }
 }
 
+/// An event's `"type"` and its subject, which every event has.
+fn head(event: &Event) -> (&'static str, &SubjectKey) {
+    match event {
+        Event::Sent { subject, .. } => ("sent", subject),
+        Event::Resent { subject, .. } => ("resent", subject),
+        Event::CheckFailed { subject, .. } => ("check_failed", subject),
+        Event::Validated { subject, .. } => ("validated", subject),
+        Event::Expired { subject, .. } => ("expired", subject),
+        Event::Locked { subject, .. } => ("locked", subject),
+        Event::Canceled { subject, .. } => ("canceled", subject),
+        Event::Blocked { subject, .. } => ("blocked", subject),
+        Event::Unlocked { subject, .. } => ("unlocked", subject),
+        Event::DeliveryFailed { subject, .. } => ("delivery_failed", subject),
+        Event::Delivered { subject, .. } => ("delivered", subject),
+        Event::TestNumberUsed { subject, .. } => ("test_number_used", subject),
+        Event::BudgetRefused { subject, .. } => ("budget_refused", subject),
+    }
+}
+
 fn event<S: Serializer>(event: &Event, code: bool, s: S) -> Result<S::Ok, S::Error> {
     let mut m = s.serialize_map(None)?;
+    let (kind, subject) = head(event);
+    m.serialize_entry("type", kind)?;
+    m.serialize_entry("subject", subject)?;
     match event {
         Event::Sent {
-            subject,
             code: c,
             channel,
             generation,
             expires_at,
             send,
             suppressed,
-        } => {
-            m.serialize_entry("type", "sent")?;
-            m.serialize_entry("subject", subject)?;
-            if code {
-                m.serialize_entry("code", c.as_str())?;
-            }
-            m.serialize_entry("channel", channel)?;
-            m.serialize_entry("generation", generation)?;
-            m.serialize_entry("expires_at", &Instant(*expires_at))?;
-            m.serialize_entry("send", &send.to_string())?;
-            m.serialize_entry("suppressed", suppressed)?;
+            ..
         }
-        Event::Resent {
-            subject,
+        | Event::Resent {
             code: c,
             channel,
             generation,
             expires_at,
-            new_code,
             send,
             suppressed,
+            ..
         } => {
-            m.serialize_entry("type", "resent")?;
-            m.serialize_entry("subject", subject)?;
             if code {
                 m.serialize_entry("code", c.as_str())?;
             }
             m.serialize_entry("channel", channel)?;
             m.serialize_entry("generation", generation)?;
             m.serialize_entry("expires_at", &Instant(*expires_at))?;
-            m.serialize_entry("new_code", new_code)?;
+            if let Event::Resent { new_code, .. } = event {
+                m.serialize_entry("new_code", new_code)?;
+            }
             m.serialize_entry("send", &send.to_string())?;
             m.serialize_entry("suppressed", suppressed)?;
         }
         Event::CheckFailed {
-            subject,
             generation,
             attempts_left,
+            ..
         } => {
-            m.serialize_entry("type", "check_failed")?;
-            m.serialize_entry("subject", subject)?;
             m.serialize_entry("generation", generation)?;
             m.serialize_entry("attempts_left", attempts_left)?;
         }
-        Event::Validated {
-            subject,
-            generation,
-        } => {
-            m.serialize_entry("type", "validated")?;
-            m.serialize_entry("subject", subject)?;
-            m.serialize_entry("generation", generation)?;
-        }
-        Event::Expired {
-            subject,
-            generation,
-        } => {
-            m.serialize_entry("type", "expired")?;
-            m.serialize_entry("subject", subject)?;
+        Event::Validated { generation, .. }
+        | Event::Expired { generation, .. }
+        | Event::Canceled { generation, .. }
+        | Event::TestNumberUsed { generation, .. } => {
             m.serialize_entry("generation", generation)?;
         }
         Event::Locked {
-            subject,
-            generation,
-            until,
+            generation, until, ..
         } => {
-            m.serialize_entry("type", "locked")?;
-            m.serialize_entry("subject", subject)?;
             m.serialize_entry("generation", generation)?;
             m.serialize_entry("until", &until.map(Instant))?;
         }
-        Event::Canceled {
-            subject,
-            generation,
-        } => {
-            m.serialize_entry("type", "canceled")?;
-            m.serialize_entry("subject", subject)?;
-            m.serialize_entry("generation", generation)?;
-        }
         Event::Blocked {
-            subject,
             generation,
             failures,
+            ..
         } => {
-            m.serialize_entry("type", "blocked")?;
-            m.serialize_entry("subject", subject)?;
             m.serialize_entry("generation", generation)?;
             m.serialize_entry("failures", failures)?;
         }
-        Event::Unlocked { subject, failures } => {
-            m.serialize_entry("type", "unlocked")?;
-            m.serialize_entry("subject", subject)?;
+        Event::Unlocked { failures, .. } => {
             m.serialize_entry("failures", failures)?;
         }
-        Event::DeliveryFailed {
-            subject,
-            send,
-            refunded,
-        } => {
-            m.serialize_entry("type", "delivery_failed")?;
-            m.serialize_entry("subject", subject)?;
+        Event::DeliveryFailed { send, refunded, .. } => {
             m.serialize_entry("send", &send.to_string())?;
             m.serialize_entry("refunded", refunded)?;
         }
-        Event::Delivered { subject, send } => {
-            m.serialize_entry("type", "delivered")?;
-            m.serialize_entry("subject", subject)?;
+        Event::Delivered { send, .. } => {
             m.serialize_entry("send", &send.to_string())?;
         }
-        Event::TestNumberUsed {
-            subject,
-            generation,
-        } => {
-            m.serialize_entry("type", "test_number_used")?;
-            m.serialize_entry("subject", subject)?;
-            m.serialize_entry("generation", generation)?;
-        }
         Event::BudgetRefused {
-            subject,
             budget,
             retry_after,
+            ..
         } => {
-            m.serialize_entry("type", "budget_refused")?;
-            m.serialize_entry("subject", subject)?;
             m.serialize_entry("budget", budget.as_str())?;
             m.serialize_entry("retry_after", &Seconds(*retry_after))?;
         }

@@ -411,26 +411,46 @@ pub async fn check_async_store<F: AsyncStoreFixture>(mut fixture: F) -> Result<R
     Ok(report)
 }
 
+/// A compare-and-swap for check `c`: the store's error is a violation.
+async fn cas<S: AsyncStore>(
+    c: &'static str,
+    store: &S,
+    key: &RecordKey,
+    expected: Option<Version>,
+    new: &Record,
+) -> Result<Swap, Violation> {
+    store
+        .compare_and_swap(key, expected, new)
+        .await
+        .map_err(failed(c, "compare_and_swap"))
+}
+
+/// A load for check `c`: the store's error is a violation.
+async fn load<S: AsyncStore>(
+    c: &'static str,
+    store: &S,
+    key: &RecordKey,
+) -> Result<Option<(Record, Version)>, Violation> {
+    store.load(key).await.map_err(failed(c, "load"))
+}
+
 async fn absent<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(), Violation> {
     const C: &str = "absent";
     let key = subjects.subject();
-    let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &key).await?;
     ensure!(
         C,
         loaded.is_none(),
         "an unknown subject loaded {}",
         describe(&loaded)
     );
-    let swap = store
-        .compare_and_swap(&key, Some(made_up(&[])), &record(1, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, Some(made_up(&[])), &record(1, far())).await?;
     ensure!(
         C,
         swap == Swap::Conflict,
         "a swap expecting a version of an absent record wrote it"
     );
-    let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &key).await?;
     ensure!(
         C,
         loaded.is_none(),
@@ -444,12 +464,9 @@ async fn insert<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(),
     const C: &str = "insert";
     let key = subjects.subject();
     let first = record(1, far());
-    let swap = store
-        .compare_and_swap(&key, None, &first)
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, None, &first).await?;
     let v1 = done(C, swap, "inserting a new record")?;
-    let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &key).await?;
     ensure!(
         C,
         same(&loaded, &first, v1),
@@ -457,16 +474,13 @@ async fn insert<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(),
         v1.0,
         describe(&loaded)
     );
-    let swap = store
-        .compare_and_swap(&key, None, &record(2, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, None, &record(2, far())).await?;
     ensure!(
         C,
         swap == Swap::Conflict,
         "a second insert of the same subject succeeded"
     );
-    let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &key).await?;
     ensure!(
         C,
         same(&loaded, &first, v1),
@@ -479,19 +493,13 @@ async fn insert<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(),
 async fn update<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(), Violation> {
     const C: &str = "update";
     let key = subjects.subject();
-    let swap = store
-        .compare_and_swap(&key, None, &record(1, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, None, &record(1, far())).await?;
     let v1 = done(C, swap, "inserting a new record")?;
     let second = record(2, far());
-    let swap = store
-        .compare_and_swap(&key, Some(v1), &second)
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, Some(v1), &second).await?;
     let v2 = done(C, swap, "an update expecting the current version")?;
     ensure!(C, v2 != v1, "an update kept the version {}", v1.0);
-    let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &key).await?;
     ensure!(
         C,
         same(&loaded, &second, v2),
@@ -503,26 +511,20 @@ async fn update<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<(),
         (v1, "a stale version"),
         (made_up(&[v1, v2]), "a made-up version"),
     ] {
-        let swap = store
-            .compare_and_swap(&key, Some(stale), &record(3, far()))
-            .await
-            .map_err(failed(C, "compare_and_swap"))?;
+        let swap = cas(C, store, &key, Some(stale), &record(3, far())).await?;
         ensure!(
             C,
             swap == Swap::Conflict,
             "an update expecting {what} ({}) succeeded",
             stale.0
         );
-        let swap = store
-            .compare_and_swap(&key, None, &record(3, far()))
-            .await
-            .map_err(failed(C, "compare_and_swap"))?;
+        let swap = cas(C, store, &key, None, &record(3, far())).await?;
         ensure!(
             C,
             swap == Swap::Conflict,
             "an insert over an existing record succeeded"
         );
-        let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+        let loaded = load(C, store, &key).await?;
         ensure!(
             C,
             same(&loaded, &second, v2),
@@ -538,28 +540,22 @@ async fn isolation<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<
     let phone = subjects.phone();
     let login = RecordKey::from(SubjectKey::new(Purpose::Login, phone));
     let onboarding = RecordKey::from(SubjectKey::new(Purpose::Onboarding, phone));
-    let swap = store
-        .compare_and_swap(&login, None, &record(1, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &login, None, &record(1, far())).await?;
     done(C, swap, "inserting the login record")?;
-    let loaded = store.load(&onboarding).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &onboarding).await?;
     ensure!(
         C,
         loaded.is_none(),
         "the onboarding subject of the same number loaded {}",
         describe(&loaded)
     );
-    let swap = store
-        .compare_and_swap(&onboarding, None, &record(7, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &onboarding, None, &record(7, far())).await?;
     done(
         C,
         swap,
         "inserting the onboarding record beside the login one",
     )?;
-    let loaded = store.load(&login).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &login).await?;
     ensure!(
         C,
         loaded.as_ref().is_some_and(|(r, _)| counter_of(r) == 1),
@@ -584,14 +580,11 @@ async fn budgets<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<()
     ];
     let mut versions = Vec::new();
     for (key, record) in &written {
-        let swap = store
-            .compare_and_swap(key, None, record)
-            .await
-            .map_err(failed(C, "compare_and_swap"))?;
+        let swap = cas(C, store, key, None, record).await?;
         versions.push(done(C, swap, "inserting a record")?);
     }
     for ((key, record), version) in written.iter().zip(&versions) {
-        let loaded = store.load(key).await.map_err(failed(C, "load"))?;
+        let loaded = load(C, store, key).await?;
         ensure!(
             C,
             same(&loaded, record, *version),
@@ -599,21 +592,15 @@ async fn budgets<S: AsyncStore>(store: &S, subjects: &mut Subjects) -> Result<()
         );
     }
     let spent = bucket(BudgetKind::Address, 13, far() + Duration::minutes(6));
-    let stale = store
-        .compare_and_swap(&address, None, &spent)
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let stale = cas(C, store, &address, None, &spent).await?;
     ensure!(
         C,
         stale == Swap::Conflict,
         "a second insert of a budget key's record was written"
     );
-    let swap = store
-        .compare_and_swap(&address, versions.get(1).copied(), &spent)
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &address, versions.get(1).copied(), &spent).await?;
     let v = done(C, swap, "updating a budget key's record")?;
-    let loaded = store.load(&address).await.map_err(failed(C, "load"))?;
+    let loaded = load(C, store, &address).await?;
     ensure!(
         C,
         same(&loaded, &spent, v),
@@ -628,17 +615,11 @@ async fn fresh_versions<S: AsyncStore>(
 ) -> Result<(), Violation> {
     const C: &str = "fresh_versions";
     let key = subjects.subject();
-    let swap = store
-        .compare_and_swap(&key, None, &record(0, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, None, &record(0, far())).await?;
     let mut version = done(C, swap, "inserting a new record")?;
     let mut seen = HashSet::from([version]);
     for n in 1..=SEQUENTIAL_UPDATES {
-        let swap = store
-            .compare_and_swap(&key, Some(version), &record(n, far()))
-            .await
-            .map_err(failed(C, "compare_and_swap"))?;
+        let swap = cas(C, store, &key, Some(version), &record(n, far())).await?;
         version = done(C, swap, "an update expecting the current version")?;
         ensure!(
             C,
@@ -780,10 +761,7 @@ fn settle(tally: Mutex<Tally>, errors: Vec<String>, final_counter: u32) -> Resul
 
 async fn start_counter<S: AsyncStore>(store: &S, key: &RecordKey) -> Result<(), Violation> {
     const C: &str = "concurrent_update";
-    let swap = store
-        .compare_and_swap(key, None, &record(0, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, key, None, &record(0, far())).await?;
     done(C, swap, "inserting a new record").map(|_| ())
 }
 
@@ -885,15 +863,9 @@ async fn expiry<S: AsyncStore>(
     const C: &str = "expiry";
     let key = subjects.subject();
     let expires_at = ceil_s(OffsetDateTime::now_utc() + EXPIRY_DELAY);
-    let swap = store
-        .compare_and_swap(&key, None, &record(1, expires_at))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, None, &record(1, expires_at)).await?;
     let v1 = done(C, swap, "inserting a record")?;
-    let swap = store
-        .compare_and_swap(&key, Some(v1), &record(2, expires_at))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, Some(v1), &record(2, expires_at)).await?;
     let v2 = done(C, swap, "updating it")?;
     // Present at every load before expires_at.
     loop {
@@ -901,7 +873,7 @@ async fn expiry<S: AsyncStore>(
         if before >= expires_at - CLOCK_SLACK {
             break;
         }
-        let loaded = store.load(&key).await.map_err(failed(C, "load"))?;
+        let loaded = load(C, store, &key).await?;
         ensure!(
             C,
             loaded.is_some(),
@@ -917,7 +889,7 @@ async fn expiry<S: AsyncStore>(
         if OffsetDateTime::now_utc() > expires_at {
             purge().await;
         }
-        if store.load(&key).await.map_err(failed(C, "load"))?.is_none() {
+        if load(C, store, &key).await?.is_none() {
             gone = true;
             break;
         }
@@ -930,10 +902,7 @@ async fn expiry<S: AsyncStore>(
         return Ok(());
     }
     for stale in [v1, v2] {
-        let swap = store
-            .compare_and_swap(&key, Some(stale), &record(3, far()))
-            .await
-            .map_err(failed(C, "compare_and_swap"))?;
+        let swap = cas(C, store, &key, Some(stale), &record(3, far())).await?;
         ensure!(
             C,
             swap == Swap::Conflict,
@@ -941,10 +910,7 @@ async fn expiry<S: AsyncStore>(
             stale.0
         );
     }
-    let swap = store
-        .compare_and_swap(&key, None, &record(3, far()))
-        .await
-        .map_err(failed(C, "compare_and_swap"))?;
+    let swap = cas(C, store, &key, None, &record(3, far())).await?;
     let v3 = done(C, swap, "re-creating a dropped record")?;
     ensure!(
         C,
@@ -953,10 +919,7 @@ async fn expiry<S: AsyncStore>(
         v3.0
     );
     for stale in [v1, v2] {
-        let swap = store
-            .compare_and_swap(&key, Some(stale), &record(4, far()))
-            .await
-            .map_err(failed(C, "compare_and_swap"))?;
+        let swap = cas(C, store, &key, Some(stale), &record(4, far())).await?;
         ensure!(
             C,
             swap == Swap::Conflict,

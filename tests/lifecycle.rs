@@ -2,45 +2,16 @@
 //! the public API: `Verifier` over `MemoryStore` and a `ManualClock`.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+mod common;
 
+use std::sync::Arc;
+
+use common::{T0, key, world, wrong};
 use otpflow::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-
-const T0: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
-
-struct World {
-    verifier: Verifier<MemoryStore, ManualClock>,
-    clock: ManualClock,
-    rng: ChaCha20Rng,
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-fn key(id: u32) -> SecretKey {
-    SecretKey::new(KeyId(id), &[u8::try_from(id).unwrap(); 32]).unwrap()
-}
-
-fn world(policy: Policy) -> World {
-    let clock = ManualClock::new(T0);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&events);
-    let verifier = Verifier::new(
-        policy,
-        KeyRing::new(key(1)),
-        MemoryStore::new(),
-        clock.clone(),
-    )
-    .on_event(move |e| sink.lock().unwrap().push(e.clone()));
-    World {
-        verifier,
-        clock,
-        rng: ChaCha20Rng::seed_from_u64(1),
-        events,
-    }
-}
 
 fn subject(purpose: Purpose) -> SubjectKey {
     SubjectKey::new(
@@ -51,29 +22,6 @@ fn subject(purpose: Purpose) -> SubjectKey {
 
 fn login() -> SubjectKey {
     subject(Purpose::Login)
-}
-
-/// A code of the right length that is not `code`.
-fn wrong(code: &Code) -> String {
-    code.as_str()
-        .bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
-        .collect()
-}
-
-impl World {
-    fn start(&mut self, s: &SubjectKey) -> Result<Sent, Error> {
-        self.verifier.start(s, Channel::Sms, &mut self.rng)
-    }
-    fn resend(&mut self, s: &SubjectKey) -> Result<Sent, Error> {
-        self.verifier.resend(s, None, &mut self.rng)
-    }
-    fn state(&self, s: &SubjectKey) -> State {
-        self.verifier.status(s).unwrap().state
-    }
-    fn take_events(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.events.lock().unwrap())
-    }
 }
 
 #[test]

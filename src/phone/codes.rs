@@ -202,19 +202,7 @@ mod tests {
                 continue;
             }
             let begins_a_number = plans.iter().any(|plan| {
-                let d = plan.descriptors();
-                let types = [
-                    d.fixed_line(),
-                    d.mobile(),
-                    d.toll_free(),
-                    d.premium_rate(),
-                    d.shared_cost(),
-                    d.personal_number(),
-                    d.voip(),
-                    d.pager(),
-                    d.uan(),
-                    d.voicemail(),
-                ];
+                let types = crate::phone::plan::types(plan);
                 let mut lengths: Vec<u16> = types
                     .iter()
                     .flatten()
@@ -232,7 +220,7 @@ mod tests {
                                 let number =
                                     format!("{head}{}", fill.repeat(len.saturating_sub(4)));
                                 let number = &number[..len.min(number.len())];
-                                d.general().is_match(number)
+                                plan.descriptors().general().is_match(number)
                             })
                         })
                     })

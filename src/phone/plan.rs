@@ -231,7 +231,7 @@ fn too_long(plan: &Metadata, len: usize) -> bool {
 }
 
 /// The descriptions of a plan's number types.
-fn types(plan: &Metadata) -> [Option<&Descriptor>; 10] {
+pub(super) fn types(plan: &Metadata) -> [Option<&Descriptor>; 10] {
     let d = plan.descriptors();
     [
         d.fixed_line(),

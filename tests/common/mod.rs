@@ -69,6 +69,9 @@ impl World {
     pub fn resend(&mut self, s: &SubjectKey) -> Result<Sent, Error> {
         self.verifier.resend(s, None, &mut self.rng)
     }
+    pub fn state(&self, s: &SubjectKey) -> State {
+        self.verifier.status(s).unwrap().state
+    }
     pub fn take_events(&self) -> Vec<Event> {
         std::mem::take(&mut *self.events.lock().unwrap())
     }
