@@ -264,6 +264,27 @@ impl Journal {
     /// Opens (or creates) the journal at `path`, keeping what an earlier
     /// process left undelivered.
     ///
+    /// ```
+    /// use otpflow_server::webhooks::Journal;
+    /// let dir = std::env::temp_dir().join(format!("journal-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("webhooks.jsonl");
+    /// // An earlier process queued two events and delivered one; its last
+    /// // line was torn by a crash.
+    /// std::fs::write(&path, concat!(
+    ///     r#"{"queued":"evt_1","body":"{\"id\":\"evt_1\"}"}"#, "\n",
+    ///     r#"{"queued":"evt_2","body":"{\"id\":\"evt_2\"}"}"#, "\n",
+    ///     r#"{"done":"evt_1"}"#, "\n",
+    ///     r#"{"queued":"evt_3","bo"#,
+    /// ))?;
+    /// let journal = Journal::open(&path)?;
+    /// assert_eq!(journal.left_over(), 1); // evt_2, delivered by `start`
+    /// // The file now holds only what is pending.
+    /// assert_eq!(std::fs::read_to_string(&path)?.lines().count(), 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The file cannot be read, rewritten or opened.
     pub fn open(path: &Path) -> std::io::Result<Self> {
