@@ -35,7 +35,22 @@
 //! own, with the thread CPU timing of otpflow's calls switched on
 //! (`POST /_test/cpu-timing`), so the paired phases run without it. It is
 //! measured on the memory store only: a network store's calls wait on
-//! other threads.
+//! other threads. The timing reads the thread CPU clock around one call in
+//! 16 (the rest estimated from that sample), so it costs the service
+//! little.
+//!
+//! `OTPFLOW_LOAD_STORES` may name `postgres` too: a private PostgreSQL 15
+//! (`initdb` in a temporary directory, `fsync=off`, a free loopback port,
+//! stopped by its pid), as the black-box tests start it.
+//!
+//! With `OTPFLOW_LOAD_PIN=1` (and at least 2 CPUs), each service runs under
+//! `taskset -c 1` and the client's runtime threads are pinned to CPU 0, so
+//! the service and the load client do not take turns on one core (store
+//! servers are left unpinned).
+
+#[path = "../tests/blackbox/stores.rs"]
+#[allow(dead_code)] // the bench uses only the PostgreSQL server
+mod stores;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -175,7 +190,15 @@ struct Service {
 impl Service {
     fn start(dir: &Path, name: &str, store: &str) -> Self {
         let outbox = dir.join(format!("outbox-{name}.jsonl"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otpflow-server"))
+        let bin = env!("CARGO_BIN_EXE_otpflow-server");
+        let mut command = if pinned() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "1", bin]);
+            c
+        } else {
+            Command::new(bin)
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(["--store", store])
             .arg("--keys")
@@ -272,6 +295,20 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// True when the run pins the service to CPU 1 and the client to CPU 0.
+fn pinned() -> bool {
+    std::env::var("OTPFLOW_LOAD_PIN").is_ok_and(|v| v == "1")
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+}
+
+/// Pins the calling thread to CPU 0 (the client's side of a pinned run).
+fn pin_client_thread() {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(0).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
     }
 }
 
@@ -582,6 +619,7 @@ fn main() {
     std::fs::write(dir.join("keys.json"), KEYS).expect("keys");
 
     let mut redis = None;
+    let mut pg = None;
     let mut services = Vec::new();
     for store in stores.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match store {
@@ -595,16 +633,37 @@ fn main() {
                 services.push(Service::start(&dir, "redis", &url));
                 redis = Some(r);
             }
+            "postgres" => {
+                // Under CI a missing PostgreSQL fails; elsewhere it skips
+                // loudly (the black-box tests' rule).
+                let Some(server) = stores::PgServer::start() else {
+                    eprintln!("\n*** SKIPPED the PostgreSQL run: no PostgreSQL 15 ***\n");
+                    continue;
+                };
+                services.push(Service::start(&dir, "postgres", &server.url()));
+                pg = Some(server);
+            }
             other => panic!("unknown store {other:?} in OTPFLOW_LOAD_STORES"),
         }
     }
+    let pin = pinned();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(move || {
+            if pin {
+                pin_client_thread();
+            }
+        })
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "load: {n} numbers per round, {rounds} rounds, {CONCURRENCY} keep-alive connections, client and server on one machine"
+        "load: {n} numbers per round, {rounds} rounds, {CONCURRENCY} keep-alive connections, client and server on one machine{}",
+        if pin {
+            ", the service pinned to CPU 1 and the client to CPU 0"
+        } else {
+            ""
+        }
     );
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async {
@@ -630,6 +689,7 @@ fn main() {
     }));
     drop(services);
     drop(redis);
+    drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(p) = outcome {
         std::panic::resume_unwind(p);

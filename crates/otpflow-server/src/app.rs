@@ -170,6 +170,18 @@ pub fn json(status: StatusCode, value: &Value) -> Response {
     json_as(status, "application/json", value)
 }
 
+/// A JSON answer serialized straight from a typed value (no `Value` map
+/// built first; the hot routes' answers).
+pub fn json_typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// A JSON answer with its own content type (Kii's vendor types).
 pub fn json_as(status: StatusCode, content_type: &'static str, value: &Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());

@@ -44,6 +44,12 @@ pub struct Config {
     #[arg(long, env = "OTPFLOW_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
 
+    /// Webhooks survive a crash: each body is appended to this file before
+    /// it is queued and marked done once delivered or given up; a restart
+    /// delivers what is left (one file per process).
+    #[arg(long, env = "OTPFLOW_WEBHOOK_JOURNAL")]
+    pub webhook_journal: Option<PathBuf>,
+
     /// Seconds one webhook attempt may take.
     #[arg(long, env = "OTPFLOW_WEBHOOK_TIMEOUT", default_value_t = 5)]
     pub webhook_timeout_secs: u64,
@@ -74,6 +80,10 @@ pub struct Config {
     /// Sends by the whole service, as `BURST/SECONDS`.
     #[arg(long, env = "OTPFLOW_BUDGET_GLOBAL", value_parser = parse_rate)]
     pub budget_global: Option<Rate>,
+
+    /// PostgreSQL store: seconds between purges of expired rows (0: never).
+    #[arg(long, env = "OTPFLOW_PURGE_INTERVAL", default_value_t = 300)]
+    pub purge_interval_secs: u64,
 
     /// Log format.
     #[arg(long, env = "OTPFLOW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

@@ -172,6 +172,13 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
                 .migrate()
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach postgres: {e}")))?;
+            if config.purge_interval_secs > 0 {
+                spawn_purge(
+                    store.clone(),
+                    clock.clone(),
+                    Duration::from_secs(config.purge_interval_secs),
+                );
+            }
             let facts = PgFacts::open(store.pool().clone(), store_key, STORE_TIMEOUT)
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach postgres: {e}")))?;
@@ -202,6 +209,26 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
             .filter(|t| !t.is_empty()),
     });
     Ok((state, webhook_task))
+}
+
+/// Deletes expired PostgreSQL rows every `every` (the first purge one
+/// period after start), by the service clock; a failed purge is logged and
+/// tried again at the next tick. Several processes may purge the same
+/// database: a row is deleted once, the others find nothing.
+fn spawn_purge(store: PgStore, clock: ServiceClock, every: Duration) {
+    tokio::spawn(async move {
+        use otpflow::Clock as _;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match store.purge_expired(clock.now()).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "purged expired records"),
+                Err(e) => tracing::warn!(error = %e, "purge of expired records failed"),
+            }
+        }
+    });
 }
 
 fn store_key(keys: &ServiceKeys) -> Result<&[u8], StartError> {
@@ -237,7 +264,14 @@ fn webhook_queue(
         max_attempts: config.webhook_attempts,
         first_backoff: Duration::from_millis(500),
     };
-    let (queue, task) = webhooks::start(options, secret, tokens.clone(), clock.clone())
+    let journal = match &config.webhook_journal {
+        Some(path) => Some(
+            webhooks::Journal::open(path)
+                .map_err(|e| StartError::Webhook(format!("the journal cannot be opened: {e}")))?,
+        ),
+        None => None,
+    };
+    let (queue, task) = webhooks::start(options, secret, tokens.clone(), clock.clone(), journal)
         .map_err(|_| StartError::Webhook("the HTTP client cannot be built".into()))?;
     Ok(Some((queue, task)))
 }

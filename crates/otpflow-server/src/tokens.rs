@@ -11,7 +11,7 @@
 //! | Verifik app-registration token | 1 hour |
 
 use hmac::{KeyInit, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -62,9 +62,28 @@ struct KgenClaims {
     exp: i64,
 }
 
+/// The claims as issued, borrowed (serialized once, straight to bytes).
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    typ: &'a str,
+    iat: i64,
+    exp: i64,
+    phone: &'a str,
+    jti: &'a str,
+}
+
+/// base64url of `{"alg":"HS256","typ":"JWT"}`: every issued token's header.
+const JWT_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
 /// Issues and checks tokens; derives ids.
 pub struct Tokens {
-    encoding: EncodingKey,
+    /// HMAC-SHA256 keyed with `token_key` once; cloned per token, so no
+    /// token pays for the key schedule.
+    signer: hmac::Hmac<Sha256>,
+
     decoding: DecodingKey,
     kgen: DecodingKey,
     id_key: Zeroizing<Vec<u8>>,
@@ -92,7 +111,9 @@ impl Tokens {
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(b"otpflow-server/id-key");
         Self {
-            encoding: EncodingKey::from_secret(token_key),
+            signer: <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(token_key)
+                .unwrap_or_else(|_| unreachable_hmac()),
+
             decoding: DecodingKey::from_secret(token_key),
             kgen: DecodingKey::from_secret(kgen_key),
             id_key: Zeroizing::new(mac.finalize().into_bytes().to_vec()),
@@ -112,18 +133,33 @@ impl Tokens {
         now: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<String, BadToken> {
-        let claims = Claims {
-            iss: "otpflow-server".into(),
-            sub: sub.into(),
-            aud: aud.into(),
-            typ: typ.into(),
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jti = Self::random_hex(16);
+        let claims = IssuedClaims {
+            iss: "otpflow-server",
+            sub,
+            aud,
+            typ,
             iat: now.unix_timestamp(),
             exp: (now + lifetime).unix_timestamp(),
-            phone: phone.into(),
-            jti: Self::random_hex(16),
+            phone,
+            jti: &jti,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|_| BadToken)
+        // A compact JWS (RFC 7515): header.payload.signature, the same
+        // bytes `jsonwebtoken::encode` makes, without its per-token header
+        // serialization and key schedule.
+        let payload = serde_json::to_vec(&claims).map_err(|_| BadToken)?;
+        let mut token = String::with_capacity(JWT_HEADER_B64.len() + payload.len() * 4 / 3 + 48);
+        token.push_str(JWT_HEADER_B64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let mut mac = self.signer.clone();
+        mac.update(token.as_bytes());
+        let signature = mac.finalize().into_bytes();
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
     }
 
     /// Checks a token this service issued for `aud` and `typ`, against the
@@ -251,4 +287,51 @@ pub fn hex(bytes: &[u8]) -> String {
 /// HMAC-SHA256 takes keys of any length: `new_from_slice` cannot fail.
 fn unreachable_hmac() -> hmac::Hmac<Sha256> {
     unreachable!("HMAC accepts keys of any length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_are_hs256_jwts_that_jsonwebtoken_reads() {
+        let key = b"a token key of the tests, 32 b!!";
+        let tokens = Tokens::new(key, key);
+        let now =
+            OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or_else(|e| panic!("{e}"));
+        let token = tokens
+            .issue(
+                "kavoon",
+                "access",
+                "+447401101801",
+                "+447401101801",
+                now,
+                KAVOON_ACCESS,
+            )
+            .unwrap_or_else(|_| panic!("issued"));
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&["kavoon"]);
+        validation.validate_exp = false;
+        let data =
+            jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_secret(key), &validation)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(data.header.alg, Algorithm::HS256);
+        assert_eq!(data.header.typ.as_deref(), Some("JWT"));
+        let c = data.claims;
+        assert_eq!(
+            (c.iss.as_str(), c.aud.as_str(), c.typ.as_str()),
+            ("otpflow-server", "kavoon", "access")
+        );
+        assert_eq!(
+            (c.sub.as_str(), c.phone.as_str()),
+            ("+447401101801", "+447401101801")
+        );
+        assert_eq!((c.iat, c.exp), (1_800_000_000, 1_800_000_300));
+        assert_eq!(c.jti.len(), 32);
+        assert!(tokens.check(&token, "kavoon", "access", now).is_ok());
+        assert!(tokens.check(&token, "kavoon", "refresh", now).is_err());
+        // Another key's signature does not verify.
+        let other = Tokens::new(b"another token key of the tests!!", key);
+        assert!(other.check(&token, "kavoon", "access", now).is_err());
+    }
 }

@@ -20,9 +20,18 @@
 //!   network error, a timeout, a 429 or a 5xx, redirects not followed; each
 //!   attempt is signed afresh, with the same `id`. A receiver must expect
 //!   the same `id` more than once and events out of order.
+//! - With a [`Journal`] (`--webhook-journal PATH`), each body is appended to
+//!   a file before it is queued, and marked done once delivered or given
+//!   up; a restart after a crash delivers what the file still holds, with
+//!   the same `id` (at-least-once: an event delivered just before a crash
+//!   may come again).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
@@ -207,7 +216,189 @@ pub fn body_of(event: &Event, tokens: &Tokens, now: time::OffsetDateTime) -> Opt
     }))
 }
 
+/// Past this many bytes, a journal with nothing pending is emptied.
+pub const JOURNAL_COMPACT_BYTES: u64 = 1 << 20;
+
+/// One journal line: a body queued, or an id done with.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalLine {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    queued: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    done: Option<String>,
+}
+
+/// The file side of a journal, behind one lock.
+#[derive(Debug)]
+struct JournalFile {
+    file: File,
+    /// Bodies written and not yet marked done by this process.
+    pending: u64,
+    /// Bytes in the file.
+    len: u64,
+}
+
+/// A file journal of the webhook bodies not yet delivered (one per
+/// process: two processes must not share a file).
+///
+/// Each body is appended (one JSON line, `{"queued":"<id>","body":"<the
+/// body>"}`, one `write` call) before it is queued, and `{"done":"<id>"}`
+/// once it is delivered or given up on. [`Journal::open`] reads what an
+/// earlier process left, keeps the bodies without a `done` line (a torn
+/// last line is skipped), rewrites the file with only those (a temporary
+/// file, synced, renamed over it) and hands them to [`start`], which
+/// delivers them before new events. The file is written, not synced, per
+/// event: a crash of the process (SIGKILL, OOM, a panic) loses nothing, a
+/// crash of the machine may lose the last events. Once nothing is pending
+/// and the file passed [`JOURNAL_COMPACT_BYTES`], it is emptied.
+#[derive(Debug)]
+pub struct Journal {
+    inner: Mutex<JournalFile>,
+    replay: Mutex<Vec<Job>>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, keeping what an earlier
+    /// process left undelivered.
+    ///
+    /// ```
+    /// use otpflow_server::webhooks::Journal;
+    /// let dir = std::env::temp_dir().join(format!("journal-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("webhooks.jsonl");
+    /// // An earlier process queued two events and delivered one; its last
+    /// // line was torn by a crash.
+    /// std::fs::write(&path, concat!(
+    ///     r#"{"queued":"evt_1","body":"{\"id\":\"evt_1\"}"}"#, "\n",
+    ///     r#"{"queued":"evt_2","body":"{\"id\":\"evt_2\"}"}"#, "\n",
+    ///     r#"{"done":"evt_1"}"#, "\n",
+    ///     r#"{"queued":"evt_3","bo"#,
+    /// ))?;
+    /// let journal = Journal::open(&path)?;
+    /// assert_eq!(journal.left_over(), 1); // evt_2, delivered by `start`
+    /// // The file now holds only what is pending.
+    /// assert_eq!(std::fs::read_to_string(&path)?.lines().count(), 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The file cannot be read, rewritten or opened.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let text = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut queued: Vec<Job> = Vec::new();
+        let mut done: HashSet<String> = HashSet::new();
+        for line in text.split(|b| *b == b'\n') {
+            let Ok(entry) = serde_json::from_slice::<JournalLine>(line) else {
+                continue; // blank, or torn by a crash mid-write
+            };
+            match entry {
+                JournalLine {
+                    queued: Some(id),
+                    body: Some(body),
+                    done: None,
+                } => queued.push(Job {
+                    id,
+                    body: body.into_bytes(),
+                }),
+                JournalLine {
+                    queued: None,
+                    body: None,
+                    done: Some(id),
+                } => {
+                    done.insert(id);
+                }
+                _ => {}
+            }
+        }
+        queued.retain(|job| !done.contains(&job.id));
+        let mut seen = HashSet::new();
+        queued.retain(|job| seen.insert(job.id.clone()));
+        let mut fresh = Vec::new();
+        for job in &queued {
+            fresh.extend_from_slice(&queued_line(job)?);
+        }
+        let tmp = path.with_extension("compacting");
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&fresh)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        Ok(Self {
+            inner: Mutex::new(JournalFile {
+                file,
+                pending: queued.len() as u64,
+                len: fresh.len() as u64,
+            }),
+            replay: Mutex::new(queued),
+        })
+    }
+
+    /// How many bodies an earlier process left to deliver (before
+    /// [`start`] takes them).
+    pub fn left_over(&self) -> usize {
+        self.replay.lock().map_or(0, |r| r.len())
+    }
+
+    fn append(&self, line: &[u8], pending: i64) -> std::io::Result<()> {
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| std::io::Error::other("journal lock poisoned"))?;
+        inner.file.write_all(line)?;
+        inner.len += line.len() as u64;
+        inner.pending = inner.pending.saturating_add_signed(pending);
+        if inner.pending == 0 && inner.len > JOURNAL_COMPACT_BYTES {
+            inner.file.set_len(0)?;
+            inner.len = 0;
+        }
+        Ok(())
+    }
+
+    fn queued(&self, job: &Job) -> std::io::Result<()> {
+        self.append(&queued_line(job)?, 1)
+    }
+
+    fn done(&self, id: &str) {
+        let entry = JournalLine {
+            queued: None,
+            body: None,
+            done: Some(id.to_owned()),
+        };
+        let result = serde_json::to_vec(&entry)
+            .map_err(std::io::Error::other)
+            .and_then(|mut line| {
+                line.push(b'\n');
+                self.append(&line, -1)
+            });
+        if let Err(e) = result {
+            tracing::warn!(id, error = %e, "webhook journal: cannot mark done (it comes again after a restart)");
+        }
+    }
+}
+
+fn queued_line(job: &Job) -> std::io::Result<Vec<u8>> {
+    let entry = JournalLine {
+        queued: Some(job.id.clone()),
+        body: Some(String::from_utf8_lossy(&job.body).into_owned()),
+        done: None,
+    };
+    let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
 /// One body waiting for delivery.
+#[derive(Debug)]
 struct Job {
     id: String,
     body: Vec<u8>,
@@ -220,6 +411,7 @@ pub struct WebhookQueue {
     tokens: Arc<Tokens>,
     clock: crate::clock::ServiceClock,
     dropped: Arc<AtomicU64>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl std::fmt::Debug for WebhookQueue {
@@ -231,8 +423,10 @@ impl std::fmt::Debug for WebhookQueue {
 }
 
 impl WebhookQueue {
-    /// Queues the event's body, if it has one. Never blocks: a full queue
-    /// drops the event with a warning.
+    /// Queues the event's body, if it has one (written to the journal
+    /// first, when there is one). Never blocks: a full queue drops the
+    /// event with a warning (with a journal, it stays there for the next
+    /// start).
     pub fn push(&self, event: &Event) {
         use otpflow::Clock as _;
         let Some(body) = body_of(event, &self.tokens, self.clock.now()) else {
@@ -242,16 +436,34 @@ impl WebhookQueue {
         let Ok(bytes) = serde_json::to_vec(&body) else {
             return;
         };
-        if self.tx.try_send(Job { id, body: bytes }).is_err() {
+        let job = Job { id, body: bytes };
+        let journaled = match &self.journal {
+            Some(journal) => match journal.queued(&job) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(id = %job.id, error = %e, "webhook journal: cannot write (this event is in memory only)");
+                    false
+                }
+            },
+            None => false,
+        };
+        if self.tx.try_send(job).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("webhook queue full or closed: event dropped");
+            if journaled {
+                tracing::warn!(
+                    "webhook queue full or closed: event kept in the journal for the next start"
+                );
+            } else {
+                tracing::warn!("webhook queue full or closed: event dropped");
+            }
         }
     }
 }
 
 /// Starts the delivery task; returns the queue to feed and the task, which
 /// ends once every queue clone is dropped and the queued bodies are
-/// delivered (or given up on).
+/// delivered (or given up on). With a `journal`, what an earlier process
+/// left in it is delivered first, and every body is journaled.
 ///
 /// # Errors
 /// The HTTP client cannot be built.
@@ -260,6 +472,7 @@ pub fn start(
     secret: Zeroizing<Vec<u8>>,
     tokens: Arc<Tokens>,
     clock: crate::clock::ServiceClock,
+    journal: Option<Journal>,
 ) -> Result<(WebhookQueue, JoinHandle<()>), reqwest::Error> {
     let client = reqwest::Client::builder()
         .timeout(options.timeout)
@@ -267,9 +480,25 @@ pub fn start(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("otpflow-server/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+    let journal = journal.map(Arc::new);
+    let replay = journal
+        .as_ref()
+        .and_then(|j| j.replay.lock().ok().map(|mut r| std::mem::take(&mut *r)))
+        .unwrap_or_default();
+    let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_CAPACITY + replay.len());
+    if !replay.is_empty() {
+        tracing::info!(
+            count = replay.len(),
+            "webhook journal: delivering what an earlier process left"
+        );
+    }
+    for job in replay {
+        // The channel has room for every one of them.
+        let _ = tx.try_send(job);
+    }
     let secret = Arc::new(secret);
     let options = Arc::new(options);
+    let task_journal = journal.clone();
     let task = tokio::spawn(async move {
         let permits = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
         while let Some(job) = rx.recv().await {
@@ -277,8 +506,12 @@ pub fn start(
                 break;
             };
             let (client, secret, options) = (client.clone(), secret.clone(), options.clone());
+            let journal = task_journal.clone();
             tokio::spawn(async move {
                 deliver(&client, &secret, &options, &job).await;
+                if let Some(journal) = &journal {
+                    journal.done(&job.id);
+                }
                 drop(permit);
             });
         }
@@ -292,6 +525,7 @@ pub fn start(
             tokens,
             clock,
             dropped: Arc::new(AtomicU64::new(0)),
+            journal,
         },
         task,
     ))

@@ -172,14 +172,24 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes
     let (Ok(access), Ok(refresh)) = (access, refresh) else {
         return unavailable();
     };
-    app::json(
+    app::json_typed(
         StatusCode::OK,
-        &json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": KAVOON_ACCESS.whole_seconds(),
-            "refresh_token": refresh,
-            "new_client": new_client,
-        }),
+        &TokenAnswer {
+            access_token: &access,
+            token_type: "Bearer",
+            expires_in: KAVOON_ACCESS.whole_seconds(),
+            refresh_token: &refresh,
+            new_client,
+        },
     )
+}
+
+/// `POST /auth/token`'s answer, in the document's key order.
+#[derive(serde::Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_in: i64,
+    refresh_token: &'a str,
+    new_client: bool,
 }

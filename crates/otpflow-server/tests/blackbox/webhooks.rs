@@ -198,3 +198,82 @@ fn a_webhook_url_without_a_secret_does_not_start() {
     assert!(out.contains("webhook_secret"), "{out}");
     assert!(!out.contains("panicked"), "{out}");
 }
+
+#[test]
+fn a_webhook_pending_at_a_crash_is_delivered_after_the_restart() {
+    let dir = std::env::temp_dir().join(format!("otpflow-webhook-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let journal = dir.join("webhooks.jsonl");
+    let journal_arg = journal.to_str().expect("a UTF-8 path");
+    // Nothing listens there: the event stays pending, retried for minutes.
+    let nowhere = format!("http://127.0.0.1:{}/hooks", crate::stores::free_port());
+    let s = Server::start_with(&[
+        "--webhook-url",
+        &nowhere,
+        "--webhook-attempts",
+        "10",
+        "--webhook-journal",
+        journal_arg,
+    ]);
+    let login = json!({ "countryCode": "+44", "phone": "7401101805", "type": "login" });
+    let (status, sent) = json(
+        s.post("/v2/projects/phone-login")
+            .json(&login)
+            .send()
+            .expect("answer"),
+    );
+    assert_eq!(status, 200, "{sent}");
+    let validation = sent["data"]["_id"].clone();
+    // The event is in the journal before the answer.
+    let text = std::fs::read_to_string(&journal).expect("the journal");
+    let line: Value = serde_json::from_str(text.lines().next().expect("one line")).expect("JSON");
+    let event_id = line["queued"].as_str().expect("an id").to_owned();
+    assert!(event_id.starts_with("evt_"), "{line}");
+    drop(s); // SIGKILL, by its own pid: no graceful drain
+
+    // A new process on the same journal, now with a receiver.
+    let receiver = Receiver::start();
+    let s = Server::start_with(&[
+        "--webhook-url",
+        receiver.url.as_str(),
+        "--webhook-journal",
+        journal_arg,
+    ]);
+    // The receiver refuses the first attempt (503); the retry lands.
+    let got = receiver.wait(|g| g.len() >= 2);
+    assert!(got.len() >= 2, "{} deliveries", got.len());
+    for (signature, id, body) in &got {
+        assert_eq!(id, &event_id, "the same id as before the crash");
+        assert!(otpflow_server::webhooks::verify(
+            WEBHOOK_SECRET,
+            signature,
+            body
+        ));
+        let e = event(body);
+        assert_eq!(e["id"].as_str(), Some(event_id.as_str()));
+        assert_eq!(e["event"], "phone_validation.sent");
+        assert_eq!(e["data"]["_id"], validation);
+    }
+    // Delivered: marked done, so a third start has nothing to send.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains(r#"{"done":"#)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(s);
+    let before = receiver.got.lock().expect("the list").len();
+    let s = Server::start_with(&[
+        "--webhook-url",
+        receiver.url.as_str(),
+        "--webhook-journal",
+        journal_arg,
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.got.lock().expect("the list").len(), before);
+    assert_eq!(std::fs::read_to_string(&journal).expect("the journal"), "");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
