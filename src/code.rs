@@ -815,8 +815,8 @@ mod tests {
             .as_ref()
             .unwrap_or_else(|| panic!("a validation"));
         assert_eq!(v.derivation, 2);
-        let v2 = Derivation::V2.derive(&key(1), &s, &v.nonce, record.generation, 6);
-        let v1 = Derivation::V1.derive(&key(1), &s, &v.nonce, record.generation, 6);
+        let v2 = Derivation::V2.derive(&key(1), &s, &v.nonce, record.generation(), 6);
+        let v1 = Derivation::V1.derive(&key(1), &s, &v.nonce, record.generation(), 6);
         assert_eq!(sent.code, v2);
         assert_ne!(v1, v2);
 
@@ -834,9 +834,9 @@ mod tests {
                 .map(|ok| ok.generation)
         };
         let old = with(1);
-        assert_eq!(check(&old, &v1), Ok(record.generation));
+        assert_eq!(check(&old, &v1), Ok(record.generation()));
         assert!(matches!(check(&old, &v2), Err(Error::CodeMismatch { .. })));
-        assert_eq!(check(&record, &v2), Ok(record.generation));
+        assert_eq!(check(&record, &v2), Ok(record.generation()));
         assert!(matches!(
             check(&record, &v1),
             Err(Error::CodeMismatch { .. })

@@ -763,8 +763,8 @@ impl RecordFields {
         let base = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
         let at = |minutes: i16| Secs::of(base + Duration::minutes(i64::from(minutes)));
         let mut record = Record {
-            generation: u32::from(self.generation % 4),
             current: self.validation.as_ref().map(|v| Validation {
+                generation: u32::from(self.generation % 4),
                 state: [
                     State::Sent,
                     State::Validated,
@@ -780,8 +780,8 @@ impl RecordFields {
                 last_sent_at: at(v.last_sent),
                 expires_at: at(v.expires),
                 ended_at: v.ended.map(at),
-                checks: u32::from(v.checks % 104),
-                sends: u32::from(v.sends % 104),
+                checks: v.checks % 104,
+                sends: v.sends % 104,
             }),
             ledger: Ledger {
                 guesses: Guesses {

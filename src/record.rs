@@ -91,6 +91,10 @@ pub(crate) const DERIVATION_V1: u8 = 1;
 /// One validation: the nonce and key that derive its code, and its budgets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Validation {
+    /// The number of this validation within its subject (1 for the first).
+    /// Kept here, not in [`Record`]: a record without a validation is at
+    /// generation 0, so the record carries no word for it.
+    pub(crate) generation: u32,
     pub(crate) state: State,
     pub(crate) channel: Channel,
     /// Which code derivation the validation's code comes from.
@@ -106,10 +110,11 @@ pub(crate) struct Validation {
     pub(crate) expires_at: Secs,
     /// When the validation reached its terminal state (rounded down).
     pub(crate) ended_at: Option<Secs>,
-    /// Checks spent on the current code.
-    pub(crate) checks: u32,
-    /// Sends of this validation, the first included.
-    pub(crate) sends: u32,
+    /// Checks spent on the current code (at most 100, the policy's
+    /// ceiling).
+    pub(crate) checks: u8,
+    /// Sends of this validation, the first included (at most 100).
+    pub(crate) sends: u8,
 }
 
 /// The subject's budgets that outlive any one validation (see
@@ -136,8 +141,6 @@ pub(crate) struct Ledger {
 /// never shorter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The number of the current validation within this subject.
-    pub(crate) generation: u32,
     pub(crate) current: Option<Validation>,
     pub(crate) ledger: Ledger,
     /// The instant of the write that stored this record (rounded down).
@@ -152,7 +155,6 @@ impl Record {
     /// A record with no validation, as for a subject never seen.
     pub(crate) fn empty() -> Self {
         Self {
-            generation: 0,
             current: None,
             ledger: Ledger::default(),
             written_at: Secs::EPOCH,
@@ -242,7 +244,7 @@ impl Record {
     /// The number of the current validation for this subject; 0 before the
     /// first.
     pub fn generation(&self) -> u32 {
-        self.generation
+        self.current.as_ref().map_or(0, |v| v.generation)
     }
 
     /// The record as it may be trusted at `now` under `policy`: the one place
@@ -354,7 +356,7 @@ impl Record {
         }
         let mut out = Vec::with_capacity(96);
         out.push(FORMAT_VERSION);
-        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&self.generation().to_be_bytes());
         let g = &self.ledger.guesses;
         let v = self.current.as_ref();
         let flags = [
@@ -387,8 +389,8 @@ impl Record {
                 put_secs(&mut out, t);
             }
             // Both are at most 100 (the policy's ceiling; checked on decode).
-            out.push(u8::try_from(v.checks).unwrap_or(u8::MAX));
-            out.push(u8::try_from(v.sends).unwrap_or(u8::MAX));
+            out.push(v.checks);
+            out.push(v.sends);
         }
         out.extend_from_slice(&g.failures.to_be_bytes());
         for t in [g.last_failure_at, g.locked_until, self.ledger.sends.tat]
@@ -420,14 +422,21 @@ impl Record {
     /// contradiction.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut r = Reader { bytes };
-        let record = match r.u8()? {
+        // The generation as encoded: a record holds it in its validation,
+        // so one encoded without a validation is checked here.
+        let (record, generation) = match r.u8()? {
             1 => r.v1()?,
             FORMAT_VERSION => r.v2()?,
-            BUDGET_FORMAT_VERSION => r.v3()?,
+            BUDGET_FORMAT_VERSION => (r.v3()?, 0),
             _ => return Err(RecordError::Version),
         };
         if !r.bytes.is_empty() {
             return Err(RecordError::TrailingBytes);
+        }
+        if record.current.is_none() && generation != 0 {
+            return Err(RecordError::Contradiction(
+                Contradiction::GenerationWithoutValidation,
+            ));
         }
         record.check()?;
         Ok(record)
@@ -447,12 +456,10 @@ impl Record {
             }
             return Ok(());
         }
-        match (&self.current, self.generation) {
-            (None, 0) | (Some(_), 1..) => {}
-            (None, _) => return fail(C::GenerationWithoutValidation),
-            (Some(_), 0) => return fail(C::ValidationAtGenerationZero),
-        }
         if let Some(v) = &self.current {
+            if v.generation == 0 {
+                return fail(C::ValidationAtGenerationZero);
+            }
             if (v.state == State::Sent) != v.ended_at.is_none() {
                 return fail(C::EndTime);
             }
@@ -473,7 +480,8 @@ impl Record {
             // A validation's sends reach 0 only when its one counted send
             // was reported failed and given back.
             let given_back = self.ledger.last_send.failed;
-            if v.checks > MAX_BUDGET || (v.sends == 0 && !given_back) || v.sends > MAX_BUDGET {
+            let (checks, sends) = (u32::from(v.checks), u32::from(v.sends));
+            if checks > MAX_BUDGET || (sends == 0 && !given_back) || sends > MAX_BUDGET {
                 return fail(C::Counter);
             }
             if v.derivation == 0 {
@@ -534,6 +542,10 @@ pub(crate) fn normalize_now(now: OffsetDateTime) -> OffsetDateTime {
         .clamp(OffsetDateTime::UNIX_EPOCH, MAX_NOW)
 }
 
+fn saturating_u8(n: u32) -> u8 {
+    u8::try_from(n).unwrap_or(u8::MAX)
+}
+
 fn put_secs(out: &mut Vec<u8>, t: Secs) {
     out.extend_from_slice(&t.get().to_be_bytes());
 }
@@ -575,7 +587,8 @@ impl Reader<'_> {
         present.then(|| self.secs()).transpose()
     }
 
-    fn v2(&mut self) -> Result<Record, RecordError> {
+    /// The record and the generation as encoded.
+    fn v2(&mut self) -> Result<(Record, u32), RecordError> {
         let generation = self.u32()?;
         let flags = self.u8()?;
         if flags >> 6 != 0 {
@@ -587,6 +600,7 @@ impl Reader<'_> {
         }
         let current = if flag(0) {
             Some(Validation {
+                generation,
                 state: self.state()?,
                 channel: self.channel()?,
                 derivation: self.u8()?,
@@ -596,8 +610,8 @@ impl Reader<'_> {
                 last_sent_at: self.secs()?,
                 expires_at: self.secs()?,
                 ended_at: self.opt_secs(flag(1))?,
-                checks: u32::from(self.u8()?),
-                sends: u32::from(self.u8()?),
+                checks: self.u8()?,
+                sends: self.u8()?,
             })
         } else {
             None
@@ -615,8 +629,7 @@ impl Reader<'_> {
             seq: self.u32()?,
             failed: flag(5),
         };
-        Ok(Record {
-            generation,
+        let record = Record {
             current,
             ledger: Ledger {
                 guesses,
@@ -625,7 +638,8 @@ impl Reader<'_> {
             },
             written_at: self.secs()?,
             bucket: None,
-        })
+        };
+        Ok((record, generation))
     }
 
     /// Version 3: a budget key's bucket.
@@ -648,11 +662,13 @@ impl Reader<'_> {
     }
 
     /// Version 1: instants as Unix nanoseconds (`i128`), fixed windows.
-    fn v1(&mut self) -> Result<Record, RecordError> {
+    /// The record and the generation as encoded.
+    fn v1(&mut self) -> Result<(Record, u32), RecordError> {
         let generation = self.u32()?;
         let current = match self.u8()? {
             0 => None,
             1 => Some(Validation {
+                generation,
                 state: self.state()?,
                 channel: self.channel()?,
                 derivation: DERIVATION_V1,
@@ -662,8 +678,9 @@ impl Reader<'_> {
                 last_sent_at: self.nanos()?.ceil(),
                 expires_at: self.nanos()?.ceil(),
                 ended_at: self.opt_nanos()?.map(At::floor),
-                checks: self.u32()?,
-                sends: self.u32()?,
+                // Past 255 is past any budget (100): refused by `check`.
+                checks: saturating_u8(self.u32()?),
+                sends: saturating_u8(self.u32()?),
             }),
             _ => return Err(RecordError::Invalid("validation flag")),
         };
@@ -694,8 +711,7 @@ impl Reader<'_> {
             last_failure_at: (failures > 0).then_some(written_at),
             locked_until,
         };
-        Ok(Record {
-            generation,
+        let record = Record {
             current,
             ledger: Ledger {
                 guesses,
@@ -706,7 +722,8 @@ impl Reader<'_> {
             },
             written_at,
             bucket: None,
-        })
+        };
+        Ok((record, generation))
     }
     fn nanos(&mut self) -> Result<At, RecordError> {
         let nanos = i128::from_be_bytes(self.array()?);
@@ -1054,8 +1071,8 @@ mod tests {
 
     fn sample() -> Record {
         Record {
-            generation: 7,
             current: Some(Validation {
+                generation: 7,
                 state: State::Locked,
                 channel: Channel::Whatsapp,
                 derivation: DERIVATION_V1,
@@ -1098,6 +1115,14 @@ mod tests {
         r.ledger.guesses = Guesses::default();
         r.written_at = T + Duration::seconds(40);
         r
+    }
+
+    /// The in-memory size `MemoryStore` pays per record: the generation
+    /// lives in the validation, the counters in bytes (64-bit targets).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_record_takes_120_bytes() {
+        assert_eq!(core::mem::size_of::<Record>(), 120);
     }
 
     #[test]
@@ -1234,7 +1259,7 @@ mod tests {
         let at = datetime!(2026-11-22 12:00:00.25 UTC);
         let started = Record::from_bytes(&unhex(V1_STARTED)).expect("a v1 record");
         let v = started.current.as_ref().expect("a validation");
-        assert_eq!((started.generation, v.state), (1, State::Sent));
+        assert_eq!((started.generation(), v.state), (1, State::Sent));
         assert_eq!(
             (v.derivation, v.key_id, v.checks, v.sends),
             (1, KeyId(3), 0, 1)
@@ -1293,12 +1318,17 @@ mod tests {
             edit(&|r| v(r).ended_at = Some(T + Duration::seconds(1))),
             C::EndTime
         );
-        assert_eq!(edit(&|r| r.generation = 0), C::ValidationAtGenerationZero);
         assert_eq!(
-            edit(&|r| {
-                r.current = None;
-            }),
-            C::GenerationWithoutValidation
+            edit(&|r| v(r).generation = 0),
+            C::ValidationAtGenerationZero
+        );
+        // A record holds its generation in its validation: a generation
+        // without one exists only in bytes.
+        let mut bare = Record::empty().to_bytes();
+        bare[1..5].copy_from_slice(&7u32.to_be_bytes());
+        assert_eq!(
+            Record::from_bytes(&bare),
+            Err(RecordError::Contradiction(C::GenerationWithoutValidation))
         );
         assert_eq!(
             edit(&|r| v(r).created_at = T + Duration::hours(1)),

@@ -724,7 +724,9 @@ mod tests {
         assert_eq!(packed, 4);
         for (i, key) in keys.iter().enumerate() {
             let mut r = record();
-            r.generation = u32::try_from(i).unwrap_or(0) + 1;
+            if let Some(v) = r.current.as_mut() {
+                v.generation = u32::try_from(i).unwrap_or(0) + 1;
+            }
             assert!(matches!(
                 Store::compare_and_swap(&store, key, None, &r),
                 Ok(Swap::Done(_))
@@ -736,7 +738,7 @@ mod tests {
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("key {i}"));
-            assert_eq!(r.generation, u32::try_from(i).unwrap_or(0) + 1);
+            assert_eq!(r.generation(), u32::try_from(i).unwrap_or(0) + 1);
         }
         // Packing reads all digits and their count.
         let a = KeyRef::of(&keys[0]);

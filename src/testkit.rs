@@ -267,8 +267,8 @@ fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
     let expires_at = Secs::of(expires_at);
     let sent_at = Secs::new(expires_at.get() - 1);
     Record {
-        generation: counter.wrapping_add(1),
         current: Some(Validation {
+            generation: counter.wrapping_add(1),
             state: State::Sent,
             channel: Channel::Sms,
             derivation: DERIVATION_V1,
@@ -289,7 +289,7 @@ fn record(counter: u32, expires_at: OffsetDateTime) -> Record {
 
 /// The counter a [`record`] carries.
 fn counter_of(r: &Record) -> u32 {
-    r.generation.wrapping_sub(1)
+    r.generation().wrapping_sub(1)
 }
 
 fn far() -> OffsetDateTime {

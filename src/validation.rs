@@ -483,13 +483,14 @@ impl Engine {
             end(v, State::Expired, now);
             events.push(Event::Expired {
                 subject: subject.clone(),
-                generation: record.generation,
+                generation: v.generation,
             });
         }
-        record.generation = record.generation.wrapping_add(1).max(1);
+        let generation = record.generation().wrapping_add(1).max(1);
         let key = self.keys.current();
         let test = self.test_code(subject);
         let v = Validation {
+            generation,
             state: State::Sent,
             channel,
             derivation: fresh_derivation(subject, test.is_some()),
@@ -510,17 +511,17 @@ impl Engine {
                 key,
                 subject,
                 &v.nonce,
-                record.generation,
+                generation,
                 p.code_length(),
             ),
         };
         record.ledger.sends.spend(now, p);
-        let send = SendId::new(record.generation, record.ledger.last_send.next());
+        let send = SendId::new(generation, record.ledger.last_send.next());
         record.written_at = now.floor();
         let sent = Sent {
             code: code.clone(),
             channel,
-            generation: record.generation,
+            generation: generation,
             expires_at: v.expires_at.to_datetime(),
             resent: false,
             new_code: true,
@@ -533,7 +534,7 @@ impl Engine {
             subject: subject.clone(),
             code,
             channel,
-            generation: record.generation,
+            generation: generation,
             expires_at: v.expires_at.to_datetime(),
             send,
             suppressed,
@@ -541,7 +542,7 @@ impl Engine {
         if suppressed {
             events.push(Event::TestNumberUsed {
                 subject: subject.clone(),
-                generation: record.generation,
+                generation: generation,
             });
         }
         record.current = Some(v);
@@ -593,14 +594,14 @@ impl Engine {
         via_start: bool,
     ) -> Step<Sent> {
         let p = &self.policy;
-        let generation = record.generation;
+        let generation = record.generation();
         let rate_ready = record.ledger.sends.ready_at(p).filter(|&at| now < at);
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
         let cooldown_end = cooldown_end(v, &record.ledger.last_send, p).filter(|&at| now < at);
         let earliest = cooldown_end.max(rate_ready.map(Secs::at));
-        if v.sends >= p.max_sends() || earliest.is_some_and(|at| at >= v.expires_at) {
+        if u32::from(v.sends) >= p.max_sends() || earliest.is_some_and(|at| at >= v.expires_at) {
             // This validation cannot send again: `start` can, once its code
             // expired and the subject's budget allows.
             let start_at = rate_ready.map_or(v.expires_at, |r| r.max(v.expires_at));
@@ -729,11 +730,11 @@ impl Engine {
             self.dummy_check(subject, &input, now);
             return self.keep_bounds(Some(stored), Some(record), refusal, subject, now);
         }
-        let generation = record.generation;
+        let generation = record.generation();
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        if v.checks >= p.max_checks() {
+        if u32::from(v.checks) >= p.max_checks() {
             // Only a record written under a larger budget gets here: refuse
             // before comparing, so no code is ever checked past the budget.
             self.dummy_check(subject, &input, now);
@@ -781,7 +782,7 @@ impl Engine {
         now: At,
     ) -> Step<Validated> {
         let p = &self.policy;
-        let generation = record.generation;
+        let generation = record.generation();
         record.written_at = now.floor();
         let Some(code) = record
             .current
@@ -823,7 +824,7 @@ impl Engine {
                 events,
             };
         }
-        let attempts_left = p.max_checks().saturating_sub(v.checks);
+        let attempts_left = p.max_checks().saturating_sub(u32::from(v.checks));
         let mut events: Vec<Event> = test.into_iter().collect();
         events.push(Event::CheckFailed {
             subject: subject.clone(),
@@ -897,7 +898,7 @@ impl Engine {
         if let Some(step) = self.settle(&record, subject, now) {
             return self.keep_bounds(Some(stored), Some(record), step, subject, now);
         }
-        let generation = record.generation;
+        let generation = record.generation();
         if let Some(v) = record.current.as_mut() {
             end(v, State::Canceled, now);
         }
@@ -973,7 +974,7 @@ impl Engine {
         }
         let mut record = stored.bounded(now, &self.policy);
         let last = record.ledger.last_send;
-        let latest = send.generation() == record.generation
+        let latest = send.generation() == record.generation()
             && send.send() == last.seq
             && last.seq > 0
             && !last.failed;
@@ -1022,7 +1023,7 @@ impl Engine {
     pub fn spend_tag(&self, record: &Record) -> Option<SpendTag> {
         let v = record.current.as_ref()?;
         let seq = record.ledger.last_send.seq;
-        (seq > 0).then(|| SpendTag::derive(&v.nonce, record.generation, seq))
+        (seq > 0).then(|| SpendTag::derive(&v.nonce, record.generation(), seq))
     }
 
     /// Whether `key`'s bucket (its `record`) allows a send at `now`.
@@ -1258,11 +1259,11 @@ impl Engine {
         let g = &record.ledger.guesses;
         Ok(Status {
             state,
-            generation: record.generation,
+            generation: record.generation(),
             channel: v.channel,
             expires_at: v.expires_at.to_datetime(),
             attempts_left: if is_live {
-                p.max_checks().saturating_sub(v.checks)
+                p.max_checks().saturating_sub(u32::from(v.checks))
             } else {
                 0
             },
@@ -1302,7 +1303,7 @@ impl Engine {
             return step;
         }
         let live = record.is_live(now);
-        let generation = record.generation;
+        let generation = record.generation();
         if let Some(v) = record
             .current
             .as_mut()
@@ -1351,7 +1352,7 @@ impl Engine {
                     end(v, State::Expired, now);
                 }
                 record.written_at = now.floor();
-                let generation = record.generation;
+                let generation = record.generation();
                 let events = vec![Event::Expired {
                     subject: subject.clone(),
                     generation,
@@ -1376,6 +1377,7 @@ impl Engine {
     fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: At) {
         let mut stand_in = Record::empty();
         stand_in.current = Some(Validation {
+            generation: 1,
             state: State::Sent,
             channel: Channel::Sms,
             // As the subject's own check would derive (a bound subject's
@@ -1432,7 +1434,9 @@ impl Engine {
     fn sends_left(&self, v: &Validation, record: &Record, now: At) -> u32 {
         let p = &self.policy;
         let subject = record.ledger.sends.left(now, p);
-        p.max_sends().saturating_sub(v.sends).min(subject)
+        p.max_sends()
+            .saturating_sub(u32::from(v.sends))
+            .min(subject)
     }
 
     /// The earliest a resend can be accepted: after the cooldown and when
