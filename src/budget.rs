@@ -156,9 +156,21 @@ pub(crate) fn send_rate(policy: &Policy) -> (u32, Duration) {
     let cap = policy.subject_send_cap();
     let burst = cap.div_ceil(2).max(policy.max_sends()).min(cap);
     let steps = cap - burst + 1;
-    let interval = policy.subject_send_window() / steps;
-    // Whole seconds, rounded up: a longer interval only sends less.
-    let whole = interval.whole_seconds() + i64::from(interval.subsec_nanoseconds() > 0);
+    // The window divided in nanoseconds (as `Duration / u32` does), then in
+    // whole seconds, rounded up: a longer interval only sends less. In
+    // 64 bits: every window a policy accepts fits (`Duration / u32`
+    // divides 128-bit integers, a library call on the hot path).
+    let window = policy.subject_send_window();
+    let whole = match i64::try_from(window.whole_nanoseconds()) {
+        Ok(nanos) => {
+            let per = nanos / i64::from(steps);
+            per / 1_000_000_000 + i64::from(per % 1_000_000_000 > 0)
+        }
+        Err(_) => {
+            let interval = window / steps;
+            interval.whole_seconds() + i64::from(interval.subsec_nanoseconds() > 0)
+        }
+    };
     (burst, Duration::seconds(whole.max(1)))
 }
 
@@ -346,6 +358,34 @@ pub(crate) struct KeyBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 64-bit division agrees with `Duration / u32` on every window
+    /// shape and step count.
+    #[test]
+    fn send_interval_is_the_durations_division() {
+        let windows = [
+            Duration::seconds(1),
+            Duration::seconds(7) + Duration::nanoseconds(1),
+            Duration::seconds(3_601),
+            Duration::hours(24) - Duration::nanoseconds(1),
+            crate::policy::MAX_WINDOW,
+        ];
+        for window in windows {
+            for caps in [(1, 1), (5, 3), (10, 5), (100, 5), (10_000, 5)] {
+                let policy = Policy::builder()
+                    .subject_send_cap(caps.0)
+                    .max_sends(caps.1)
+                    .subject_send_window(window)
+                    .build();
+                let Ok(policy) = policy else { continue };
+                let cap = policy.subject_send_cap();
+                let burst = cap.div_ceil(2).max(policy.max_sends()).min(cap);
+                let interval = window / (cap - burst + 1);
+                let whole = interval.whole_seconds() + i64::from(interval.subsec_nanoseconds() > 0);
+                assert_eq!(send_rate(&policy), (burst, Duration::seconds(whole.max(1))));
+            }
+        }
+    }
 
     /// Whole-second records: a burst's first send counts at the next whole
     /// second, so its last place opens then (a conservative second, which

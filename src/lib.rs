@@ -10,6 +10,7 @@ pub mod code;
 pub mod context;
 pub mod delivery;
 pub mod error;
+pub mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -37,6 +38,7 @@ pub use code::Code;
 pub use context::{Context, ContextBuilder};
 pub use delivery::{Delivery, SendId};
 pub use error::{Error, PublicError, StoreError};
+pub use events::Events;
 pub use keys::{KeyError, KeyId, KeyRef, KeyRing, SecretKey};
 pub use phone::{MaskedNumber, PhoneError, PhoneNumber, PhonePolicy};
 pub use policy::{Policy, PolicyBuilder, PolicyError, ResendMode};

@@ -284,16 +284,20 @@ impl Record {
         let g = &mut r.ledger.guesses;
         g.last_failure_at = g.last_failure_at.map(|t| back(t).min(ceil_now));
         // A lockout lasts at most as long as the one the count earned.
-        let nth = (g.failures / policy.failure_cap()).max(1);
-        let longest = crate::budget::lockout(policy, nth);
-        g.locked_until = g
-            .locked_until
-            .map(|t| back(t).min(now.plus(longest).ceil()));
-        let (burst, interval) = crate::budget::send_rate(policy);
-        let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
+        // (Each bound is computed only for an instant that is there: most
+        // records have no lockout and a full send bucket.)
+        let failures = g.failures;
+        g.locked_until = g.locked_until.map(|t| {
+            let nth = (failures / policy.failure_cap()).max(1);
+            back(t).min(now.plus(crate::budget::lockout(policy, nth)).ceil())
+        });
         // Whole seconds (the interval is): the ceiling is exact.
         let s = &mut r.ledger.sends;
-        s.tat = s.tat.map(|t| back(t).min(ceil_now.plus(bucket).ceil()));
+        s.tat = s.tat.map(|t| {
+            let (burst, interval) = crate::budget::send_rate(policy);
+            let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
+            back(t).min(ceil_now.plus(bucket).ceil())
+        });
         if let Some(b) = r.bucket.as_mut() {
             // A bucket holds at most its rate's fill; a kind the policy no
             // longer counts is full.

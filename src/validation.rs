@@ -47,7 +47,8 @@ use crate::budget_key::{BudgetKey, BudgetKind, Budgets, SpendTag};
 use crate::code::{self, Code, CodeInput, Derivation, NONCE_LEN};
 use crate::delivery::{Delivery, SendId};
 use crate::error::Error;
-use crate::keys::KeyRing;
+use crate::events::Events;
+use crate::keys::{KeyRef, KeyRing};
 use crate::policy::{Policy, ResendMode};
 use crate::record::{At, Record, Secs, State, Validation, later, until};
 use crate::subject::{Channel, SubjectKey};
@@ -62,8 +63,9 @@ pub struct Step<T> {
     /// What the caller asked for, or why not.
     pub outcome: Result<T, Error>,
     /// What happened, in order. Act on them (send the SMS, fire webhooks)
-    /// only once `write` is stored.
-    pub events: Vec<Event>,
+    /// only once `write` is stored. Held inline (no allocation): a slice
+    /// of [`Event`]s, see [`Events`].
+    pub events: Events,
 }
 
 impl<T> Step<T> {
@@ -71,7 +73,7 @@ impl<T> Step<T> {
         Self {
             write: None,
             outcome: Err(error),
-            events: Vec::new(),
+            events: Events::new(),
         }
     }
 }
@@ -478,7 +480,7 @@ impl Engine {
                 retry_after: self.until_send(&record, now),
             });
         }
-        let mut events = Vec::new();
+        let mut events = Events::new();
         if let Some(v) = record.current.as_mut().filter(|v| v.state == State::Sent) {
             end(v, State::Expired, now);
             events.push(Event::Expired {
@@ -521,7 +523,7 @@ impl Engine {
         let sent = Sent {
             code: code.clone(),
             channel,
-            generation: generation,
+            generation,
             expires_at: v.expires_at.to_datetime(),
             resent: false,
             new_code: true,
@@ -534,7 +536,7 @@ impl Engine {
             subject: subject.clone(),
             code,
             channel,
-            generation: generation,
+            generation,
             expires_at: v.expires_at.to_datetime(),
             send,
             suppressed,
@@ -542,7 +544,7 @@ impl Engine {
         if suppressed {
             events.push(Event::TestNumberUsed {
                 subject: subject.clone(),
-                generation: generation,
+                generation,
             });
         }
         record.current = Some(v);
@@ -678,7 +680,7 @@ impl Engine {
             send,
             suppressed,
         };
-        let mut events = vec![Event::Resent {
+        let mut events = Events::one(Event::Resent {
             subject: subject.clone(),
             code,
             channel,
@@ -687,7 +689,7 @@ impl Engine {
             new_code,
             send,
             suppressed,
-        }];
+        });
         if suppressed {
             events.push(Event::TestNumberUsed {
                 subject: subject.clone(),
@@ -740,34 +742,35 @@ impl Engine {
             self.dummy_check(subject, &input, now);
             end(v, State::Locked, now);
             record.written_at = now.floor();
-            let events = vec![Event::Locked {
+            let events = Events::one(Event::Locked {
                 subject: subject.clone(),
                 generation,
                 until: None,
-            }];
+            });
             return Step {
                 write: Some(record),
                 outcome: Err(Error::AttemptsExhausted),
                 events,
             };
         }
-        if !self.can_derive(v, subject) {
+        // The key is looked up once: the check derives with it.
+        let Some(source) = self.source(v, subject) else {
             // The key was removed from the ring (or the code comes from a
             // derivation this build does not have): no one can check it.
             self.dummy_check(subject, &input, now);
             end(v, State::Expired, now);
             record.written_at = now.floor();
-            let events = vec![Event::Expired {
+            let events = Events::one(Event::Expired {
                 subject: subject.clone(),
                 generation,
-            }];
+            });
             return Step {
                 write: Some(record),
                 outcome: Err(Error::Expired),
                 events,
             };
-        }
-        self.check(record, subject, &input, now)
+        };
+        self.check_with(record, subject, &input, now, &source)
     }
 
     /// The check itself on a live validation: spend an attempt, derive,
@@ -776,10 +779,29 @@ impl Engine {
     /// what a wrong code costs.
     fn check(
         &self,
+        record: Record,
+        subject: &SubjectKey,
+        input: &CodeInput,
+        now: At,
+    ) -> Step<Validated> {
+        let source = record
+            .current
+            .as_ref()
+            .and_then(|v| self.source(v, subject));
+        let Some(source) = source else {
+            return Step::refuse(Error::Expired);
+        };
+        self.check_with(record, subject, input, now, &source)
+    }
+
+    /// [`check`](Self::check) with the validation's code source looked up.
+    fn check_with(
+        &self,
         mut record: Record,
         subject: &SubjectKey,
         input: &CodeInput,
         now: At,
+        source: &Source,
     ) -> Step<Validated> {
         let p = &self.policy;
         let generation = record.generation();
@@ -787,9 +809,9 @@ impl Engine {
         let Some(code) = record
             .current
             .as_ref()
-            .and_then(|v| self.code_of(v, subject, generation))
+            .map(|v| self.code_from(source, v, subject, generation))
         else {
-            return Step::refuse(Error::Expired);
+            return Step::refuse(Error::NotFound);
         };
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
@@ -825,7 +847,7 @@ impl Engine {
             };
         }
         let attempts_left = p.max_checks().saturating_sub(u32::from(v.checks));
-        let mut events: Vec<Event> = test.into_iter().collect();
+        let mut events: Events = test.into_iter().collect();
         events.push(Event::CheckFailed {
             subject: subject.clone(),
             generation,
@@ -890,7 +912,7 @@ impl Engine {
             return Step {
                 write: None,
                 outcome: Ok(()),
-                events: Vec::new(),
+                events: Events::new(),
             };
         }
         let stored = record;
@@ -903,10 +925,10 @@ impl Engine {
             end(v, State::Canceled, now);
         }
         record.written_at = now.floor();
-        let events = vec![Event::Canceled {
+        let events = Events::one(Event::Canceled {
             subject: subject.clone(),
             generation,
-        }];
+        });
         Step {
             write: Some(record),
             outcome: Ok(()),
@@ -966,10 +988,10 @@ impl Engine {
             return Step {
                 write: None,
                 outcome: Ok(false),
-                events: vec![Event::Delivered {
+                events: Events::one(Event::Delivered {
                     subject: subject.clone(),
                     send,
-                }],
+                }),
             };
         }
         let mut record = stored.bounded(now, &self.policy);
@@ -992,7 +1014,7 @@ impl Engine {
             return Step {
                 write: None,
                 outcome: Ok(false),
-                events: vec![event],
+                events: Events::one(event),
             };
         }
         if let Some(v) = record.current.as_mut() {
@@ -1004,7 +1026,7 @@ impl Engine {
         Step {
             write: Some(record),
             outcome: Ok(true),
-            events: vec![event],
+            events: Events::one(event),
         }
     }
 
@@ -1106,7 +1128,7 @@ impl Engine {
             return Step {
                 write: None,
                 outcome: Ok(()),
-                events: Vec::new(),
+                events: Events::new(),
             };
         };
         if let Err(e) = self.check_budget_at(record, key, now) {
@@ -1122,7 +1144,7 @@ impl Engine {
         Step {
             write: Some(record),
             outcome: Ok(()),
-            events: Vec::new(),
+            events: Events::new(),
         }
     }
 
@@ -1142,7 +1164,7 @@ impl Engine {
         let nothing = Step {
             write: None,
             outcome: Ok(false),
-            events: Vec::new(),
+            events: Events::new(),
         };
         let Some(rate) = self.policy.budget_rate(key.kind()) else {
             return nothing;
@@ -1161,7 +1183,7 @@ impl Engine {
         Step {
             write: Some(record),
             outcome: Ok(true),
-            events: Vec::new(),
+            events: Events::new(),
         }
     }
 
@@ -1217,7 +1239,7 @@ impl Engine {
         let nothing = || Step {
             write: None,
             outcome: Ok(()),
-            events: Vec::new(),
+            events: Events::new(),
         };
         let Some(record) = record else {
             return nothing();
@@ -1232,10 +1254,10 @@ impl Engine {
         Step {
             write: Some(record),
             outcome: Ok(()),
-            events: vec![Event::Unlocked {
+            events: Events::one(Event::Unlocked {
                 subject: subject.clone(),
                 failures,
-            }],
+            }),
         }
     }
 
@@ -1353,10 +1375,10 @@ impl Engine {
                 }
                 record.written_at = now.floor();
                 let generation = record.generation();
-                let events = vec![Event::Expired {
+                let events = Events::one(Event::Expired {
                     subject: subject.clone(),
                     generation,
-                }];
+                });
                 Step {
                     write: Some(record),
                     outcome: Err(Error::Expired),
@@ -1404,31 +1426,42 @@ impl Engine {
             .map(|t| Code::fixed(t.code()))
     }
 
-    /// True when the validation's code can be computed: its key is in the
-    /// ring (or, for a test number, the number is still one).
-    fn can_derive(&self, v: &Validation, subject: &SubjectKey) -> bool {
+    /// Where the validation's code comes from, if it can be computed: its
+    /// key, when it is in the ring, or, for a test number, the fixed code
+    /// while the number is still one. `None`: no one can check it.
+    fn source(&self, v: &Validation, subject: &SubjectKey) -> Option<Source> {
         match v.derivation {
-            DERIVATION_TEST => self.test_code(subject).is_some(),
-            d => Derivation::from_u8(d).is_some() && self.keys.get(v.key_id).is_some(),
+            DERIVATION_TEST => self.test_code(subject).map(Source::Test),
+            d if Derivation::from_u8(d).is_some() => self.keys.get(v.key_id).map(Source::Key),
+            _ => None,
         }
     }
 
-    /// The validation's code, if it can be computed (see `can_derive`).
-    fn code_of(&self, v: &Validation, subject: &SubjectKey, generation: u32) -> Option<Code> {
-        match v.derivation {
-            d if Derivation::from_u8(d).is_some() => self.keys.get(v.key_id).map(|key| {
-                code::derive_recorded(
-                    d,
-                    key,
-                    subject,
-                    &v.nonce,
-                    generation,
-                    self.policy.code_length(),
-                )
-            }),
-            DERIVATION_TEST => self.test_code(subject),
-            _ => None,
+    /// The validation's code from its `source`.
+    fn code_from(
+        &self,
+        source: &Source,
+        v: &Validation,
+        subject: &SubjectKey,
+        generation: u32,
+    ) -> Code {
+        match source {
+            Source::Key(key) => code::derive_recorded(
+                v.derivation,
+                &**key,
+                subject,
+                &v.nonce,
+                generation,
+                self.policy.code_length(),
+            ),
+            Source::Test(code) => code.clone(),
         }
+    }
+
+    /// The validation's code, if it can be computed (see `source`).
+    fn code_of(&self, v: &Validation, subject: &SubjectKey, generation: u32) -> Option<Code> {
+        self.source(v, subject)
+            .map(|source| self.code_from(&source, v, subject, generation))
     }
 
     fn sends_left(&self, v: &Validation, record: &Record, now: At) -> u32 {
@@ -1459,6 +1492,14 @@ impl Engine {
             .map_or(now, Secs::at);
         until(now, ready)
     }
+}
+
+/// Where a validation's code comes from (see `Engine::source`).
+enum Source {
+    /// Derived with this key.
+    Key(KeyRef),
+    /// A test number's fixed code.
+    Test(Code),
 }
 
 /// The derivation byte of a new validation's code: a test number's, one

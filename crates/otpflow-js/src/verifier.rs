@@ -417,7 +417,7 @@ impl Op {
             Self::Status => Step {
                 write: None,
                 outcome: engine.status(record, now).map(|s| status_js(&s)),
-                events: Vec::new(),
+                events: otpflow::Events::new(),
             },
         }
     }
