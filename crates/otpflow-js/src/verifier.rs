@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
-use otpflow::budget_key::{BudgetKey, BudgetLabel, SpendTag};
+use otpflow::budget_key::{BudgetKey, BudgetLabel, SpendTag, allows_last};
 use otpflow::code::MAX_CODE_INPUT_LEN;
 use otpflow::rand_core::UnwrapErr;
 use otpflow::{
@@ -594,8 +594,8 @@ async fn run(
 }
 
 /// Reads every budget key (writes nothing): the refusal that allows a send
-/// last (the later `retry_after`, the earlier key on a tie), if any key
-/// has no room.
+/// last (the core's [`allows_last`]: the later `retry_after`, the earlier
+/// key on a tie), if any key has no room.
 async fn check_all(
     inner: &Inner,
     engine: &Engine,
@@ -606,10 +606,7 @@ async fn check_all(
     for budget in keys {
         let loaded = inner.store.load(&budget.store_key()).await?;
         if let Err(e) = engine.check_budget(loaded.as_ref().map(|(r, _)| r), budget, now) {
-            worst = match worst {
-                Some(kept) if kept.retry_after() >= e.retry_after() => Some(kept),
-                _ => Some(e),
-            };
+            worst = Some(allows_last(worst, e));
         }
     }
     Ok(worst)
