@@ -324,7 +324,7 @@ fn derive_digits(
             scoped.as_bytes()
         }
     };
-    let phone = subject.phone().e164().as_bytes();
+    let phone = subject.phone().e164_bytes();
     let bcd = match derivation {
         Derivation::V1 => None,
         Derivation::V2 | Derivation::V2Bound => packed_digits(phone),

@@ -6,7 +6,9 @@
 //! a few times between the engine, the store's closure and the caller, so
 //! each inline place costs on every call); more (a start that also expired
 //! the validation before it, a test number's check) move to the heap, so
-//! nothing is ever dropped or refused.
+//! nothing is ever dropped or refused. By value they iterate through a
+//! `Vec` (one allocation for a single event): read them by reference where
+//! it matters.
 //!
 //! `Events` reads like the `Vec<Event>` it replaced: it derefs to
 //! `[Event]` (index it, `iter()`, `len()`, `is_empty()`, `last()`, pass
@@ -17,12 +19,10 @@
 use core::fmt;
 use core::ops::Deref;
 
-use smallvec::SmallVec;
-
 use crate::validation::Event;
 
-/// The events of one step, in order: a slice of [`Event`]s held inline
-/// (see the [module](self)).
+/// The events of one step, in order: a slice of [`Event`]s, the first held
+/// inline (see the [module](self)).
 ///
 /// ```
 /// use otpflow::*;
@@ -47,39 +47,63 @@ use crate::validation::Event;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Events(SmallVec<[Event; Events::INLINE]>);
+pub struct Events(Inner);
+
+/// No event, one inline, or several on the heap. A small type of its own
+/// rather than a general inline vector: the JavaScript package counts its
+/// module's bytes, and this is all a step needs.
+#[derive(Clone, Default, PartialEq, Eq)]
+enum Inner {
+    #[default]
+    None,
+    One(Event),
+    Many(Vec<Event>),
+}
 
 impl Events {
     /// How many events are held without a heap allocation.
     pub const INLINE: usize = 1;
 
     /// No events.
-    pub fn new() -> Self {
-        Self(SmallVec::new())
+    pub const fn new() -> Self {
+        Self(Inner::None)
     }
 
     /// One event.
-    pub fn one(event: Event) -> Self {
-        let mut events = Self::new();
-        events.push(event);
-        events
+    pub const fn one(event: Event) -> Self {
+        Self(Inner::One(event))
     }
 
     /// Appends an event.
     pub fn push(&mut self, event: Event) {
-        self.0.push(event);
+        self.0 = match core::mem::take(&mut self.0) {
+            Inner::None => Inner::One(event),
+            Inner::One(first) => Inner::Many(vec![first, event]),
+            Inner::Many(mut all) => {
+                all.push(event);
+                Inner::Many(all)
+            }
+        };
     }
 
     /// The events as a `Vec`, in order.
     pub fn into_vec(self) -> Vec<Event> {
-        self.0.into_vec()
+        match self.0 {
+            Inner::None => Vec::new(),
+            Inner::One(event) => vec![event],
+            Inner::Many(all) => all,
+        }
     }
 }
 
 impl Deref for Events {
     type Target = [Event];
     fn deref(&self) -> &[Event] {
-        &self.0
+        match &self.0 {
+            Inner::None => &[],
+            Inner::One(event) => core::slice::from_ref(event),
+            Inner::Many(all) => all,
+        }
     }
 }
 
@@ -97,19 +121,21 @@ impl From<Events> for Vec<Event> {
 
 impl From<Vec<Event>> for Events {
     fn from(events: Vec<Event>) -> Self {
-        Self(SmallVec::from_vec(events))
+        events.into_iter().collect()
     }
 }
 
 impl FromIterator<Event> for Events {
     fn from_iter<I: IntoIterator<Item = Event>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        let mut events = Self::new();
+        events.extend(iter);
+        events
     }
 }
 
 impl Extend<Event> for Events {
     fn extend<I: IntoIterator<Item = Event>>(&mut self, iter: I) {
-        self.0.extend(iter);
+        iter.into_iter().for_each(|event| self.push(event));
     }
 }
 
@@ -117,7 +143,7 @@ impl<'a> IntoIterator for &'a Events {
     type Item = &'a Event;
     type IntoIter = core::slice::Iter<'a, Event>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
@@ -125,12 +151,13 @@ impl IntoIterator for Events {
     type Item = Event;
     type IntoIter = IntoIter;
     fn into_iter(self) -> IntoIter {
-        IntoIter(self.0.into_iter())
+        IntoIter(self.into_vec().into_iter())
     }
 }
 
 /// The events of a step by value, in order ([`Events::into_iter`]).
-pub struct IntoIter(smallvec::IntoIter<[Event; Events::INLINE]>);
+#[derive(Debug)]
+pub struct IntoIter(std::vec::IntoIter<Event>);
 
 impl Iterator for IntoIter {
     type Item = Event;
@@ -149,12 +176,6 @@ impl DoubleEndedIterator for IntoIter {
 }
 
 impl ExactSizeIterator for IntoIter {}
-
-impl fmt::Debug for IntoIter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.as_slice()).finish()
-    }
-}
 
 #[cfg(test)]
 mod tests {

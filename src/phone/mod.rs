@@ -304,6 +304,12 @@ impl PhoneNumber {
         core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
     }
 
+    /// [`e164`](Self::e164) as bytes, without the UTF-8 check a `&str`
+    /// costs (the code derivation reads it on every check).
+    pub(crate) fn e164_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
     /// The E.164 digits without the `+`: `447401101801` (the form some
     /// services send and store).
     pub fn digits(&self) -> &str {
