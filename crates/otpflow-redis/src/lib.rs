@@ -10,7 +10,11 @@
 //!   the numbers being verified; whoever holds the naming key can still test
 //!   whether a given number has a record, so keep it with your other
 //!   secrets. The braces make the hash a Cluster hash tag: a subject's key
-//!   lives in one slot.
+//!   lives in one slot. A store remembers the hashes of the last subjects
+//!   it named (1,024 slots at most, each holding a subject's `store_key`
+//!   and its hash, zeroized when replaced or dropped; a store's clones and
+//!   options share them), so the write that follows a load reuses the
+//!   load's hash instead of computing it again.
 //! - **The value** is the record's version (8 bytes) followed by
 //!   [`Record::to_bytes`]. Bytes that do not decode are a
 //!   [`RedisStoreError::Corrupt`], never a panic.
