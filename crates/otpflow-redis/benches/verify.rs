@@ -276,14 +276,16 @@ fn callgrind_measured<F: Future<Output = Duration>>(
     runtime.block_on(run)
 }
 
-/// `OTPFLOW_REDIS_CALLGRIND=<arm>[:<ops>]` (`baseline`, `store` or
-/// `verify`; 1,000 operations by default): that arm alone, its operations
-/// one after another on one task of a current-thread runtime (all of the
-/// client in one thread, for valgrind), then exit. Under callgrind, divide
-/// the instructions counted by the operations.
+/// `OTPFLOW_REDIS_CALLGRIND=<arm>[:<ops>[:<tasks>]]` (`baseline`, `store`
+/// or `verify`; 1,000 operations on 1 task by default): that arm alone on
+/// a current-thread runtime (all of the client in one thread, for
+/// valgrind), then exit. Under callgrind, divide the instructions counted
+/// by the operations.
 fn callgrind(spec: &str, server: &support::RedisServer) {
-    let (arm, ops) = spec.split_once(':').unwrap_or((spec, "1000"));
-    let ops: u64 = ops.parse().unwrap();
+    let mut parts = spec.split(':');
+    let arm = parts.next().unwrap_or_default();
+    let ops: u64 = parts.next().map_or(1000, |n| n.parse().unwrap());
+    let tasks: u64 = parts.next().map_or(1, |n| n.parse().unwrap());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -297,19 +299,19 @@ fn callgrind(spec: &str, server: &support::RedisServer) {
     let took = match arm {
         "baseline" => {
             let items = runtime.block_on(fixture.baseline_items(ops));
-            callgrind_measured(&runtime, fixture.baseline_run(1, items))
+            callgrind_measured(&runtime, fixture.baseline_run(tasks, items))
         }
         "store" => {
-            let items = runtime.block_on(fixture.store_items(1, ops));
-            callgrind_measured(&runtime, fixture.store_run(1, items))
+            let items = runtime.block_on(fixture.store_items(tasks, ops));
+            callgrind_measured(&runtime, fixture.store_run(tasks, items))
         }
         "verify" => {
-            let items = runtime.block_on(fixture.otpflow_items(1, ops));
-            callgrind_measured(&runtime, fixture.otpflow_run(1, items))
+            let items = runtime.block_on(fixture.otpflow_items(tasks, ops));
+            callgrind_measured(&runtime, fixture.otpflow_run(tasks, items))
         }
         other => panic!("OTPFLOW_REDIS_CALLGRIND: no arm {other:?} (baseline, store, verify)"),
     };
-    println!("callgrind arm {arm}: {ops} operations in {took:?}");
+    println!("callgrind arm {arm}: {ops} operations over {tasks} tasks in {took:?}");
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -259,6 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn a_recent_name_is_not_hashed_again() {
+        let recent = Recent::new(16);
+        let mut hashed = Vec::new();
+        for subject in ["login:+447401101801", "login:+447401101801", "x", "x"] {
+            let digest = recent.get_or_insert(Zeroizing::new(subject.to_owned()), |s| {
+                hashed.push(s.to_owned());
+                [7; 16]
+            });
+            assert_eq!(digest, [7; 16]);
+        }
+        assert_eq!(hashed, ["login:+447401101801", "x"]);
+    }
+
+    #[test]
     fn the_memo_is_bounded() {
         let naming = Naming::with_slots(&[3u8; 32], 5).expect("a valid key");
         for n in 0..200 {
