@@ -14,6 +14,13 @@
 //! ```sh
 //! cargo bench -p otpflow-redis --bench verify -- --warm-up-time 1 --measurement-time 3
 //! ```
+//!
+//! Instructions per operation, one arm at a time (see [`callgrind`]):
+//!
+//! ```sh
+//! OTPFLOW_REDIS_CALLGRIND=store:1000 valgrind --tool=callgrind \
+//!   --toggle-collect='*callgrind_measured*' target/release/deps/verify-<hash> --bench
+//! ```
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
@@ -26,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use otpflow::{
-    AsyncStore, AsyncVerifier, Channel, KeyId, KeyRing, Policy, RecordKey, SecretKey, SystemClock,
+    AsyncStore, AsyncVerifier, Channel, KeyId, KeyRing, Policy, RecordKey, SecretKey, SubjectKey,
+    SystemClock,
 };
 use otpflow_redis::{CAS_SCRIPT, RedisStore};
 use rand_chacha::ChaCha20Rng;
@@ -80,7 +88,10 @@ type Verifier = AsyncVerifier<RedisStore, SystemClock>;
 
 /// What both sides need.
 struct Fixture {
+    /// The measured verifier.
     verifier: Arc<Verifier>,
+    /// Starts the validations the measured one verifies, untimed.
+    starter: Arc<Verifier>,
     raw: ConnectionManager,
     script: Arc<redis::Script>,
     /// A stored value's length (version and record).
@@ -91,11 +102,62 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// Both sides' connections to `server`, and a record's size.
+    async fn new(server: &support::RedisServer) -> Arc<Self> {
+        let policy = Policy::default();
+        let prefix = format!("t{:x}", support::random());
+        let verifier_on = |store| {
+            let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32]).unwrap());
+            Arc::new(AsyncVerifier::new(policy.clone(), keys, store, SystemClock))
+        };
+        // Two stores on the same keys, each with its own options, so each
+        // its own memo of recent key names: the measured verifier's load
+        // never finds a name its starter's untimed `start` left (a busy
+        // service's case, where many subjects pass between a start and its
+        // verify), only the name its own load left for its write.
+        let opts = || support::options_with_prefix(policy.clone(), &prefix);
+        let store = RedisStore::connect(&server.url(), opts()).await.unwrap();
+        let verifier = verifier_on(store);
+        let store = RedisStore::connect(&server.url(), opts()).await.unwrap();
+        let starter = verifier_on(store);
+        let client = redis::Client::open(server.url()).unwrap();
+        let raw = ConnectionManager::new(client).await.unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(0);
+        let s = support::subject(999_999);
+        verifier.start(&s, Channel::Sms, &mut rng).await.unwrap();
+        let (record, _) = AsyncStore::load(verifier.store(), &RecordKey::from(&s))
+            .await
+            .unwrap()
+            .unwrap();
+        let far_ms = i64::try_from(
+            (std::time::SystemTime::now() + Duration::from_secs(3600))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        Arc::new(Self {
+            verifier,
+            starter,
+            raw,
+            script: Arc::new(redis::Script::new(CAS_SCRIPT)),
+            value_len: 8 + record.to_bytes().len(),
+            far_ms,
+            prefix: format!("baseline{}", support::random()),
+        })
+    }
+
     /// `ops` verifies of fresh validations (started untimed) over `tasks`
     /// tasks: the timed part is the verifies alone.
     async fn otpflow(&self, tasks: u64, ops: u64) -> Duration {
+        let items = self.otpflow_items(tasks, ops).await;
+        self.otpflow_run(tasks, items).await
+    }
+
+    /// `ops` fresh validations: each subject and its code.
+    async fn otpflow_items(&self, tasks: u64, ops: u64) -> Vec<(SubjectKey, String)> {
         let started = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (v, sink) = (Arc::clone(&self.verifier), Arc::clone(&started));
+        let (v, sink) = (Arc::clone(&self.starter), Arc::clone(&started));
         concurrently(numbers(ops), tasks, move |n| {
             let (v, sink) = (Arc::clone(&v), Arc::clone(&sink));
             async move {
@@ -108,7 +170,10 @@ impl Fixture {
             }
         })
         .await;
-        let items = std::mem::take(&mut *started.lock().unwrap());
+        std::mem::take(&mut *started.lock().unwrap())
+    }
+
+    async fn otpflow_run(&self, tasks: u64, items: Vec<(SubjectKey, String)>) -> Duration {
         let v = Arc::clone(&self.verifier);
         concurrently(items, tasks, move |(s, code)| {
             let v = Arc::clone(&v);
@@ -122,19 +187,19 @@ impl Fixture {
     /// The store alone, no engine: `ops` loads and compare-and-swaps
     /// (writing the loaded record back) of records started untimed.
     async fn store_only(&self, tasks: u64, ops: u64) -> Duration {
-        let started = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (v, sink) = (Arc::clone(&self.verifier), Arc::clone(&started));
-        concurrently(numbers(ops), tasks, move |n| {
-            let (v, sink) = (Arc::clone(&v), Arc::clone(&sink));
-            async move {
-                let mut rng = ChaCha20Rng::seed_from_u64(u64::from(n));
-                let s = support::subject(n);
-                v.start(&s, Channel::Sms, &mut rng).await.unwrap();
-                sink.lock().unwrap().push(RecordKey::from(&s));
-            }
-        })
-        .await;
-        let items = std::mem::take(&mut *started.lock().unwrap());
+        let items = self.store_items(tasks, ops).await;
+        self.store_run(tasks, items).await
+    }
+
+    async fn store_items(&self, tasks: u64, ops: u64) -> Vec<RecordKey> {
+        self.otpflow_items(tasks, ops)
+            .await
+            .into_iter()
+            .map(|(s, _)| RecordKey::from(&s))
+            .collect()
+    }
+
+    async fn store_run(&self, tasks: u64, items: Vec<RecordKey>) -> Duration {
         let v = Arc::clone(&self.verifier);
         concurrently(items, tasks, move |key| {
             let v = Arc::clone(&v);
@@ -152,6 +217,11 @@ impl Fixture {
     /// `ops` times a `GET` and the script's `EVALSHA` writing a value of a
     /// record's size over `tasks` tasks, on keys set untimed.
     async fn baseline(&self, tasks: u64, ops: u64) -> Duration {
+        let keys = self.baseline_items(ops).await;
+        self.baseline_run(tasks, keys).await
+    }
+
+    async fn baseline_items(&self, ops: u64) -> Vec<String> {
         let keys: Vec<String> = numbers(ops)
             .into_iter()
             .map(|n| format!("{}:{{{n}}}", self.prefix))
@@ -162,6 +232,10 @@ impl Fixture {
             pipe.set(key, vec![1u8; self.value_len]).ignore();
         }
         let () = pipe.query_async(&mut setup).await.unwrap();
+        keys
+    }
+
+    async fn baseline_run(&self, tasks: u64, keys: Vec<String>) -> Duration {
         let (raw, script) = (self.raw.clone(), Arc::clone(&self.script));
         let (value_len, far_ms) = (self.value_len, self.far_ms);
         concurrently(keys, tasks, move |key| {
@@ -191,6 +265,55 @@ impl Fixture {
     }
 }
 
+/// The part of a callgrind run to count: `valgrind --tool=callgrind
+/// --toggle-collect='*callgrind_measured*'` counts this call alone, the
+/// server's start, the connections and the untimed setup left out.
+#[inline(never)]
+fn callgrind_measured<F: Future<Output = Duration>>(
+    runtime: &tokio::runtime::Runtime,
+    run: F,
+) -> Duration {
+    runtime.block_on(run)
+}
+
+/// `OTPFLOW_REDIS_CALLGRIND=<arm>[:<ops>[:<tasks>]]` (`baseline`, `store`
+/// or `verify`; 1,000 operations on 1 task by default): that arm alone on
+/// a current-thread runtime (all of the client in one thread, for
+/// valgrind), then exit. Under callgrind, divide the instructions counted
+/// by the operations.
+fn callgrind(spec: &str, server: &support::RedisServer) {
+    let mut parts = spec.split(':');
+    let arm = parts.next().unwrap_or_default();
+    let ops: u64 = parts.next().map_or(1000, |n| n.parse().unwrap());
+    let tasks: u64 = parts.next().map_or(1, |n| n.parse().unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fixture = runtime.block_on(Fixture::new(server));
+    // One round untimed first: the script cached, the connection warm.
+    runtime.block_on(async {
+        fixture.baseline(1, 10).await;
+        fixture.otpflow(1, 10).await;
+    });
+    let took = match arm {
+        "baseline" => {
+            let items = runtime.block_on(fixture.baseline_items(ops));
+            callgrind_measured(&runtime, fixture.baseline_run(tasks, items))
+        }
+        "store" => {
+            let items = runtime.block_on(fixture.store_items(tasks, ops));
+            callgrind_measured(&runtime, fixture.store_run(tasks, items))
+        }
+        "verify" => {
+            let items = runtime.block_on(fixture.otpflow_items(tasks, ops));
+            callgrind_measured(&runtime, fixture.otpflow_run(tasks, items))
+        }
+        other => panic!("OTPFLOW_REDIS_CALLGRIND: no arm {other:?} (baseline, store, verify)"),
+    };
+    println!("callgrind arm {arm}: {ops} operations over {tasks} tasks in {took:?}");
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -200,44 +323,16 @@ fn bench(c: &mut Criterion) {
     let Some(server) = support::RedisServer::start() else {
         return;
     };
+    if let Ok(spec) = std::env::var("OTPFLOW_REDIS_CALLGRIND") {
+        callgrind(&spec, &server);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let policy = Policy::default();
-    let opts = support::options(policy.clone());
-    let fixture = runtime.block_on(async {
-        let store = RedisStore::connect(&server.url(), opts.clone())
-            .await
-            .unwrap();
-        let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42u8; 32]).unwrap());
-        let verifier = Arc::new(AsyncVerifier::new(policy, keys, store, SystemClock));
-        let client = redis::Client::open(server.url()).unwrap();
-        let raw = ConnectionManager::new(client).await.unwrap();
-        let mut rng = ChaCha20Rng::seed_from_u64(0);
-        let s = support::subject(999_999);
-        verifier.start(&s, Channel::Sms, &mut rng).await.unwrap();
-        let (record, _) = AsyncStore::load(verifier.store(), &RecordKey::from(&s))
-            .await
-            .unwrap()
-            .unwrap();
-        let far_ms = i64::try_from(
-            (std::time::SystemTime::now() + Duration::from_secs(3600))
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap();
-        Arc::new(Fixture {
-            verifier,
-            raw,
-            script: Arc::new(redis::Script::new(CAS_SCRIPT)),
-            value_len: 8 + record.to_bytes().len(),
-            far_ms,
-            prefix: format!("baseline{}", support::random()),
-        })
-    });
+    let fixture = runtime.block_on(Fixture::new(&server));
 
     let mut group = c.benchmark_group("redis_verify");
     group.throughput(Throughput::Elements(1));
@@ -263,12 +358,21 @@ fn bench(c: &mut Criterion) {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // `OTPFLOW_REDIS_TASKS=64` (a comma-separated list) and
+    // `OTPFLOW_REDIS_ROUNDS=100` narrow or lengthen the paired rounds (for
+    // a profiler).
+    let concurrency: Vec<u64> = std::env::var("OTPFLOW_REDIS_TASKS").map_or_else(
+        |_| CONCURRENCY.to_vec(),
+        |list| list.split(',').map(|t| t.trim().parse().unwrap()).collect(),
+    );
+    let rounds =
+        std::env::var("OTPFLOW_REDIS_ROUNDS").map_or(PAIRED_ROUNDS, |r| r.parse().unwrap());
     runtime.block_on(async {
-        for tasks in CONCURRENCY {
+        for tasks in concurrency {
             let ops = 400 * tasks.clamp(1, 8);
             let (mut baseline, mut otpflow, mut store) = (Vec::new(), Vec::new(), Vec::new());
             let (mut ratios, mut store_ratios) = (Vec::new(), Vec::new());
-            for round in 0..PAIRED_ROUNDS {
+            for round in 0..rounds {
                 // 0: baseline, 1: otpflow, 2: the store alone; the order
                 // rotates every round.
                 let mut times = [Duration::ZERO; 3];
@@ -290,7 +394,7 @@ fn bench(c: &mut Criterion) {
             println!(
                 "paired, {tasks} tasks: baseline {:.0} op/s, otpflow {:.0} op/s, store alone {:.0} op/s \
                  (medians); otpflow/baseline median {:.3}, range {:.3}-{:.3}; \
-                 store alone/baseline median {:.3}; {PAIRED_ROUNDS} rounds of {ops}",
+                 store alone/baseline median {:.3}; {rounds} rounds of {ops}",
                 median(&mut baseline),
                 median(&mut otpflow),
                 median(&mut store),

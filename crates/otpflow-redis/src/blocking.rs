@@ -137,8 +137,9 @@ impl Store for BlockingRedisStore {
     fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
         let timeout = self.shared.options.timeout;
         let mut connection = self.connection(timeout)?;
-        let name = self.shared.options.record_key_name(key);
-        let get = redis::cmd("GET").arg(name).clone();
+        let name = self.shared.options.name(key);
+        let mut get = redis::cmd("GET");
+        get.arg(name.as_bytes());
         let bytes: Option<Vec<u8>> = connection.query(|c| get.query(c), timeout)?;
         bytes.map(|b| value::decode(&b)).transpose()
     }
@@ -156,7 +157,8 @@ impl Store for BlockingRedisStore {
         let mut by = ScriptBy::Digest;
         loop {
             let request = shared.cas_request(by, &args);
-            let replies = connection.query(|c| request.query(c), timeout)?;
+            let replies: Vec<redis::RedisResult<i64>> =
+                connection.query(|c| request.query(c), timeout)?;
             match shared.cas_reply(replies, &args)? {
                 CasReply::Swap(swap) => return Ok(swap),
                 CasReply::NoScript if by == ScriptBy::Digest => by = ScriptBy::Body,

@@ -10,7 +10,11 @@
 //!   the numbers being verified; whoever holds the naming key can still test
 //!   whether a given number has a record, so keep it with your other
 //!   secrets. The braces make the hash a Cluster hash tag: a subject's key
-//!   lives in one slot.
+//!   lives in one slot. A store remembers the hashes of the last subjects
+//!   it named (1,024 slots at most, each holding a subject's `store_key`
+//!   and its hash, zeroized when replaced or dropped; a store's clones and
+//!   options share them), so the write that follows a load reuses the
+//!   load's hash instead of computing it again.
 //! - **The value** is the record's version (8 bytes) followed by
 //!   [`Record::to_bytes`]. Bytes that do not decode are a
 //!   [`RedisStoreError::Corrupt`], never a panic.
@@ -138,7 +142,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 pub use blocking::BlockingRedisStore;
 pub use error::RedisStoreError;
 
-use naming::Naming;
+use naming::{KeyName, Naming};
 use version::Versions;
 
 /// The compare-and-swap script. `KEYS[1]`: the subject's key; `ARGV[1]`:
@@ -234,7 +238,7 @@ impl RedisOptions {
     /// [`RedisStoreError::Options`] for any other prefix.
     pub fn prefix(mut self, prefix: &str) -> Result<Self, RedisStoreError> {
         let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:".contains(&b);
-        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(allowed) {
+        if prefix.is_empty() || prefix.len() > naming::MAX_PREFIX || !prefix.bytes().all(allowed) {
             return Err(RedisStoreError::Options(
                 "a prefix is 1 to 64 bytes of a-z, A-Z, 0-9, '-', '_', '.' and ':'",
             ));
@@ -288,6 +292,11 @@ impl RedisOptions {
     /// [`key_name`](Self::key_name)) or a budget key's, hashed the same way
     /// (an address or a number range never reaches the server).
     pub fn record_key_name(&self, key: &RecordKey) -> String {
+        String::from_utf8_lossy(self.name(key).as_bytes()).into_owned()
+    }
+
+    /// The name on the stack, as the stores send it.
+    fn name(&self, key: &RecordKey) -> KeyName {
         self.naming.key_name(&self.prefix, key)
     }
 }
@@ -314,7 +323,7 @@ enum ScriptBy {
 /// The arguments of one compare-and-swap.
 struct CasArgs {
     /// The key of the subject's record.
-    name: String,
+    name: KeyName,
     /// The expected version, `None` for "no record" (sent empty).
     expected: Option<[u8; 8]>,
     /// The new version, then the record.
@@ -353,7 +362,7 @@ impl Shared {
     ) -> Result<CasArgs, RedisStoreError> {
         let version = self.versions.next()?;
         Ok(CasArgs {
-            name: self.options.record_key_name(key),
+            name: self.options.name(key),
             expected: expected.map(|v| v.0.to_be_bytes()),
             value: value::encode(version, new),
             expiry: value::expiry_millis(new.expires_at(&self.options.policy)),
@@ -369,13 +378,14 @@ impl Shared {
         let expected: &[u8] = args.expected.as_ref().map_or(&[], |e| e);
         // Sized up front: one allocation each for the arguments' bytes and
         // their ends (the expiry's digits: at most 20).
-        let bytes = name.len() + script.len() + 1 + args.name.len() + 8 + args.value.len() + 20;
+        let bytes =
+            name.len() + script.len() + 1 + args.name.as_bytes().len() + 8 + args.value.len() + 20;
         let mut command = redis::Cmd::with_capacity(7, bytes);
         command
             .arg(name)
             .arg(script)
             .arg(1)
-            .arg(&args.name)
+            .arg(args.name.as_bytes())
             .arg(expected)
             .arg(&args.value)
             .arg(args.expiry);
@@ -405,7 +415,7 @@ impl Shared {
     /// its `WAIT` does not matter.
     fn cas_reply(
         &self,
-        replies: Vec<redis::RedisResult<i64>>,
+        replies: impl IntoIterator<Item = redis::RedisResult<i64>>,
         args: &CasArgs,
     ) -> Result<CasReply, RedisStoreError> {
         let mut replies = replies.into_iter();
@@ -517,11 +527,11 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
     }
 
     async fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, RedisStoreError> {
-        let name = self.shared.options.record_key_name(key);
+        let name = self.shared.options.name(key);
         let mut connection = self.connection.clone();
         let timeout = self.shared.options.timeout;
         let mut get = redis::cmd("GET");
-        get.arg(&name);
+        get.arg(name.as_bytes());
         let get = get.query_async::<Option<Vec<u8>>>(&mut connection);
         let bytes = tokio::time::timeout(timeout, get)
             .await
@@ -542,23 +552,23 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
         let write = async {
             let mut by = ScriptBy::Digest;
             loop {
-                let replies = if shared.options.write_mode == WriteMode::Plain {
-                    // One command, no pipeline to build; its error, a
-                    // server's (NOSCRIPT) or the connection's, is read
-                    // below like a pipeline's.
-                    vec![
-                        shared
-                            .script_command(by, &args)
-                            .query_async::<i64>(&mut connection)
-                            .await,
-                    ]
+                let reply = if shared.options.write_mode == WriteMode::Plain {
+                    // One command, no pipeline to build (nor a vector of
+                    // replies); its error, a server's (NOSCRIPT) or the
+                    // connection's, is read below like a pipeline's.
+                    let reply = shared
+                        .script_command(by, &args)
+                        .query_async::<i64>(&mut connection)
+                        .await;
+                    shared.cas_reply([reply], &args)?
                 } else {
-                    shared
+                    let replies: Vec<redis::RedisResult<i64>> = shared
                         .cas_request(by, &args)
                         .query_async(&mut connection)
-                        .await?
+                        .await?;
+                    shared.cas_reply(replies, &args)?
                 };
-                match shared.cas_reply(replies, &args)? {
+                match reply {
                     CasReply::Swap(swap) => return Ok(swap),
                     CasReply::NoScript if by == ScriptBy::Digest => by = ScriptBy::Body,
                     CasReply::NoScript => return Err(RedisStoreError::UnexpectedReply),
