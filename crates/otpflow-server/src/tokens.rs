@@ -86,7 +86,8 @@ pub struct Tokens {
 
     decoding: DecodingKey,
     kgen: DecodingKey,
-    id_key: Zeroizing<Vec<u8>>,
+    /// HMAC-SHA256 keyed once with the id key (derived from `token_key`).
+    id_mac: hmac::Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -96,12 +97,16 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// `bytes` random bytes from the operating system, as lowercase hex.
+    /// `bytes` random bytes (32 at most), as lowercase hex: from the thread's CSPRNG
+    /// (`rand::rng()`, ChaCha12 seeded and reseeded from the operating
+    /// system), so an id costs no system call (`getrandom` per token showed
+    /// in the verify route's profile).
     pub fn random_hex(bytes: usize) -> String {
         use otpflow::rand_core::Rng as _;
-        let mut buf = vec![0u8; bytes];
-        otpflow::rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut buf);
-        hex(&buf)
+        let mut buf = [0u8; 32];
+        let buf = &mut buf[..bytes.min(32)];
+        rand::rng().fill_bytes(buf);
+        hex(buf)
     }
 
     /// Signs with `token_key`, checks KGen tokens with `kgen_key`.
@@ -116,7 +121,11 @@ impl Tokens {
 
             decoding: DecodingKey::from_secret(token_key),
             kgen: DecodingKey::from_secret(kgen_key),
-            id_key: Zeroizing::new(mac.finalize().into_bytes().to_vec()),
+            id_mac: {
+                let id_key = Zeroizing::new(mac.finalize().into_bytes().to_vec());
+                <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&id_key)
+                    .unwrap_or_else(|_| unreachable_hmac())
+            },
         }
     }
 
@@ -149,7 +158,8 @@ impl Tokens {
         // A compact JWS (RFC 7515): header.payload.signature, the same
         // bytes `jsonwebtoken::encode` makes, without its per-token header
         // serialization and key schedule.
-        let payload = serde_json::to_vec(&claims).map_err(|_| BadToken)?;
+        let mut payload = Vec::with_capacity(320);
+        serde_json::to_writer(&mut payload, &claims).map_err(|_| BadToken)?;
         let mut token = String::with_capacity(JWT_HEADER_B64.len() + payload.len() * 4 / 3 + 48);
         token.push_str(JWT_HEADER_B64);
         token.push('.');
@@ -212,8 +222,7 @@ impl Tokens {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.id_key)
-            .unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = self.id_mac.clone();
         for p in parts {
             // Length-prefixed, so parts cannot run into each other.
             mac.update(&u64::try_from(p.len()).unwrap_or(u64::MAX).to_be_bytes());

@@ -131,20 +131,34 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes
     if !device_id_ok(&headers) {
         return general("invalid Device-Id");
     }
-    let Some(map) = body::object(body::content_type(&headers), &bytes) else {
+    // Read straight from the bytes: only these four fields, borrowed.
+    const GRANT_TYPE: usize = 0;
+    const CHANNEL: usize = 1;
+    const USERNAME: usize = 2;
+    const PASSWORD: usize = 3;
+    let Some(fields) = body::Fields::read(
+        body::content_type(&headers),
+        &bytes,
+        ["grant_type", "channel", "username", "password"],
+    ) else {
         return bad("invalid request");
     };
-    if !matches!(body::field(&map, "grant_type"), Field::Text(g) if g == "password") {
+    if !fields.is(GRANT_TYPE, "password") {
         return bad("unsupported grant_type");
     }
-    if !channel_ok(&map) {
+    if !fields.is(CHANNEL, "sms") {
         return bad("invalid channel");
     }
-    let Some(phone) = uk_phone(&map, "username") else {
+    let Some(phone) = fields
+        .text(USERNAME)
+        .ok()
+        .flatten()
+        .and_then(|t| PhoneNumber::parse(&t, &PhonePolicy::uk_only()).ok())
+    else {
         return check_otp_exception();
     };
     let length = state.otp.policy().code_length();
-    let Field::Text(code) = body::code(&map, "password", length) else {
+    let Field::Text(code) = fields.code(PASSWORD, length) else {
         return check_otp_exception();
     };
     let subject = app::subject(purpose::kavoon(), phone);

@@ -457,19 +457,41 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
     };
     let subject = app::subject(purpose::verifik_onboarding(), phone);
     match state.otp.verify(&subject, &code).await {
-        Ok(done) => app::json(
+        Ok(done) => app::json_typed(
             StatusCode::OK,
-            &json!({
-                "data": {
-                    "_id": state.tokens.validation_id(&app::subject_id(&subject), done.generation),
-                    "status": "validated",
-                    "countryCode": country,
-                    "phone": national,
-                    "type": "onboarding",
-                    "showFaceLivenessRecommendation": false,
-                }
-            }),
+            &Validated {
+                data: ValidatedData {
+                    id: &state
+                        .tokens
+                        .validation_id(&app::subject_id(&subject), done.generation),
+                    status: "validated",
+                    country_code: &country,
+                    phone: &national,
+                    kind: "onboarding",
+                    show_face_liveness_recommendation: false,
+                },
+            },
         ),
         Err(e) => refused_check(&e),
     }
+}
+
+/// `PUT /v2/phone-validations`' answer, serialized straight from the struct.
+#[derive(serde::Serialize)]
+struct Validated<'a> {
+    data: ValidatedData<'a>,
+}
+
+/// Its `data`, in the document's key order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidatedData<'a> {
+    #[serde(rename = "_id")]
+    id: &'a str,
+    status: &'a str,
+    country_code: &'a str,
+    phone: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    show_face_liveness_recommendation: bool,
 }
