@@ -43,6 +43,30 @@ fn started(seed: u64, subject: &SubjectKey) -> Record {
         .unwrap()
 }
 
+/// `compare_and_swap` of `record` under `subject`'s key, expecting no error.
+async fn cas(
+    store: &otpflow_postgres::PgStore,
+    subject: &SubjectKey,
+    version: Option<Version>,
+    record: &Record,
+) -> Swap {
+    store
+        .compare_and_swap(&otpflow::RecordKey::from(subject), version, record)
+        .await
+        .unwrap()
+}
+
+/// `load` of `subject`'s key, expecting no error.
+async fn load(
+    store: &otpflow_postgres::PgStore,
+    subject: &SubjectKey,
+) -> Option<(Record, Version)> {
+    store
+        .load(&otpflow::RecordKey::from(subject))
+        .await
+        .unwrap()
+}
+
 macro_rules! server_or_skip {
     () => {
         match shared_server() {
@@ -57,11 +81,7 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
     let server = server_or_skip!();
     let store = Arc::new(fresh_store(&server, "cas_16", Policy::default()).await);
     let key = subject("+447401101801");
-    let Swap::Done(mut version) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &started(0, &key))
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(mut version) = cas(&store, &key, None, &started(0, &key)).await else {
         panic!("the first insert must succeed");
     };
     for round in 0..20_u64 {
@@ -72,10 +92,7 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
                 let record = started(round * 100 + task + 1, &key);
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    let swap = store
-                        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(version), &record)
-                        .await
-                        .unwrap();
+                    let swap = cas(&store, &key, Some(version), &record).await;
                     (swap, record)
                 })
             })
@@ -89,11 +106,7 @@ async fn compare_and_swap_is_atomic_under_16_tasks() {
         assert_eq!(winners.len(), 1, "round {round}: exactly one swap wins");
         let (won, record) = winners.pop().unwrap();
         assert!(won > version, "versions only grow");
-        let (stored, stored_version) = store
-            .load(&otpflow::RecordKey::from(&key))
-            .await
-            .unwrap()
-            .unwrap();
+        let (stored, stored_version) = load(&store, &key).await.unwrap();
         assert_eq!((stored, stored_version), (record, won));
         version = won;
     }
@@ -125,61 +138,31 @@ async fn versions_are_fresh_across_delete_and_re_create() {
     let store = fresh_store(&server, "fresh_versions", Policy::default()).await;
     let key = subject("+447401101803");
     let first = started(1, &key);
-    let Swap::Done(v1) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &first)
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(v1) = cas(&store, &key, None, &first).await else {
         panic!("insert");
     };
     let second = started(2, &key);
-    let Swap::Done(v2) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v1), &second)
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(v2) = cas(&store, &key, Some(v1), &second).await else {
         panic!("update");
     };
     assert!(v2 > v1);
     // The purge drops the row once it has expired.
     let expires_at = second.expires_at(store.policy());
     assert_eq!(store.purge_expired(expires_at).await.unwrap(), 1);
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        None
-    );
+    assert_eq!(load(&store, &key).await, None);
     // A stale caller holding v2 (or v1) cannot write into the gap…
-    assert_eq!(
-        store
-            .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v2), &first)
-            .await
-            .unwrap(),
-        Swap::Conflict
-    );
+    assert_eq!(cas(&store, &key, Some(v2), &first).await, Swap::Conflict);
     // …and the re-created record gets a version never seen before, so the
     // stale caller cannot write over it either.
     let third = started(3, &key);
-    let Swap::Done(v3) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &third)
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(v3) = cas(&store, &key, None, &third).await else {
         panic!("re-create");
     };
     assert!(v3 != v1 && v3 != v2, "{v3:?} reuses a version");
     for stale in [v1, v2] {
-        assert_eq!(
-            store
-                .compare_and_swap(&otpflow::RecordKey::from(&key), Some(stale), &first)
-                .await
-                .unwrap(),
-            Swap::Conflict
-        );
+        assert_eq!(cas(&store, &key, Some(stale), &first).await, Swap::Conflict);
     }
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        Some((third, v3))
-    );
+    assert_eq!(load(&store, &key).await, Some((third, v3)));
 }
 
 #[tokio::test]
@@ -191,45 +174,22 @@ async fn no_resurrected_writes() {
     let mut history = Vec::new();
     for seed in 0..10 {
         let record = started(seed, &key);
-        let Swap::Done(v) = store
-            .compare_and_swap(&otpflow::RecordKey::from(&key), version, &record)
-            .await
-            .unwrap()
-        else {
+        let Swap::Done(v) = cas(&store, &key, version, &record).await else {
             panic!("write {seed}");
         };
-        assert_eq!(
-            store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-            Some((record.clone(), v))
-        );
+        assert_eq!(load(&store, &key).await, Some((record.clone(), v)));
         history.push((version, record));
         version = Some(v);
     }
     // Every older version, replayed, conflicts and leaves the newest.
-    let newest = store.load(&otpflow::RecordKey::from(&key)).await.unwrap();
+    let newest = load(&store, &key).await;
     for (old, record) in &history {
-        assert_eq!(
-            store
-                .compare_and_swap(&otpflow::RecordKey::from(&key), *old, record)
-                .await
-                .unwrap(),
-            Swap::Conflict
-        );
+        assert_eq!(cas(&store, &key, *old, record).await, Swap::Conflict);
     }
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        newest
-    );
+    assert_eq!(load(&store, &key).await, newest);
     // A version no row can hold (past i64::MAX) is a conflict, not an error.
     assert_eq!(
-        store
-            .compare_and_swap(
-                &otpflow::RecordKey::from(&key),
-                Some(Version(u64::MAX)),
-                &started(99, &key)
-            )
-            .await
-            .unwrap(),
+        cas(&store, &key, Some(Version(u64::MAX)), &started(99, &key)).await,
         Swap::Conflict
     );
 }
@@ -250,11 +210,7 @@ async fn purge_never_drops_before_expires_at() {
         .write
         .unwrap();
     let expires_at = record.expires_at(&policy);
-    let Swap::Done(_) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &record)
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(_) = cas(&store, &key, None, &record).await else {
         panic!("insert");
     };
     for early in [
@@ -264,14 +220,7 @@ async fn purge_never_drops_before_expires_at() {
         Duration::nanoseconds(1),
     ] {
         assert_eq!(store.purge_expired(expires_at - early).await.unwrap(), 0);
-        assert!(
-            store
-                .load(&otpflow::RecordKey::from(&key))
-                .await
-                .unwrap()
-                .is_some(),
-            "dropped {early} early"
-        );
+        assert!(load(&store, &key).await.is_some(), "dropped {early} early");
     }
     // A clock before the epoch purges nothing.
     assert_eq!(
@@ -293,10 +242,7 @@ async fn purge_never_drops_before_expires_at() {
         0
     );
     assert_eq!(store.purge_expired(stored_expiry).await.unwrap(), 1);
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        None
-    );
+    assert_eq!(load(&store, &key).await, None);
 }
 
 #[tokio::test]
@@ -329,14 +275,10 @@ async fn an_error_leaves_the_record_unchanged() {
     let store = fresh_store(&server, "error_unchanged", Policy::default()).await;
     let admin = server.admin().await;
     let key = subject("+447401101806");
-    let Swap::Done(v1) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &started(1, &key))
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(v1) = cas(&store, &key, None, &started(1, &key)).await else {
         panic!("insert");
     };
-    let before = store.load(&otpflow::RecordKey::from(&key)).await.unwrap();
+    let before = load(&store, &key).await;
     // The server now refuses every write (a constraint no record meets).
     admin
         .batch_execute(
@@ -360,31 +302,18 @@ async fn an_error_leaves_the_record_unchanged() {
         matches!(insert, Err(PgStoreError::Database(_))),
         "{insert:?}"
     );
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        before
-    );
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&other)).await.unwrap(),
-        None
-    );
+    assert_eq!(load(&store, &key).await, before);
+    assert_eq!(load(&store, &other).await, None);
     // Once the server accepts writes again, the old version still works.
     admin
         .batch_execute("ALTER TABLE error_unchanged.otpflow_records DROP CONSTRAINT refuse")
         .await
         .unwrap();
     let third = started(4, &key);
-    let Swap::Done(v2) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), Some(v1), &third)
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(v2) = cas(&store, &key, Some(v1), &third).await else {
         panic!("update after the refusal");
     };
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        Some((third, v2))
-    );
+    assert_eq!(load(&store, &key).await, Some((third, v2)));
 }
 
 #[tokio::test]
@@ -395,11 +324,7 @@ async fn bad_rows_are_typed_errors_and_stay_as_they_are() {
     let admin = server.admin().await;
     let key = subject("+447401101808");
     let record = started(1, &key);
-    let Swap::Done(_) = store
-        .compare_and_swap(&otpflow::RecordKey::from(&key), None, &record)
-        .await
-        .unwrap()
-    else {
+    let Swap::Done(_) = cas(&store, &key, None, &record).await else {
         panic!("insert");
     };
     let good = record.to_bytes();
@@ -450,10 +375,7 @@ async fn bad_rows_are_typed_errors_and_stay_as_they_are() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        store.load(&otpflow::RecordKey::from(&key)).await.unwrap(),
-        Some((record, Version(8)))
-    );
+    assert_eq!(load(&store, &key).await, Some((record, Version(8))));
 }
 
 #[tokio::test]
@@ -576,11 +498,7 @@ async fn verify_is_one_select_and_one_update_status_one_select() {
         "[SELECT, UPDATE, other] for 5 verifies"
     );
     admin.batch_execute(RESET).await.unwrap();
-    let (record, _) = store
-        .load(&otpflow::RecordKey::from(&key))
-        .await
-        .unwrap()
-        .unwrap();
+    let (record, _) = load(&store, &key).await.unwrap();
     let status = engine.status(Some(&record), NOW).unwrap();
     assert_eq!(status.state, State::Validated);
     assert_eq!(

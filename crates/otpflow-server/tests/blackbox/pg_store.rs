@@ -1,57 +1,16 @@
 //! `--store postgres://…`: the real binary on a real PostgreSQL 15; the
 //! validation's state, and the seeds' facts, outlive the service process.
 
-use serde_json::Value;
-
-use crate::harness::{KEYS, Server, wrong};
-use crate::redis_store::{request, run_to_exit, token};
+use crate::harness::{KEYS, Server};
+use crate::redis_store::{kavoon_survives_a_restart, request, run_to_exit};
 use crate::stores::{PgServer, free_port};
-
-const BAD_OTP: &str = r#"{"errCode":"BAD_REQUEST","errText":"Check OTP exception"}"#;
-
-fn new_client(body: &str) -> bool {
-    let v: Value = serde_json::from_str(body).expect("a JSON body");
-    v["new_client"].as_bool().expect("new_client is a boolean")
-}
 
 #[test]
 fn kavoon_on_postgres_survives_a_restart_of_the_service() {
     let Some(pg) = PgServer::start() else {
         return;
     };
-    let url = pg.url();
-    let store = ["--store", url.as_str()];
-
-    let s = Server::start_with(&store);
-    assert_eq!(request(&s, "447401101801"), 200);
-    let spent = s.code("+447401101801", "kavoon");
-    assert_eq!(
-        token(&s, "447401101801", &wrong(&spent)),
-        (400, BAD_OTP.into())
-    );
-    let (status, body) = token(&s, "447401101801", &spent);
-    assert_eq!(status, 200, "{body}");
-    assert!(new_client(&body), "the first validation of the number");
-    assert_eq!(token(&s, "447401101801", &spent), (400, BAD_OTP.into()));
-    assert_eq!(request(&s, "447401101802"), 200);
-    let pending = s.code("+447401101802", "kavoon");
-    drop(s); // stopped by its own pid
-
-    // A new process on the same database, with the same keys.
-    let s = Server::start_with(&store);
-    // The code spent before the restart stays spent.
-    assert_eq!(token(&s, "447401101801", &spent), (400, BAD_OTP.into()));
-    // The code sent before the restart validates after it, once.
-    let (status, body) = token(&s, "447401101802", &pending);
-    assert_eq!(status, 200, "{body}");
-    assert!(new_client(&body));
-    assert_eq!(token(&s, "447401101802", &pending), (400, BAD_OTP.into()));
-    // The first number is no new client for the new process either.
-    assert_eq!(request(&s, "447401101801"), 200);
-    let code = s.code("+447401101801", "kavoon");
-    let (status, body) = token(&s, "447401101801", &code);
-    assert_eq!(status, 200, "{body}");
-    assert!(!new_client(&body), "new_client is true only the first time");
+    kavoon_survives_a_restart(&pg.url());
 }
 
 #[test]

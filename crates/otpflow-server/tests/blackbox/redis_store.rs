@@ -34,13 +34,17 @@ pub fn token(s: &Server, phone: &str, code: &str) -> (u16, String) {
     )
 }
 
-#[test]
-fn kavoon_on_redis_survives_a_restart_of_the_service() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
-    let url = redis.url();
-    let store = ["--store", url.as_str()];
+fn new_client(body: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    v["new_client"].as_bool().expect("new_client is a boolean")
+}
+
+/// Kavoon on a shared store (`--store URL`) across a restart of the
+/// service: a spent code stays spent, a code sent before the restart
+/// validates after it once, and `new_client` (a fact kept in the store)
+/// is true only the first time a number validates, whichever process asks.
+pub fn kavoon_survives_a_restart(url: &str) {
+    let store = ["--store", url];
 
     let s = Server::start_with(&store);
     // Happy path, with a wrong code first.
@@ -52,6 +56,7 @@ fn kavoon_on_redis_survives_a_restart_of_the_service() {
     );
     let (status, body) = token(&s, "447401101801", &spent);
     assert_eq!(status, 200, "{body}");
+    assert!(new_client(&body), "the first validation of the number");
     // The code is spent: a second use is refused.
     assert_eq!(token(&s, "447401101801", &spent), (400, BAD_OTP.into()));
     // Another number gets a code that this process never checks.
@@ -59,15 +64,30 @@ fn kavoon_on_redis_survives_a_restart_of_the_service() {
     let pending = s.code("+447401101802", "kavoon");
     drop(s); // stopped by its own pid
 
-    // A new process on the same Redis, with the same keys.
+    // A new process on the same store, with the same keys.
     let s = Server::start_with(&store);
     // The code spent before the restart stays spent.
     assert_eq!(token(&s, "447401101801", &spent), (400, BAD_OTP.into()));
-    // The code sent before the restart validates after it: the record
-    // lived in Redis, not in the process that was stopped.
+    // The code sent before the restart validates after it, once: the
+    // record lived in the store, not in the process that was stopped.
     let (status, body) = token(&s, "447401101802", &pending);
     assert_eq!(status, 200, "{body}");
+    assert!(new_client(&body));
     assert_eq!(token(&s, "447401101802", &pending), (400, BAD_OTP.into()));
+    // The first number is no new client for the new process either.
+    assert_eq!(request(&s, "447401101801"), 200);
+    let code = s.code("+447401101801", "kavoon");
+    let (status, body) = token(&s, "447401101801", &code);
+    assert_eq!(status, 200, "{body}");
+    assert!(!new_client(&body), "new_client is true only the first time");
+}
+
+#[test]
+fn kavoon_on_redis_survives_a_restart_of_the_service() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    kavoon_survives_a_restart(&redis.url());
 }
 
 /// Runs the binary with `args` and `OTPFLOW_KEYS` = `keys`, expecting it to
