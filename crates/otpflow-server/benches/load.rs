@@ -224,13 +224,16 @@ struct Service {
 impl Service {
     fn start(dir: &Path, name: &str, store: &str) -> Self {
         let outbox = dir.join(format!("outbox-{name}.jsonl"));
-        let bin = env!("CARGO_BIN_EXE_otpflow-server");
+        // `OTPFLOW_LOAD_SERVER_BIN` runs another build of the service (to
+        // compare two builds run after run on the same machine).
+        let bin = std::env::var("OTPFLOW_LOAD_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_otpflow-server").to_owned());
         let mut command = if pinned() {
             let mut c = Command::new("taskset");
-            c.args(["-c", "1", bin]);
+            c.args(["-c", "1", &bin]);
             c
         } else {
-            Command::new(bin)
+            Command::new(&bin)
         };
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])

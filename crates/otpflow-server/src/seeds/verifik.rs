@@ -132,8 +132,19 @@ fn phone_of(
     map: &Map<String, Value>,
     extra: &[(&'static str, bool)],
 ) -> Result<(PhoneNumber, String, String), PhoneProblem> {
-    let phone = body::field(map, "phone");
-    let country = body::field(map, "countryCode");
+    phone_from(
+        body::field(map, "phone"),
+        body::field(map, "countryCode"),
+        extra,
+    )
+}
+
+/// As [`phone_of`], from the two fields already read.
+fn phone_from(
+    phone: Field,
+    country: Field,
+    extra: &[(&'static str, bool)],
+) -> Result<(PhoneNumber, String, String), PhoneProblem> {
     let mut absent = Vec::new();
     if phone.is_missing() {
         absent.push("phone");
@@ -167,7 +178,12 @@ fn phone_of(
 }
 
 fn gateway(map: &Map<String, Value>) -> Result<Channel, Response> {
-    match body::field(map, "phoneGateway") {
+    gateway_from(body::field(map, "phoneGateway"))
+}
+
+/// As [`gateway`], from the field already read.
+fn gateway_from(field: Field) -> Result<Channel, Response> {
+    match field {
         Field::Missing => Ok(Channel::Sms),
         Field::Text(g) => match g.as_str() {
             "sms" => Ok(Channel::Sms),
@@ -236,13 +252,16 @@ async fn send(state: &Shared, subject: &SubjectKey, channel: Channel) -> Result<
 }
 
 fn object(headers: &HeaderMap, bytes: &Bytes) -> Result<Map<String, Value>, Response> {
-    body::object(body::content_type(headers), bytes).ok_or_else(|| {
-        err(
-            StatusCode::BAD_REQUEST,
-            "InvalidContent",
-            "Invalid JSON body",
-        )
-    })
+    body::object(body::content_type(headers), bytes).ok_or_else(invalid_content)
+}
+
+/// A body that is not a JSON object (nor a form).
+fn invalid_content() -> Response {
+    err(
+        StatusCode::BAD_REQUEST,
+        "InvalidContent",
+        "Invalid JSON body",
+    )
 }
 
 /// `POST /v2/projects/phone-login` `{countryCode, phone, type: "login"}`.
@@ -433,18 +452,26 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
             "401:invalid_token",
         );
     };
-    let map = match object(&headers, &bytes) {
-        Ok(m) => m,
-        Err(r) => return r,
+    // Read straight from the bytes: only these four fields.
+    let Some(fields) = body::Fields::read(
+        body::content_type(&headers),
+        &bytes,
+        ["phone", "countryCode", "otp", "phoneGateway"],
+    ) else {
+        return invalid_content();
     };
     let length = state.otp.policy().code_length();
-    let otp = body::code(&map, "otp", length);
-    let (phone, country, national) = match phone_of(&map, &[("otp", !otp.is_missing())]) {
+    let otp = fields.code(2, length);
+    let (phone, country, national) = match phone_from(
+        fields.field(0),
+        fields.field(1),
+        &[("otp", !otp.is_missing())],
+    ) {
         Ok(p) => p,
         // A number that cannot be valid has no validation.
         Err(p) => return p.answer(not_found),
     };
-    if gateway(&map).is_err() {
+    if gateway_from(fields.field(3)).is_err() {
         return invalid_argument("phoneGateway");
     }
     // The token speaks for one number: another number's validation is not
