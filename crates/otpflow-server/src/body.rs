@@ -286,3 +286,49 @@ fn is_form(content_type: Option<&str>) -> bool {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Fields` reads every body as `object` then `field` / `code` do.
+    #[test]
+    fn fields_read_as_the_map_reads() {
+        let json = [
+            &br#"{"a":"x","b":12345,"c":null,"d":"  "}"#[..],
+            br#"{"a":"x\u0041\n","b":"012345","a":"last"}"#,
+            br#"{"a":-1,"b":1.5,"c":true,"d":[1,{"e":2}],"e":{"a":"inner"}}"#,
+            br#"{"a":-0,"b":18446744073709551615,"c":18446744073709551616,"d":1e3}"#,
+            br#"{"b":0,"c":"0","d":"\u00e9t\u00e9"}"#,
+            br#"{}"#,
+            br#" { "a" : "spaced" } "#,
+            br#"[{"a":"x"}]"#,
+            br#""a""#,
+            br#"{"a":"x"} trailing"#,
+            br#"{"a":"x""#,
+            br#"{"a":"x","a":{"deep":[[[]]]}}"#,
+            b"not json",
+            b"",
+        ];
+        let form = [&b"a=x&b=12345&c=&d=%20"[..], b"a=1&a=2&b=%2B44+7401", b"b"];
+        let names = ["a", "b", "c", "d"];
+        let cases = json.iter().map(|b| (None, *b)).chain(
+            form.iter()
+                .map(|b| (Some("application/x-www-form-urlencoded"), *b)),
+        );
+        for (content_type, bytes) in cases {
+            let map = object(content_type, bytes);
+            let fields = Fields::read(content_type, bytes, names);
+            let (Some(map), Some(fields)) = (&map, &fields) else {
+                assert_eq!(map.is_some(), fields.is_some(), "{bytes:?}");
+                continue;
+            };
+            for (i, name) in names.iter().enumerate() {
+                assert_eq!(fields.field(i), field(map, name), "{bytes:?} {name}");
+                assert_eq!(fields.code(i, 6), code(map, name, 6), "{bytes:?} {name}");
+                let text = field(map, name).text();
+                assert_eq!(fields.is(i, "x"), text.as_deref() == Some("x"));
+            }
+        }
+    }
+}
