@@ -4,14 +4,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use otpflow::{Channel, Error, PhoneError, PhoneNumber, Sent, SubjectKey};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::app::{self, Delivery, Outgoing, Shared, purpose};
+use crate::app::{self, Delivery, HotHeaders, Outgoing, Shared, purpose};
 use crate::body::{self, Field};
 use crate::tokens::{Tokens, VERIFIK_LOGIN, VERIFIK_REGISTRATION};
 
@@ -433,9 +433,10 @@ pub async fn app_registration(
         (status = 409, description = "`{\"code\":\"MissingParameter\",\"message\":\"missing phone\\n. missing countryCode\\n. missing otp\"}` (the missing ones), or the country-code format message"),
         (status = 412, description = "`{\"code\":\"phoneValidation_has_expired\",\"message\":\"412:phoneValidation_has_expired\"}`"),
         (status = 429, description = "`{\"code\":\"too_many_attempts\",\"message\":\"429:too_many_attempts\"}`")))]
-pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+pub async fn validate(State(state): State<Shared>, headers: HotHeaders, bytes: Bytes) -> Response {
     let token = headers
-        .get(header::AUTHORIZATION)
+        .authorization
+        .as_ref()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
@@ -454,7 +455,7 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
     };
     // Read straight from the bytes: only these four fields.
     let Some(fields) = body::Fields::read(
-        body::content_type(&headers),
+        headers.content_type(),
         &bytes,
         ["phone", "countryCode", "otp", "phoneGateway"],
     ) else {
