@@ -443,9 +443,29 @@ impl SpendTag {
 }
 
 /// Of a refusal kept so far and a new one, the one that allows a send
-/// last (the later `retry_after`; the earlier one on a tie): what a send
-/// refused by several budget keys answers. Both drivers use it.
-pub(crate) fn allows_last(kept: Option<crate::Error>, new: crate::Error) -> crate::Error {
+/// last (the later [`retry_after`](crate::Error::retry_after); the one
+/// kept on a tie): what a send refused by several budget keys answers.
+/// [`Verifier`](crate::Verifier) and [`AsyncVerifier`](crate::AsyncVerifier)
+/// use it; a driver of its own over [`Engine::check_budget`](crate::Engine::check_budget)
+/// (the JavaScript package's) folds its keys' refusals with it too, so every
+/// driver names the same budget.
+///
+/// ```
+/// use otpflow::Error;
+/// use otpflow::budget_key::{BudgetKind, allows_last};
+/// use otpflow::time::Duration;
+/// let refused = |budget, secs| Error::BudgetSpent { budget, retry_after: Duration::seconds(secs) };
+/// let worst = [
+///     refused(BudgetKind::Address, 30),
+///     refused(BudgetKind::Range, 90),
+///     refused(BudgetKind::Global, 90),
+/// ]
+/// .into_iter()
+/// .fold(None, |kept, new| Some(allows_last(kept, new)));
+/// // The range allows a send last; the global key, as late, came after it.
+/// assert_eq!(worst, Some(refused(BudgetKind::Range, 90)));
+/// ```
+pub fn allows_last(kept: Option<crate::Error>, new: crate::Error) -> crate::Error {
     match kept {
         Some(k) if k.retry_after() >= new.retry_after() => k,
         _ => new,

@@ -21,6 +21,7 @@ node_tests=(
   tests/node/phone.test.mjs
   tests/node/budgets.test.mjs
   tests/node/context.test.mjs
+  tests/node/giveback.test.mjs
 )
 for flavor in full slim; do
   module=$pkg/node/otpflow.js

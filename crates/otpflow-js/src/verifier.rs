@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect};
-use otpflow::budget_key::{BudgetKey, BudgetLabel, SpendTag};
+use otpflow::budget_key::{BudgetKey, BudgetLabel, SpendTag, allows_last};
 use otpflow::code::MAX_CODE_INPUT_LEN;
 use otpflow::rand_core::UnwrapErr;
 use otpflow::{
@@ -349,7 +349,7 @@ impl Verifier {
             phone,
             context.map(JsValue::from).as_ref(),
             None,
-            || {
+            &mut || {
                 // A code longer than the core reads is malformed, whatever it holds.
                 let code = short_string(code, "code", max)?.unwrap_or_else(|| "x".into());
                 Ok(Op::Verify(code))
@@ -368,7 +368,7 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
     ) -> Promise {
-        self.call(purpose, phone, None, None, || Ok(Op::Cancel))
+        self.call(purpose, phone, None, None, &mut || Ok(Op::Cancel))
     }
 
     /// The validation's state, budgets and timers as of now. Writes nothing.
@@ -380,7 +380,7 @@ impl Verifier {
         #[wasm_bindgen(unchecked_param_type = "string")] purpose: &JsValue,
         phone: &PhoneNumber,
     ) -> Promise {
-        self.call(purpose, phone, None, None, || Ok(Op::Status))
+        self.call(purpose, phone, None, None, &mut || Ok(Op::Status))
     }
 }
 
@@ -445,8 +445,8 @@ impl Verifier {
         resend: bool,
     ) -> Promise {
         let context = context.map(JsValue::from);
-        self.call(purpose, phone, context.as_ref(), Some(budgets), || {
-            let channel = parse_channel(channel.map(JsValue::from).as_ref())?;
+        self.call(purpose, phone, context.as_ref(), Some(budgets), &mut || {
+            let channel = parse_channel(channel.as_deref())?;
             check_randomness()?;
             Ok(if resend {
                 Op::Resend(channel)
@@ -458,14 +458,17 @@ impl Verifier {
 
     /// Runs the call `op` builds as a Promise (one future type for every
     /// method: each would be its own state machine in the module), or
-    /// rejects with what went wrong checking its arguments.
+    /// rejects with what went wrong checking its arguments. `op` is a `dyn`
+    /// closure so that the module holds one copy of this body, not one per
+    /// method.
+    #[inline(never)]
     fn call(
         &self,
         purpose: &JsValue,
         phone: &PhoneNumber,
         context: Option<&JsValue>,
         budgets: Option<&JsValue>,
-        op: impl FnOnce() -> Result<Op, Failure>,
+        op: &mut dyn FnMut() -> Result<Op, Failure>,
     ) -> Promise {
         let checked = (|| {
             let mut subject = subject(purpose, phone)?;
@@ -594,8 +597,8 @@ async fn run(
 }
 
 /// Reads every budget key (writes nothing): the refusal that allows a send
-/// last (the later `retry_after`, the earlier key on a tie), if any key
-/// has no room.
+/// last (the core's [`allows_last`]: the later `retry_after`, the earlier
+/// key on a tie), if any key has no room.
 async fn check_all(
     inner: &Inner,
     engine: &Engine,
@@ -606,10 +609,7 @@ async fn check_all(
     for budget in keys {
         let loaded = inner.store.load(&budget.store_key()).await?;
         if let Err(e) = engine.check_budget(loaded.as_ref().map(|(r, _)| r), budget, now) {
-            worst = match worst {
-                Some(kept) if kept.retry_after() >= e.retry_after() => Some(kept),
-                _ => Some(e),
-            };
+            worst = Some(allows_last(worst, e));
         }
     }
     Ok(worst)

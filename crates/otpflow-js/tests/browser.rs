@@ -5,6 +5,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Promise, Reflect};
+use otpflow_js::verifier::ContextArg;
 use otpflow_js::{KeyRing, MemoryStore, PhoneNumber, PhonePolicy, Policy, Verifier};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -30,6 +31,19 @@ fn verifier() -> Verifier {
     let keys = KeyRing::generate(1.0).expect("crypto.getRandomValues works");
     let store = JsValue::from(MemoryStore::new());
     Verifier::new(&store, &keys, &Policy::new(), None).expect("a store object")
+}
+
+/// A plain object of string fields.
+fn object(fields: &[(&str, &str)]) -> JsValue {
+    let o: JsValue = js_sys::Object::new().into();
+    for (name, value) in fields {
+        Reflect::set(&o, &JsValue::from_str(name), &JsValue::from_str(value)).expect("an object");
+    }
+    o
+}
+
+fn context(fields: &[(&str, &str)]) -> Option<ContextArg> {
+    Some(object(fields).unchecked_into())
 }
 
 async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
@@ -154,4 +168,99 @@ fn phone_errors_are_errors_with_fields() {
     let split =
         PhoneNumber::from_parts(&"+44".into(), &"07401 101801".into()).expect("the split form");
     assert!(split.equals(&phone("07401101801")));
+}
+
+#[wasm_bindgen_test]
+async fn budgets_refuse_the_send_past_an_address_rate() {
+    let policy = Policy::builder()
+        .budget_rate(&"address".into(), Some(2.0), Some(600.0))
+        .build()
+        .expect("a valid policy");
+    let rate = policy.budget_rate(&"address".into()).expect("a kind");
+    assert_eq!(get(&rate, "burst").as_f64(), Some(2.0));
+    assert_eq!(get(&rate, "interval").as_f64(), Some(600.0));
+    // Records keep whole seconds, so within the second of a burst's first
+    // send the burst's last place is not open yet (it opens at the next
+    // whole second: see the core's `budget` module). A clock that reads
+    // whole seconds makes the burst exact.
+    let keys = KeyRing::generate(1.0).expect("crypto.getRandomValues works");
+    let store = JsValue::from(MemoryStore::new());
+    let options: JsValue = js_sys::Object::new().into();
+    let clock = js_sys::Function::new_no_args("return Math.floor(Date.now() / 1000) * 1000;");
+    Reflect::set(&options, &"clock".into(), &clock).expect("an object");
+    let verifier = Verifier::new(&store, &keys, &policy, Some(options)).expect("valid options");
+    let login = JsValue::from_str("login");
+    let from = object(&[("address", "203.0.113.7")]);
+    for i in 1..=2 {
+        let phone = phone(&format!("07401 1018{i:02}"));
+        settle(verifier.start_within(&from, &login, &phone, None, None))
+            .await
+            .expect("within the address's burst");
+    }
+    let third = phone("07401 101803");
+    let refused = settle(verifier.start_within(&from, &login, &third, None, None))
+        .await
+        .expect_err("the address's burst is spent");
+    assert!(refused.is_instance_of::<js_sys::Error>());
+    assert_eq!(text(&refused, "code"), "budget_exhausted");
+    assert_eq!(text(&refused, "budget"), "address");
+    assert_eq!(get(&refused, "httpStatus").as_f64(), Some(429.0));
+    let retry = get(&refused, "retryAfter").as_f64().expect("a retry hint");
+    assert!(retry > 0.0 && retry <= 600.0, "{retry}");
+    let public = get(&refused, "public");
+    assert_eq!(text(&public, "code"), "too_many_requests");
+    assert!(
+        get(&public, "budget").is_undefined(),
+        "the public form names no budget"
+    );
+    // The refused send wrote nothing; another address is another key.
+    let none = settle(verifier.status(&login, &third))
+        .await
+        .expect_err("no validation");
+    assert_eq!(text(&none, "code"), "validation_not_found");
+    let elsewhere = object(&[("address", "2001:db8::1")]);
+    settle(verifier.start_within(&elsewhere, &login, &third, None, None))
+        .await
+        .expect("another address has its own budget");
+    // A malformed budget is an argument error, before anything is spent.
+    let bad = object(&[("address", "not an address")]);
+    let e = settle(verifier.start_within(&bad, &login, &third, None, None))
+        .await
+        .expect_err("not an address");
+    assert_eq!(text(&e, "code"), "invalid_argument");
+}
+
+#[wasm_bindgen_test]
+async fn a_code_bound_to_a_context_validates_only_under_it() {
+    let verifier = verifier();
+    let phone = phone("07401 101801");
+    let payment = JsValue::from_str("payment");
+    let approved = [("amount", "12.50 EUR"), ("payee", "ACME Ltd")];
+    let sent = settle(verifier.start(&payment, &phone, None, context(&approved)))
+        .await
+        .expect("a code is sent");
+    let code = JsValue::from_str(&text(&sent, "code"));
+    let relayed = [("amount", "12.50 EUR"), ("payee", "Mallory")];
+    let miss = settle(verifier.verify(&payment, &phone, &code, context(&relayed)))
+        .await
+        .expect_err("another payee is a wrong code");
+    assert_eq!(text(&miss, "code"), "code_mismatch");
+    assert_eq!(get(&miss, "attemptsLeft").as_f64(), Some(4.0));
+    assert_eq!(text(&get(&miss, "public"), "code"), "invalid_code");
+    let unbound = settle(verifier.verify(&payment, &phone, &code, None))
+        .await
+        .expect_err("no context is a wrong code");
+    assert_eq!(text(&unbound, "code"), "code_mismatch");
+    // The same fields, in another order, are the same context.
+    let reordered = [("payee", "ACME Ltd"), ("amount", "12.50 EUR")];
+    let done = settle(verifier.verify(&payment, &phone, &code, context(&reordered)))
+        .await
+        .expect("the same context validates");
+    assert_eq!(get(&done, "generation").as_f64(), Some(1.0));
+    // A context that is not an object of strings is refused as an argument.
+    let bad: ContextArg = JsValue::from_f64(7.0).unchecked_into();
+    let e = settle(verifier.verify(&payment, &phone, &code, Some(bad)))
+        .await
+        .expect_err("not a context");
+    assert_eq!(text(&e, "code"), "invalid_argument");
 }
