@@ -29,7 +29,8 @@
 //! With `OTPFLOW_LOAD_PERF_DIR=DIR`, the first round's verify phase of each
 //! service is also recorded by `perf record --call-graph dwarf` into
 //! `DIR/perf-<store>.data` (attached to the service's pid for that phase
-//! only; that round's figures then carry perf's cost).
+//! only; that round's figures then carry perf's cost), at
+//! `OTPFLOW_LOAD_PERF_FREQ` samples per second (default 499).
 //!
 //! The share of CPU inside otpflow is measured in a verify phase of its
 //! own, with the thread CPU timing of otpflow's calls switched on
@@ -624,7 +625,7 @@ fn perf_start(svc: &Service, pid: u32) -> Option<Child> {
             "--call-graph",
             "dwarf,32768",
             "-F",
-            "499",
+            &std::env::var("OTPFLOW_LOAD_PERF_FREQ").unwrap_or_else(|_| "499".to_owned()),
             "-p",
             &pid.to_string(),
             "-o",
