@@ -153,9 +153,10 @@ impl Tokens {
             phone,
             jti: &jti,
         };
-        // A compact JWS (RFC 7515): header.payload.signature, the same
-        // bytes `jsonwebtoken::encode` makes, without its per-token header
-        // serialization and key schedule.
+        // A compact JWS (RFC 7515): header.payload.signature, as
+        // `jsonwebtoken::encode` makes one (its header's fields in another
+        // order), without its per-token header serialization and key
+        // schedule; jsonwebtoken reads it (unit test below).
         let mut payload = Vec::with_capacity(320);
         serde_json::to_writer(&mut payload, &claims).map_err(|_| BadToken)?;
         let mut token = String::with_capacity(JWT_HEADER_B64.len() + payload.len() * 4 / 3 + 48);
