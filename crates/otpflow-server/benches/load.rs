@@ -29,7 +29,8 @@
 //! With `OTPFLOW_LOAD_PERF_DIR=DIR`, the first round's verify phase of each
 //! service is also recorded by `perf record --call-graph dwarf` into
 //! `DIR/perf-<store>.data` (attached to the service's pid for that phase
-//! only; that round's figures then carry perf's cost).
+//! only; that round's figures then carry perf's cost), at
+//! `OTPFLOW_LOAD_PERF_FREQ` samples per second (default 499).
 //!
 //! The share of CPU inside otpflow is measured in a verify phase of its
 //! own, with the thread CPU timing of otpflow's calls switched on
@@ -98,14 +99,27 @@ impl Phase {
 /// its own keep-alive connection; returns the phase and every answer's
 /// (status, body), in the order of `bodies`.
 async fn drive(addr: SocketAddr, path: &str, bodies: Vec<Bytes>) -> (Phase, Vec<(u16, Bytes)>) {
-    let n = bodies.len();
-    let bodies = Arc::new(bodies);
+    let requests = bodies.into_iter().map(|b| (b, None)).collect();
+    drive_with(addr, hyper::Method::POST, path, requests).await
+}
+
+/// As [`drive`], with the method and, per request, an `Authorization`
+/// header.
+async fn drive_with(
+    addr: SocketAddr,
+    method: hyper::Method,
+    path: &str,
+    requests: Vec<(Bytes, Option<hyper::header::HeaderValue>)>,
+) -> (Phase, Vec<(u16, Bytes)>) {
+    let n = requests.len();
+    let bodies = Arc::new(requests);
     let next = Arc::new(AtomicUsize::new(0));
     let path: Arc<str> = Arc::from(path);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY.min(n.max(1)) {
-        let (bodies, next, path) = (bodies.clone(), next.clone(), path.clone());
+        let (bodies, next, path, method) =
+            (bodies.clone(), next.clone(), path.clone(), method.clone());
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr)
                 .await
@@ -118,12 +132,18 @@ async fn drive(addr: SocketAddr, path: &str, bodies: Vec<Bytes>) -> (Phase, Vec<
             let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
-                let request = hyper::Request::post(&*path)
+                let Some((body, auth)) = bodies.get(i) else {
+                    break;
+                };
+                let mut request = hyper::Request::builder()
+                    .method(method.clone())
+                    .uri(&*path)
                     .header(hyper::header::HOST, "127.0.0.1")
-                    .header(hyper::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(body.clone()))
-                    .expect("a request");
+                    .header(hyper::header::CONTENT_TYPE, "application/json");
+                if let Some(auth) = auth {
+                    request = request.header(hyper::header::AUTHORIZATION, auth.clone());
+                }
+                let request = request.body(Full::new(body.clone())).expect("a request");
                 let t = Instant::now();
                 sender.ready().await.expect("the connection is ready");
                 let response = sender.send_request(request).await.expect("an answer");
@@ -168,6 +188,21 @@ fn cpu_nanos(pid: u32) -> u64 {
     ticks * 1_000_000_000 / clock_ticks()
 }
 
+/// Nanoseconds every thread of a process has run on a CPU (the first field
+/// of each `/proc/<pid>/task/<tid>/schedstat`): the scheduler's own count,
+/// exact to the nanosecond, unlike `/proc/<pid>/stat`'s 10 ms ticks, and
+/// blind to the time the process waits for a CPU on a loaded machine.
+fn run_nanos(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -190,13 +225,16 @@ struct Service {
 impl Service {
     fn start(dir: &Path, name: &str, store: &str) -> Self {
         let outbox = dir.join(format!("outbox-{name}.jsonl"));
-        let bin = env!("CARGO_BIN_EXE_otpflow-server");
+        // `OTPFLOW_LOAD_SERVER_BIN` runs another build of the service (to
+        // compare two builds run after run on the same machine).
+        let bin = std::env::var("OTPFLOW_LOAD_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_otpflow-server").to_owned());
         let mut command = if pinned() {
             let mut c = Command::new("taskset");
-            c.args(["-c", "1", bin]);
+            c.args(["-c", "1", &bin]);
             c
         } else {
-            Command::new(bin)
+            Command::new(&bin)
         };
         let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
@@ -266,14 +304,17 @@ impl Service {
         )
     }
 
-    /// The last code sent to each number, from the outbox.
-    fn codes(&self) -> HashMap<String, String> {
+    /// The last code sent to each number for `purpose`, from the outbox.
+    fn codes(&self, purpose: &str) -> HashMap<String, String> {
         let mut codes = HashMap::new();
         for line in std::fs::read_to_string(&self.outbox)
             .expect("outbox")
             .lines()
         {
             let m: Value = serde_json::from_str(line).expect("a JSON line");
+            if m["purpose"] != purpose {
+                continue;
+            }
             let to = m["to"]
                 .as_str()
                 .expect("to")
@@ -364,6 +405,16 @@ struct Round {
     verify_p50: f64,
     verify_p99: f64,
     ratio: f64,
+    /// The service's CPU time per request (µs) in the constant phase.
+    const_cpu_us: f64,
+    /// The same in the verify phase.
+    verify_cpu_us: f64,
+    /// Verifik onboarding's verify (`PUT /v2/phone-validations`).
+    onboard_rps: f64,
+    onboard_p50: f64,
+    onboard_p99: f64,
+    onboard_ratio: f64,
+    onboard_cpu_us: f64,
     cpu_share: Option<f64>,
     wall_share: f64,
 }
@@ -421,10 +472,48 @@ async fn round(
         n + extra,
         "one message per start"
     );
-    let codes = svc.codes();
+    let codes = svc.codes("kavoon");
     let all_bodies: Vec<Bytes> = phones.iter().map(|p| token_body(p, &codes[p])).collect();
     let (verify_bodies, cpu_bodies) = all_bodies.split_at(n);
     let verify_bodies = verify_bodies.to_vec();
+
+    // Verifik onboarding, the cheapest seed's verify (no token issued, the
+    // registration's token checked, a small answer): app registrations for
+    // the same numbers (another purpose, so records of their own).
+    let lines_before = svc.lines();
+    let registrations = phones[..n]
+        .iter()
+        .map(|p| Bytes::from(json!({ "countryCode": "+44", "phone": &p[2..] }).to_string()))
+        .collect();
+    let (_, registered) = drive(svc.addr, "/v2/app-registrations", registrations).await;
+    assert!(
+        registered.iter().all(|(s, _)| *s == 200),
+        "every registration answers 200"
+    );
+    assert_eq!(
+        svc.lines() - lines_before,
+        n,
+        "one message per registration"
+    );
+    let onboarding_codes = svc.codes("verifik-onboarding");
+    let onboarding: Vec<(Bytes, Option<hyper::header::HeaderValue>)> = phones[..n]
+        .iter()
+        .zip(&registered)
+        .map(|(p, (_, body))| {
+            let v: Value = serde_json::from_slice(body).expect("a JSON answer");
+            let token = v["token"].as_str().expect("a token");
+            (
+                Bytes::from(
+                    json!({ "countryCode": "+44", "phone": &p[2..], "otp": onboarding_codes[p] })
+                        .to_string(),
+                ),
+                Some(
+                    hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                        .expect("a header"),
+                ),
+            )
+        })
+        .collect();
 
     let mut r = Round {
         start_rps: start.rps(),
@@ -433,14 +522,48 @@ async fn round(
         ..Round::default()
     };
     let mut constant = None;
+    let mut const_run = 0;
     if constant_first {
+        let before = run_nanos(pid);
         constant = Some(drive(svc.addr, "/_test/constant", verify_bodies.clone()).await);
+        const_run = run_nanos(pid).saturating_sub(before);
     }
     let perf = if profile { perf_start(svc, pid) } else { None };
+    let before = run_nanos(pid);
     let (verify, answers) = drive(svc.addr, "/auth/token", verify_bodies.clone()).await;
+    let verify_run = run_nanos(pid).saturating_sub(before);
     perf_stop(perf);
+    let before = run_nanos(pid);
+    let (onboard, onboard_answers) = drive_with(
+        svc.addr,
+        hyper::Method::PUT,
+        "/v2/phone-validations",
+        onboarding.clone(),
+    )
+    .await;
+    let onboard_run = run_nanos(pid).saturating_sub(before);
+    for (status, body) in &onboard_answers {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        assert!(
+            *status == 200 && v["data"]["status"] == "validated",
+            "every onboarding validation succeeds once: {status} {v}"
+        );
+    }
+    let (_, again) = drive_with(
+        svc.addr,
+        hyper::Method::PUT,
+        "/v2/phone-validations",
+        onboarding,
+    )
+    .await;
+    assert!(
+        again.iter().all(|(s, _)| *s != 200),
+        "no onboarding code validated twice"
+    );
     if !constant_first {
+        let before = run_nanos(pid);
         constant = Some(drive(svc.addr, "/_test/constant", verify_bodies.clone()).await);
+        const_run = run_nanos(pid).saturating_sub(before);
     }
     let (constant, constant_answers) = constant.expect("the constant phase ran");
     assert!(constant_answers.iter().all(|(s, _)| *s == 200));
@@ -470,6 +593,13 @@ async fn round(
     r.verify_p50 = ms(verify.pct(0.5));
     r.verify_p99 = ms(verify.pct(0.99));
     r.ratio = r.verify_rps / r.const_rps;
+    r.onboard_rps = onboard.rps();
+    r.onboard_p50 = ms(onboard.pct(0.5));
+    r.onboard_p99 = ms(onboard.pct(0.99));
+    r.onboard_ratio = r.onboard_rps / r.const_rps;
+    r.onboard_cpu_us = onboard_run as f64 / 1e3 / n as f64;
+    r.const_cpu_us = const_run as f64 / 1e3 / n as f64;
+    r.verify_cpu_us = verify_run as f64 / 1e3 / n as f64;
     if cpu > 0 {
         let in_cpu = in_cpu1.saturating_sub(in_cpu0);
         r.cpu_share = (in_cpu > 0).then(|| in_cpu as f64 / cpu as f64);
@@ -495,7 +625,7 @@ fn perf_start(svc: &Service, pid: u32) -> Option<Child> {
             "--call-graph",
             "dwarf,32768",
             "-F",
-            "499",
+            &std::env::var("OTPFLOW_LOAD_PERF_FREQ").unwrap_or_else(|_| "499".to_owned()),
             "-p",
             &pid.to_string(),
             "-o",
@@ -531,7 +661,7 @@ async fn budget_check(svc: &Service, first: usize, n: usize) {
         .collect();
     let (_, answers) = drive(svc.addr, "/otp", bodies).await;
     assert!(answers.iter().all(|(s, _)| *s == 200));
-    let codes = svc.codes();
+    let codes = svc.codes("kavoon");
     let mut wrong = Vec::new();
     for p in &phones {
         let bad = if codes[p] == "000000" {
@@ -576,11 +706,42 @@ fn report(store: &str, rounds: &[Round]) {
         m(|r| r.verify_p50),
         m(|r| r.verify_p99)
     );
+    println!(
+        "| verify, Verifik onboarding | {:.0} | {:.2} | {:.2} |",
+        m(|r| r.onboard_rps),
+        m(|r| r.onboard_p50),
+        m(|r| r.onboard_p99)
+    );
     let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.ratio)).collect();
+    let onboard_ratios: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.2}", r.onboard_ratio))
+        .collect();
     println!(
         "verify / constant: median {:.2}x (rounds: {})",
         m(|r| r.ratio),
         ratios.join(", ")
+    );
+    println!(
+        "Verifik onboarding verify / constant: median {:.2}x (rounds: {})",
+        m(|r| r.onboard_ratio),
+        onboard_ratios.join(", ")
+    );
+    // The service's own CPU per request: what its throughput would be on a
+    // core of its own, whatever else shares the machine (noise-proof
+    // beside req/s, which a loaded machine or the client can limit).
+    let cpu_ratios: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.2}", r.const_cpu_us / r.verify_cpu_us))
+        .collect();
+    println!(
+        "service CPU per request: constant {:.2} us, verify {:.2} us, Verifik onboarding {:.2} us; constant/verify: median {:.2}x (rounds: {}), constant/onboarding: median {:.2}x",
+        m(|r| r.const_cpu_us),
+        m(|r| r.verify_cpu_us),
+        m(|r| r.onboard_cpu_us),
+        m(|r| r.const_cpu_us / r.verify_cpu_us),
+        cpu_ratios.join(", "),
+        m(|r| r.const_cpu_us / r.onboard_cpu_us)
     );
     let shares: Vec<f64> = rounds.iter().filter_map(|r| r.cpu_share).collect();
     if !shares.is_empty() {

@@ -155,6 +155,43 @@ impl AppState {
     }
 }
 
+/// The request headers the hot routes read (`Content-Type`, `Device-Id`,
+/// `Authorization`; the first of each), taken out of the request without
+/// copying its header map (axum's `HeaderMap` extractor clones the whole
+/// map: two allocations and a copy of every header per request).
+#[derive(Debug, Default)]
+pub struct HotHeaders {
+    /// `Content-Type`.
+    pub content_type: Option<HeaderValue>,
+    /// `Device-Id` (Kavoon).
+    pub device_id: Option<HeaderValue>,
+    /// `Authorization`.
+    pub authorization: Option<HeaderValue>,
+}
+
+impl HotHeaders {
+    /// `Content-Type`, if it is text.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_ref().and_then(|v| v.to_str().ok())
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for HotHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        Ok(Self {
+            content_type: headers.get(header::CONTENT_TYPE).cloned(),
+            device_id: headers.get("device-id").cloned(),
+            authorization: headers.get(header::AUTHORIZATION).cloned(),
+        })
+    }
+}
+
 /// Why a start or resend gave no delivered code.
 #[derive(Debug)]
 pub enum Delivery {
@@ -171,9 +208,14 @@ pub fn json(status: StatusCode, value: &Value) -> Response {
 }
 
 /// A JSON answer serialized straight from a typed value (no `Value` map
-/// built first; the hot routes' answers).
+/// built first; the hot routes' answers), into a buffer of 1 KiB made once
+/// (the hot answers fit: no regrowth while writing).
 pub fn json_typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut body = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut body, value).is_err() {
+        body.clear();
+        body.extend_from_slice(b"{}");
+    }
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -118,11 +118,13 @@ pub trait Facts: Send + Sync + std::fmt::Debug {
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryFacts {
-    map: Mutex<HashMap<(Space, String), String>>,
+    /// Per space, key → value (looked up by `&str`: no key copied unless
+    /// inserted).
+    map: Mutex<HashMap<Space, HashMap<String, String>>>,
 }
 
 impl MemoryFacts {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(Space, String), String>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Space, HashMap<String, String>>> {
         // Each change is one insert: a poisoned map is still consistent.
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -136,10 +138,11 @@ impl Facts for MemoryFacts {
         value: &'a str,
     ) -> FactFuture<'a, Option<String>> {
         let mut map = self.map();
-        let out = match map.get(&(space, key.to_owned())) {
+        let facts = map.entry(space).or_default();
+        let out = match facts.get(key) {
             Some(v) => Some(v.clone()),
             None => {
-                map.insert((space, key.to_owned()), value.to_owned());
+                facts.insert(key.to_owned(), value.to_owned());
                 None
             }
         };
@@ -147,12 +150,15 @@ impl Facts for MemoryFacts {
     }
 
     fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
-        let out = self.map().get(&(space, key.to_owned())).cloned();
+        let out = self.map().get(&space).and_then(|f| f.get(key)).cloned();
         Box::pin(std::future::ready(Ok(out)))
     }
 
     fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
-        self.map().insert((space, key.to_owned()), value.to_owned());
+        self.map()
+            .entry(space)
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
         Box::pin(std::future::ready(Ok(())))
     }
 }

@@ -84,9 +84,9 @@ pub struct Tokens {
     /// token pays for the key schedule.
     signer: hmac::Hmac<Sha256>,
 
-    decoding: DecodingKey,
     kgen: DecodingKey,
-    id_key: Zeroizing<Vec<u8>>,
+    /// HMAC-SHA256 keyed once with the id key (derived from `token_key`).
+    id_mac: hmac::Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -96,12 +96,16 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
-    /// `bytes` random bytes from the operating system, as lowercase hex.
+    /// `bytes` random bytes (32 at most), as lowercase hex: from the thread's CSPRNG
+    /// (`rand::rng()`, ChaCha12 seeded and reseeded from the operating
+    /// system), so an id costs no system call (`getrandom` per token showed
+    /// in the verify route's profile).
     pub fn random_hex(bytes: usize) -> String {
         use otpflow::rand_core::Rng as _;
-        let mut buf = vec![0u8; bytes];
-        otpflow::rand_core::UnwrapErr(getrandom::SysRng).fill_bytes(&mut buf);
-        hex(&buf)
+        let mut buf = [0u8; 32];
+        let buf = &mut buf[..bytes.min(32)];
+        rand::rng().fill_bytes(buf);
+        hex(buf)
     }
 
     /// Signs with `token_key`, checks KGen tokens with `kgen_key`.
@@ -114,9 +118,12 @@ impl Tokens {
             signer: <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(token_key)
                 .unwrap_or_else(|_| unreachable_hmac()),
 
-            decoding: DecodingKey::from_secret(token_key),
             kgen: DecodingKey::from_secret(kgen_key),
-            id_key: Zeroizing::new(mac.finalize().into_bytes().to_vec()),
+            id_mac: {
+                let id_key = Zeroizing::new(mac.finalize().into_bytes().to_vec());
+                <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&id_key)
+                    .unwrap_or_else(|_| unreachable_hmac())
+            },
         }
     }
 
@@ -146,10 +153,12 @@ impl Tokens {
             phone,
             jti: &jti,
         };
-        // A compact JWS (RFC 7515): header.payload.signature, the same
-        // bytes `jsonwebtoken::encode` makes, without its per-token header
-        // serialization and key schedule.
-        let payload = serde_json::to_vec(&claims).map_err(|_| BadToken)?;
+        // A compact JWS (RFC 7515): header.payload.signature, as
+        // `jsonwebtoken::encode` makes one (its header's fields in another
+        // order), without its per-token header serialization and key
+        // schedule; jsonwebtoken reads it (unit test below).
+        let mut payload = Vec::with_capacity(320);
+        serde_json::to_writer(&mut payload, &claims).map_err(|_| BadToken)?;
         let mut token = String::with_capacity(JWT_HEADER_B64.len() + payload.len() * 4 / 3 + 48);
         token.push_str(JWT_HEADER_B64);
         token.push('.');
@@ -168,6 +177,12 @@ impl Tokens {
     /// # Errors
     /// [`BadToken`] for a bad signature, another audience or kind, or an
     /// expired token.
+    ///
+    /// Only tokens with the exact header this service writes are taken
+    /// (`{"alg":"HS256","typ":"JWT"}`, so no other algorithm is ever
+    /// considered); the signature is checked first, in constant time
+    /// (`hmac`'s `verify_slice`), from the HMAC state keyed once at start,
+    /// and the claims are read only from a token that passed it.
     pub fn check(
         &self,
         token: &str,
@@ -175,17 +190,35 @@ impl Tokens {
         typ: &str,
         now: OffsetDateTime,
     ) -> Result<Claims, BadToken> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.validate_exp = false; // checked below, on the service clock
-        validation.set_audience(&[aud]);
-        validation.set_issuer(&["otpflow-server"]);
-        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|_| BadToken)?;
-        if data.claims.typ != typ || data.claims.exp <= now.unix_timestamp() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (signed, signature) = token.rsplit_once('.').ok_or(BadToken)?;
+        let (header, payload) = signed.split_once('.').ok_or(BadToken)?;
+        if header != JWT_HEADER_B64 {
             return Err(BadToken);
         }
-        Ok(data.claims)
+        // A SHA-256 tag is 32 bytes: 43 base64url characters.
+        if signature.len() != 43 {
+            return Err(BadToken);
+        }
+        let mut tag = [0u8; 32];
+        let written = URL_SAFE_NO_PAD
+            .decode_slice(signature, &mut tag)
+            .map_err(|_| BadToken)?;
+        let mut mac = self.signer.clone();
+        mac.update(signed.as_bytes());
+        mac.verify_slice(tag.get(..written).ok_or(BadToken)?)
+            .map_err(|_| BadToken)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| BadToken)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| BadToken)?;
+        if claims.iss != "otpflow-server"
+            || claims.aud != aud
+            || claims.typ != typ
+            || claims.exp <= now.unix_timestamp()
+        {
+            return Err(BadToken);
+        }
+        Ok(claims)
     }
 
     /// Checks a KGen `user-jwt-token` (HS256 under `kgen_user_jwt_key`, not
@@ -212,8 +245,7 @@ impl Tokens {
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.id_key)
-            .unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = self.id_mac.clone();
         for p in parts {
             // Length-prefixed, so parts cannot run into each other.
             mac.update(&u64::try_from(p.len()).unwrap_or(u64::MAX).to_be_bytes());
@@ -333,5 +365,91 @@ mod tests {
         // Another key's signature does not verify.
         let other = Tokens::new(b"another token key of the tests!!", key);
         assert!(other.check(&token, "kavoon", "access", now).is_err());
+    }
+
+    #[test]
+    fn check_refuses_every_altered_or_foreign_token() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = b"a token key of the tests, 32 b!!";
+        let tokens = Tokens::new(key, key);
+        let now =
+            OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or_else(|e| panic!("{e}"));
+        let token = tokens
+            .issue(
+                "verifik",
+                "app_registration",
+                "r",
+                "+447401101801",
+                now,
+                VERIFIK_REGISTRATION,
+            )
+            .unwrap_or_else(|_| panic!("issued"));
+        let ok = |t: &str| tokens.check(t, "verifik", "app_registration", now).is_ok();
+        assert!(ok(&token));
+        // Expired on the service clock, another audience.
+        assert!(
+            tokens
+                .check(
+                    &token,
+                    "verifik",
+                    "app_registration",
+                    now + VERIFIK_REGISTRATION
+                )
+                .is_err()
+        );
+        assert!(
+            tokens
+                .check(&token, "kavoon", "app_registration", now)
+                .is_err()
+        );
+        // Every single-character change, truncations and additions.
+        for i in 0..token.len() {
+            let mut t = token.clone().into_bytes();
+            t[i] = if t[i] == b'A' { b'B' } else { b'A' };
+            let t = String::from_utf8(t).unwrap_or_default();
+            assert!(!ok(&t), "changed at {i}");
+            assert!(!ok(&token[..i]), "cut at {i}");
+        }
+        assert!(!ok(&format!("{token}A")));
+        assert!(!ok(&format!("{token}.")));
+        assert!(!ok(""));
+        // Signed with the right key but under another header (jsonwebtoken
+        // with a `kid`), or another algorithm: not a token of this service.
+        let claims = tokens
+            .check(&token, "verifik", "app_registration", now)
+            .unwrap_or_else(|_| panic!("valid"));
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.kid = Some("k".into());
+        let foreign = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!ok(&foreign));
+        let hs384 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS384),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!ok(&hs384));
+        // The same claims signed by jsonwebtoken under HS256: accepted when
+        // its header is byte for byte this service's (jsonwebtoken 10 writes
+        // its fields in another order: refused, like any other header).
+        let same = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok(&same), same.starts_with(&format!("{JWT_HEADER_B64}.")));
+        // A payload that is not the claims, correctly signed.
+        let mut mac = tokens.signer.clone();
+        let signed = format!("{JWT_HEADER_B64}.{}", URL_SAFE_NO_PAD.encode(b"[]"));
+        mac.update(signed.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert!(!ok(&format!("{signed}.{sig}")));
     }
 }

@@ -4,12 +4,12 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use otpflow::{Channel, Error, PhoneNumber, PhonePolicy, PublicError};
 use serde_json::json;
 
-use crate::app::{self, Delivery, Outgoing, Shared, purpose};
+use crate::app::{self, Delivery, HotHeaders, Outgoing, Shared, purpose};
 use crate::body::{self, Field};
 use crate::facts::Space;
 use crate::tokens::{KAVOON_ACCESS, KAVOON_REFRESH};
@@ -56,8 +56,8 @@ fn too_many(error: &Error) -> Response {
 
 /// `Device-Id` is optional; when sent it must be 1–128 visible ASCII
 /// characters (the document's one example error is "invalid Device-Id").
-fn device_id_ok(headers: &HeaderMap) -> bool {
-    match headers.get("device-id") {
+fn device_id_ok(device_id: Option<&HeaderValue>) -> bool {
+    match device_id {
         None => true,
         Some(v) => v.to_str().is_ok_and(|s| {
             !s.is_empty() && s.len() <= MAX_DEVICE_ID && s.bytes().all(|b| b.is_ascii_graphic())
@@ -84,13 +84,13 @@ fn uk_phone(map: &serde_json::Map<String, serde_json::Value>, name: &str) -> Opt
         (status = 503, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"service unavailable\"}`")))]
 pub async fn request_otp(
     State(state): State<Shared>,
-    headers: HeaderMap,
+    headers: HotHeaders,
     bytes: Bytes,
 ) -> Response {
-    if !device_id_ok(&headers) {
+    if !device_id_ok(headers.device_id.as_ref()) {
         return general("invalid Device-Id");
     }
-    let Some(map) = body::object(body::content_type(&headers), &bytes) else {
+    let Some(map) = body::object(headers.content_type(), &bytes) else {
         return general("invalid request");
     };
     let Some(phone) = uk_phone(&map, "phone") else {
@@ -126,25 +126,39 @@ pub async fn request_otp(
         (status = 400, description = "`{\"errCode\":\"BAD_REQUEST\",\"errText\":\"Check OTP exception\"}` for any wrong, expired, used or unknown code; `…\"invalid request\"` / `…\"unsupported grant_type\"` / `…\"invalid channel\"`"),
         (status = 429, description = "`{\"errCode\":\"TOO_MANY_REQUESTS\",\"errText\":\"too many requests\"}` with `Retry-After`"),
         (status = 503, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"service unavailable\"}`")))]
-pub async fn token(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+pub async fn token(State(state): State<Shared>, headers: HotHeaders, bytes: Bytes) -> Response {
     let bad = |text: &str| err(StatusCode::BAD_REQUEST, "BAD_REQUEST", text);
-    if !device_id_ok(&headers) {
+    if !device_id_ok(headers.device_id.as_ref()) {
         return general("invalid Device-Id");
     }
-    let Some(map) = body::object(body::content_type(&headers), &bytes) else {
+    // Read straight from the bytes: only these four fields, borrowed.
+    const GRANT_TYPE: usize = 0;
+    const CHANNEL: usize = 1;
+    const USERNAME: usize = 2;
+    const PASSWORD: usize = 3;
+    let Some(fields) = body::Fields::read(
+        headers.content_type(),
+        &bytes,
+        ["grant_type", "channel", "username", "password"],
+    ) else {
         return bad("invalid request");
     };
-    if !matches!(body::field(&map, "grant_type"), Field::Text(g) if g == "password") {
+    if !fields.is(GRANT_TYPE, "password") {
         return bad("unsupported grant_type");
     }
-    if !channel_ok(&map) {
+    if !fields.is(CHANNEL, "sms") {
         return bad("invalid channel");
     }
-    let Some(phone) = uk_phone(&map, "username") else {
+    let Some(phone) = fields
+        .text(USERNAME)
+        .ok()
+        .flatten()
+        .and_then(|t| PhoneNumber::parse(&t, &PhonePolicy::uk_only()).ok())
+    else {
         return check_otp_exception();
     };
     let length = state.otp.policy().code_length();
-    let Field::Text(code) = body::code(&map, "password", length) else {
+    let Field::Text(code) = fields.code(PASSWORD, length) else {
         return check_otp_exception();
     };
     let subject = app::subject(purpose::kavoon(), phone);

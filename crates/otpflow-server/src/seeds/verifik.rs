@@ -4,14 +4,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use otpflow::{Channel, Error, PhoneError, PhoneNumber, Sent, SubjectKey};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::app::{self, Delivery, Outgoing, Shared, purpose};
+use crate::app::{self, Delivery, HotHeaders, Outgoing, Shared, purpose};
 use crate::body::{self, Field};
 use crate::tokens::{Tokens, VERIFIK_LOGIN, VERIFIK_REGISTRATION};
 
@@ -132,8 +132,19 @@ fn phone_of(
     map: &Map<String, Value>,
     extra: &[(&'static str, bool)],
 ) -> Result<(PhoneNumber, String, String), PhoneProblem> {
-    let phone = body::field(map, "phone");
-    let country = body::field(map, "countryCode");
+    phone_from(
+        body::field(map, "phone"),
+        body::field(map, "countryCode"),
+        extra,
+    )
+}
+
+/// As [`phone_of`], from the two fields already read.
+fn phone_from(
+    phone: Field,
+    country: Field,
+    extra: &[(&'static str, bool)],
+) -> Result<(PhoneNumber, String, String), PhoneProblem> {
     let mut absent = Vec::new();
     if phone.is_missing() {
         absent.push("phone");
@@ -167,7 +178,12 @@ fn phone_of(
 }
 
 fn gateway(map: &Map<String, Value>) -> Result<Channel, Response> {
-    match body::field(map, "phoneGateway") {
+    gateway_from(body::field(map, "phoneGateway"))
+}
+
+/// As [`gateway`], from the field already read.
+fn gateway_from(field: Field) -> Result<Channel, Response> {
+    match field {
         Field::Missing => Ok(Channel::Sms),
         Field::Text(g) => match g.as_str() {
             "sms" => Ok(Channel::Sms),
@@ -236,13 +252,16 @@ async fn send(state: &Shared, subject: &SubjectKey, channel: Channel) -> Result<
 }
 
 fn object(headers: &HeaderMap, bytes: &Bytes) -> Result<Map<String, Value>, Response> {
-    body::object(body::content_type(headers), bytes).ok_or_else(|| {
-        err(
-            StatusCode::BAD_REQUEST,
-            "InvalidContent",
-            "Invalid JSON body",
-        )
-    })
+    body::object(body::content_type(headers), bytes).ok_or_else(invalid_content)
+}
+
+/// A body that is not a JSON object (nor a form).
+fn invalid_content() -> Response {
+    err(
+        StatusCode::BAD_REQUEST,
+        "InvalidContent",
+        "Invalid JSON body",
+    )
 }
 
 /// `POST /v2/projects/phone-login` `{countryCode, phone, type: "login"}`.
@@ -414,9 +433,10 @@ pub async fn app_registration(
         (status = 409, description = "`{\"code\":\"MissingParameter\",\"message\":\"missing phone\\n. missing countryCode\\n. missing otp\"}` (the missing ones), or the country-code format message"),
         (status = 412, description = "`{\"code\":\"phoneValidation_has_expired\",\"message\":\"412:phoneValidation_has_expired\"}`"),
         (status = 429, description = "`{\"code\":\"too_many_attempts\",\"message\":\"429:too_many_attempts\"}`")))]
-pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: Bytes) -> Response {
+pub async fn validate(State(state): State<Shared>, headers: HotHeaders, bytes: Bytes) -> Response {
     let token = headers
-        .get(header::AUTHORIZATION)
+        .authorization
+        .as_ref()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
@@ -433,18 +453,26 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
             "401:invalid_token",
         );
     };
-    let map = match object(&headers, &bytes) {
-        Ok(m) => m,
-        Err(r) => return r,
+    // Read straight from the bytes: only these four fields.
+    let Some(fields) = body::Fields::read(
+        headers.content_type(),
+        &bytes,
+        ["phone", "countryCode", "otp", "phoneGateway"],
+    ) else {
+        return invalid_content();
     };
     let length = state.otp.policy().code_length();
-    let otp = body::code(&map, "otp", length);
-    let (phone, country, national) = match phone_of(&map, &[("otp", !otp.is_missing())]) {
+    let otp = fields.code(2, length);
+    let (phone, country, national) = match phone_from(
+        fields.field(0),
+        fields.field(1),
+        &[("otp", !otp.is_missing())],
+    ) {
         Ok(p) => p,
         // A number that cannot be valid has no validation.
         Err(p) => return p.answer(not_found),
     };
-    if gateway(&map).is_err() {
+    if gateway_from(fields.field(3)).is_err() {
         return invalid_argument("phoneGateway");
     }
     // The token speaks for one number: another number's validation is not
@@ -457,19 +485,41 @@ pub async fn validate(State(state): State<Shared>, headers: HeaderMap, bytes: By
     };
     let subject = app::subject(purpose::verifik_onboarding(), phone);
     match state.otp.verify(&subject, &code).await {
-        Ok(done) => app::json(
+        Ok(done) => app::json_typed(
             StatusCode::OK,
-            &json!({
-                "data": {
-                    "_id": state.tokens.validation_id(&app::subject_id(&subject), done.generation),
-                    "status": "validated",
-                    "countryCode": country,
-                    "phone": national,
-                    "type": "onboarding",
-                    "showFaceLivenessRecommendation": false,
-                }
-            }),
+            &Validated {
+                data: ValidatedData {
+                    id: &state
+                        .tokens
+                        .validation_id(&app::subject_id(&subject), done.generation),
+                    status: "validated",
+                    country_code: &country,
+                    phone: &national,
+                    kind: "onboarding",
+                    show_face_liveness_recommendation: false,
+                },
+            },
         ),
         Err(e) => refused_check(&e),
     }
+}
+
+/// `PUT /v2/phone-validations`' answer, serialized straight from the struct.
+#[derive(serde::Serialize)]
+struct Validated<'a> {
+    data: ValidatedData<'a>,
+}
+
+/// Its `data`, in the document's key order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValidatedData<'a> {
+    #[serde(rename = "_id")]
+    id: &'a str,
+    status: &'a str,
+    country_code: &'a str,
+    phone: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    show_face_liveness_recommendation: bool,
 }

@@ -245,3 +245,48 @@ fn token_accepts_a_form_body_and_a_numeric_password() {
         .expect("answer");
     assert_eq!(r.status(), 200);
 }
+
+/// The OAuth2 password grant as a form body (`application/x-www-form-urlencoded`):
+/// read as the JSON body is, a repeated field's last value wins, a wrong
+/// grant or channel answers its documented error.
+#[test]
+fn token_form_errors_and_a_repeated_field() {
+    let s = Server::start();
+    assert_eq!(request(&s, "447401101802"), (200, "{}".into()));
+    let code = s.code("+447401101802", "kavoon");
+    let form = |body: String| {
+        text(
+            s.post("/auth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .expect("answer"),
+        )
+    };
+    assert_eq!(
+        form(format!(
+            "grant_type=client_credentials&username=447401101802&password={code}&channel=sms"
+        )),
+        (
+            400,
+            r#"{"errCode":"BAD_REQUEST","errText":"unsupported grant_type"}"#.into()
+        )
+    );
+    assert_eq!(
+        form(format!(
+            "grant_type=password&username=447401101802&password={code}&channel=voice"
+        )),
+        (
+            400,
+            r#"{"errCode":"BAD_REQUEST","errText":"invalid channel"}"#.into()
+        )
+    );
+    let (status, body) = form(format!(
+        "grant_type=password&username=%2B44+7401+101802&password={}&password={code}&channel=sms",
+        wrong(&code)
+    ));
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["new_client"], true);
+    assert_eq!(body["expires_in"], 300);
+}
