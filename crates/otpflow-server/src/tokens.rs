@@ -325,22 +325,40 @@ fn unreachable_hmac() -> hmac::Hmac<Sha256> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn issued_tokens_are_hs256_jwts_that_jsonwebtoken_reads() {
-        let key = b"a token key of the tests, 32 b!!";
-        let tokens = Tokens::new(key, key);
+    const KEY: &[u8; 32] = b"a token key of the tests, 32 b!!";
+
+    /// The tests' key, a `Tokens` keyed by it, and the instant they issue at.
+    fn fixture() -> (&'static [u8; 32], Tokens, OffsetDateTime) {
         let now =
             OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or_else(|e| panic!("{e}"));
-        let token = tokens
-            .issue(
-                "kavoon",
-                "access",
-                "+447401101801",
-                "+447401101801",
-                now,
-                KAVOON_ACCESS,
-            )
-            .unwrap_or_else(|_| panic!("issued"));
+        (KEY, Tokens::new(KEY, KEY), now)
+    }
+
+    /// A token for `+447401101801` with subject `sub`.
+    fn issued(
+        tokens: &Tokens,
+        now: OffsetDateTime,
+        aud: &str,
+        typ: &str,
+        sub: &str,
+        life: Duration,
+    ) -> String {
+        tokens
+            .issue(aud, typ, sub, "+447401101801", now, life)
+            .unwrap_or_else(|_| panic!("issued"))
+    }
+
+    #[test]
+    fn issued_tokens_are_hs256_jwts_that_jsonwebtoken_reads() {
+        let (key, tokens, now) = fixture();
+        let token = issued(
+            &tokens,
+            now,
+            "kavoon",
+            "access",
+            "+447401101801",
+            KAVOON_ACCESS,
+        );
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&["kavoon"]);
         validation.validate_exp = false;
@@ -371,20 +389,15 @@ mod tests {
     fn check_refuses_every_altered_or_foreign_token() {
         use base64::Engine as _;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let key = b"a token key of the tests, 32 b!!";
-        let tokens = Tokens::new(key, key);
-        let now =
-            OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or_else(|e| panic!("{e}"));
-        let token = tokens
-            .issue(
-                "verifik",
-                "app_registration",
-                "r",
-                "+447401101801",
-                now,
-                VERIFIK_REGISTRATION,
-            )
-            .unwrap_or_else(|_| panic!("issued"));
+        let (key, tokens, now) = fixture();
+        let token = issued(
+            &tokens,
+            now,
+            "verifik",
+            "app_registration",
+            "r",
+            VERIFIK_REGISTRATION,
+        );
         let ok = |t: &str| tokens.check(t, "verifik", "app_registration", now).is_ok();
         assert!(ok(&token));
         // Expired on the service clock, another audience.
