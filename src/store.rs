@@ -339,7 +339,7 @@ struct Packed(u64);
 
 /// A key being looked up: packed, or the caller's own (nothing cloned or
 /// allocated to find a record).
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 enum KeyRef<'a> {
     Packed(Packed),
     Other(&'a RecordKey),
@@ -358,7 +358,8 @@ impl<'a> KeyRef<'a> {
         if s.tenant().is_some() {
             return Self::Other(key);
         }
-        let digits = s.phone().digits();
+        // The bytes after `+` (no UTF-8 check: only ASCII is ever there).
+        let digits = s.phone().e164_bytes().get(1..).unwrap_or_default();
         // At most 15 digits (E.164): below 10^15 < 2^50.
         let Ok(count) = u64::try_from(digits.len()) else {
             return Self::Other(key);
@@ -367,7 +368,7 @@ impl<'a> KeyRef<'a> {
             return Self::Other(key);
         }
         let value = digits
-            .bytes()
+            .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d.wrapping_sub(b'0') % 10));
         Self::Packed(Packed(value | (count << 56) | (purpose << 60)))
     }
@@ -384,6 +385,19 @@ impl<'a> KeyRef<'a> {
         match self {
             Self::Packed(p) => CompactKey::Packed(p),
             Self::Other(k) => CompactKey::Other(Box::new(k.clone())),
+        }
+    }
+}
+
+/// A packed key hashes as its one integer (one SipHash write, not two:
+/// no discriminant), any other as the key. A packed and an unpacked key
+/// never name the same record ([`KeyRef::matches`]), so sharing a hash
+/// value between the two forms costs a probe at most.
+impl core::hash::Hash for KeyRef<'_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Packed(p) => state.write_u64(p.0),
+            Self::Other(k) => k.hash(state),
         }
     }
 }
@@ -545,16 +559,36 @@ impl Store for MemoryStore {
         key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
-        let (hash, key, mut shard) = self.shard(key);
-        let found = shard.find(hash, key);
-        let expected = found.map(|e| e.version);
-        let Some(new) = transition(found.map(|e| &e.record)) else {
-            return Ok(Update::Unchanged);
-        };
-        Ok(match shard.swap(&self.hasher, hash, key, expected, new) {
-            Swap::Done(version) => Update::Written(version),
-            Swap::Conflict => Update::Conflict,
-        })
+        let (hash, key, mut guard) = self.shard(key);
+        let shard = &mut *guard;
+        let version = Version(shard.last_version + 1);
+        // One probe: the entry found is the one written.
+        match shard.records.find_mut(hash, |e| key.matches(&e.key)) {
+            Some(entry) => {
+                let Some(new) = transition(Some(&entry.record)) else {
+                    return Ok(Update::Unchanged);
+                };
+                entry.record = new;
+                entry.version = version;
+            }
+            None => {
+                let Some(new) = transition(None) else {
+                    return Ok(Update::Unchanged);
+                };
+                let hasher = &self.hasher;
+                shard.records.insert_unique(
+                    hash,
+                    Entry {
+                        key: key.to_owned(),
+                        record: new,
+                        version,
+                    },
+                    |e| hasher.hash_one(e.key.as_ref()),
+                );
+            }
+        }
+        shard.last_version = version.0;
+        Ok(Update::Written(version))
     }
 }
 
