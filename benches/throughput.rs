@@ -3,7 +3,9 @@
 //! `MemoryStore`, in the same run. The ratio of the times per validation is
 //! the scaling (goal: 1.85 or more on 2 cores; 4 threads on 2 cores shows
 //! what oversubscription costs). Beside them, the floor for scaling: two
-//! threads that share nothing (a `Verifier` and `MemoryStore` each).
+//! threads that share nothing (a `Verifier` and `MemoryStore` each), and
+//! 1 and 2 threads over stores with 64, 256 and 1,024 shards (the default
+//! is 16 per core), to see what the shard count does.
 //!
 //! `cargo bench --bench throughput`
 
@@ -54,6 +56,30 @@ fn validate_all(
     }
 }
 
+/// `iters` validations over `threads` threads sharing `verifier`; the time
+/// per validation, so rows of any thread count compare directly.
+fn shared(
+    verifier: &Verifier<MemoryStore, ManualClock>,
+    clock: &ManualClock,
+    pools: &[Vec<SubjectKey>],
+    threads: usize,
+    iters: u64,
+) -> Duration {
+    // A new send window for everyone: the budgets are not what is measured
+    // here.
+    clock.advance(time::Duration::hours(2));
+    let per_thread = iters.div_ceil(threads as u64);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for (t, pool) in pools.iter().take(threads).enumerate() {
+            scope.spawn(move || validate_all(verifier, pool, per_thread, t as u64));
+        }
+    });
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+}
+
 fn bench(c: &mut Criterion) {
     let policy = Policy::builder()
         .subject_send_cap(10_000)
@@ -67,23 +93,21 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("throughput");
     for threads in [1usize, 2, 4] {
         g.bench_function(format!("start+verify, {threads} thread(s)"), |b| {
-            b.iter_custom(|iters| {
-                // A new send window for everyone: the budgets are not what
-                // is measured here.
-                clock.advance(time::Duration::hours(2));
-                let per_thread = iters.div_ceil(threads as u64);
-                let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for (t, pool) in pools.iter().take(threads).enumerate() {
-                        let verifier = &verifier;
-                        scope.spawn(move || validate_all(verifier, pool, per_thread, t as u64));
-                    }
-                });
-                let elapsed = start.elapsed();
-                // Time per validation, so the two rows compare directly.
-                elapsed.mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
-            });
+            b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters));
         });
+    }
+    for shards in [64usize, 256, 1024] {
+        let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
+        let policy = verifier.engine().policy().clone();
+        let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42; 32]).expect("a valid key"));
+        let store = MemoryStore::with_shards(shards);
+        let verifier = Verifier::new(policy, keys, store, clock.clone());
+        for threads in [1usize, 2] {
+            g.bench_function(
+                format!("start+verify, {threads} thread(s), {shards} shards"),
+                |b| b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters)),
+            );
+        }
     }
     // The same two threads with nothing shared (a `Verifier`, store and
     // clock each): the scaling the machine allows this loop. The gap to the

@@ -314,8 +314,22 @@ struct Padded(Mutex<Shard>);
 
 /// One record and its key. The hash is not kept: a table that grows
 /// rehashes from the key (once per entry per doubling).
+///
+/// The record and its version live in an allocation of their own, and the
+/// table holds only the key and the pointer (24 bytes), which no write
+/// changes once the entry is in. Inline, a 144-byte entry shared a cache
+/// line with its neighbours in the table, subjects that other threads
+/// write: each write took the line from the core that last wrote a
+/// neighbour. Boxed, a write touches the slot's lines only, allocated by
+/// the thread that created the subject, and the table's lines stay shared
+/// by every core (read-only).
 struct Entry {
     key: CompactKey,
+    slot: Box<Slot>,
+}
+
+/// What a write replaces: the record and its version.
+struct Slot {
     record: Record,
     version: Version,
 }
@@ -440,17 +454,21 @@ impl Shard {
             self.records.find_mut(hash, |e| key.matches(&e.key)),
             expected,
         ) {
-            (Some(entry), Some(expected)) if entry.version == expected => {
-                entry.record = new;
-                entry.version = version;
+            (Some(entry), Some(expected)) if entry.slot.version == expected => {
+                *entry.slot = Slot {
+                    record: new,
+                    version,
+                };
             }
             (None, None) => {
                 self.records.insert_unique(
                     hash,
                     Entry {
                         key: key.to_owned(),
-                        record: new,
-                        version,
+                        slot: Box::new(Slot {
+                            record: new,
+                            version,
+                        }),
                     },
                     |e| hasher.hash_one(e.key.as_ref()),
                 );
@@ -505,7 +523,7 @@ impl MemoryStore {
             let before = shard.records.len();
             shard
                 .records
-                .retain(|e| e.record.expiry(policy).is_none_or(|t| t > now));
+                .retain(|e| e.slot.record.expiry(policy).is_none_or(|t| t > now));
             dropped += before - shard.records.len();
         }
         dropped
@@ -538,7 +556,9 @@ impl Store for MemoryStore {
 
     fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
         let (hash, key, shard) = self.shard(key);
-        Ok(shard.find(hash, key).map(|e| (e.record.clone(), e.version)))
+        Ok(shard
+            .find(hash, key)
+            .map(|e| (e.slot.record.clone(), e.slot.version)))
     }
 
     fn compare_and_swap(
@@ -565,11 +585,13 @@ impl Store for MemoryStore {
         // One probe: the entry found is the one written.
         match shard.records.find_mut(hash, |e| key.matches(&e.key)) {
             Some(entry) => {
-                let Some(new) = transition(Some(&entry.record)) else {
+                let Some(new) = transition(Some(&entry.slot.record)) else {
                     return Ok(Update::Unchanged);
                 };
-                entry.record = new;
-                entry.version = version;
+                *entry.slot = Slot {
+                    record: new,
+                    version,
+                };
             }
             None => {
                 let Some(new) = transition(None) else {
@@ -580,8 +602,10 @@ impl Store for MemoryStore {
                     hash,
                     Entry {
                         key: key.to_owned(),
-                        record: new,
-                        version,
+                        slot: Box::new(Slot {
+                            record: new,
+                            version,
+                        }),
                     },
                     |e| hasher.hash_one(e.key.as_ref()),
                 );
