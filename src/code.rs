@@ -565,8 +565,10 @@ const ONES: u64 = u64::from_le_bytes([1; 8]);
 /// `want` bytes (at most 8) are all below [`REJECT_FROM`]: then they are
 /// exactly what [`take_digits`] gives, computed on one word (per byte,
 /// `b % 10` as `b - 10 * (b * 205 >> 11)`, exact for every byte). `None`
-/// otherwise (about 2 % of codes of six digits), and the caller reads the
-/// stream byte by byte.
+/// otherwise (about 13 % of six-digit codes: 1 - (250/256)^6), and the
+/// caller reads the stream byte by byte. Which path runs depends on the
+/// MAC, never on the input checked against it (as the byte stream's
+/// rejections always did); the comparison stays constant-time.
 fn first_digits(mac: &[u32; 8], want: usize) -> Option<[u8; MAX_CODE_LEN]> {
     if want > 8 {
         return None;
