@@ -29,18 +29,33 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(feature = "narrow"))]
 pub mod error;
+#[cfg(not(feature = "narrow"))]
 mod instant;
+#[cfg(not(feature = "narrow"))]
 pub mod keys;
+#[cfg(not(feature = "narrow"))]
 pub mod phone;
+#[cfg(not(feature = "narrow"))]
 pub mod policy;
+#[cfg(not(feature = "narrow"))]
 pub mod store;
+#[cfg(not(feature = "narrow"))]
 pub mod verifier;
 
+#[cfg(feature = "narrow")]
+pub mod narrow;
+
+#[cfg(not(feature = "narrow"))]
 pub use keys::KeyRing;
+#[cfg(not(feature = "narrow"))]
 pub use phone::{PhoneNumber, PhonePolicy};
+#[cfg(not(feature = "narrow"))]
 pub use policy::{Policy, PolicyBuilder};
+#[cfg(not(feature = "narrow"))]
 pub use store::MemoryStore;
+#[cfg(not(feature = "narrow"))]
 pub use verifier::Verifier;
 
 use wasm_bindgen::prelude::wasm_bindgen;
