@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds the npm package into crates/otpflow-js/pkg (or $1): the full module
 # (with the phonenumber crate) and the slim one (UK fast path and the
-# structural check), each for node (CommonJS) and for browsers and bundlers
-# (an ES module with an init function), with TypeScript declarations.
+# structural check), each the crate's narrow module (feature `narrow`: byte-
+# level step exports) under the one plain-JavaScript layer (package/api.mjs),
+# with an ES module entry for node (package/node.mjs: loads the module
+# synchronously) and one for browsers, edge functions and bundlers
+# (package/web.mjs: `await init()`), and the hand-written TypeScript
+# declarations (package/*.d.ts).
 # Prints each module's size, raw and gzipped, and fails when the slim module
 # reaches SLIM_LIMIT bytes or SLIM_GZIP_LIMIT gzipped. The goal (issue 12)
 # is 100 KB and 40 KB gzipped; the limits below are a ceiling just above
@@ -62,34 +66,33 @@ export RUSTFLAGS="${RUSTFLAGS:-} --cfg sha2_backend_soft=\"compact\" --remap-pat
 rm -rf "$out"
 mkdir -p "$out"
 
-# build <flavor> <cargo feature flags...>: the module, then its bindings.
+# build <flavor> <cargo feature flags...>: the module, its glue, the layer.
 build() {
   local flavor=$1
   shift
   local dir="$target_dir/otpflow-js-$flavor"
   (cd "$root" && cargo build -p otpflow-js --lib --release --target wasm32-unknown-unknown \
-    --target-dir "$dir" "$@")
+    --target-dir "$dir" --features narrow "$@")
   local wasm="$dir/wasm32-unknown-unknown/release/otpflow_js.wasm"
   local sub=$out
   [ "$flavor" = full ] || sub=$out/$flavor
-  for target in nodejs web; do
-    local dest=$sub/node
-    [ "$target" = web ] && dest=$sub/web
-    wasm-bindgen --target "$target" --out-dir "$dest" --out-name otpflow \
-      --remove-name-section --remove-producers-section "$wasm"
-  done
-  if ! cmp -s "$sub/node/otpflow_bg.wasm" "$sub/web/otpflow_bg.wasm"; then
-    echo "wasm-bindgen wrote different modules for node and the web" >&2
-    exit 1
-  fi
-  # The full module is left as wasm-bindgen wrote it: wasm-opt takes 5% off
-  # its bytes but adds 3% gzipped (mostly phone metadata), for half a minute.
+  local glue=$sub/glue
+  # One ES module glue for both: node's entry loads the wasm synchronously.
+  wasm-bindgen --target web --out-dir "$glue" --out-name otpflow_glue --no-typescript \
+    --remove-name-section --remove-producers-section "$wasm"
+  # The full module is left as wasm-bindgen wrote it: wasm-opt takes a few
+  # percent off its bytes but adds some gzipped (mostly phone metadata).
   if [ "$flavor" = slim ]; then
-    "$wasm_opt" -Oz "${wasm_features[@]}" "$sub/node/otpflow_bg.wasm" -o "$sub/node/otpflow_bg.wasm"
-    cp "$sub/node/otpflow_bg.wasm" "$sub/web/otpflow_bg.wasm"
+    "$wasm_opt" -Oz "${wasm_features[@]}" "$glue/otpflow_glue_bg.wasm" -o "$glue/otpflow_glue_bg.wasm"
   fi
-  # The web build is an ES module; the package root is CommonJS (node/).
-  printf '{ "type": "module" }\n' >"$sub/web/package.json"
+  for target in node web; do
+    mkdir -p "$sub/$target"
+    cp "$glue/otpflow_glue.js" "$glue/otpflow_glue_bg.wasm" "$crate/package/api.mjs" "$crate/package/api.d.ts" "$sub/$target/"
+    cp "$crate/package/$target.mjs" "$sub/$target/otpflow.mjs"
+    cp "$crate/package/$target.d.ts" "$sub/$target/otpflow.d.ts"
+    printf '{ "type": "module" }\n' >"$sub/$target/package.json"
+  done
+  rm -rf "$glue"
 }
 
 build full
@@ -98,8 +101,8 @@ build slim --no-default-features
 size() { stat -c %s "$1"; }
 gz() { gzip -9 -c "$1" | wc -c; }
 kb() { awk -v b="$1" 'BEGIN { printf "%.1f KB", b / 1024 }'; }
-full_wasm=$out/node/otpflow_bg.wasm
-slim_wasm=$out/slim/node/otpflow_bg.wasm
+full_wasm=$out/node/otpflow_glue_bg.wasm
+slim_wasm=$out/slim/node/otpflow_glue_bg.wasm
 for flavor in full slim; do
   wasm=$full_wasm
   [ "$flavor" = slim ] && wasm=$slim_wasm

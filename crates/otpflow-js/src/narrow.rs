@@ -793,15 +793,27 @@ impl Core {
         out.0
     }
 
-    /// The store keys of the budget keys a send spends from, in spending
-    /// order: `[0, count: u8, (key: s, kind: s)…]` or `[2, code]`.
-    pub fn budget_store_keys(&self, purpose: &str, e164: &str, budgets: &[u8]) -> Vec<u8> {
-        let keys = match self.budget_keys(purpose, e164, budgets) {
-            Ok(k) => k,
-            Err(refusal) => return refusal,
+    /// The subject's store key (`purpose:e164`), then those of the budget
+    /// keys a send spends from, in spending order: `[0, subject key: s,
+    /// count: u8, (key: s, kind: s)…]`, `[1, error…]` for a purpose the
+    /// core refuses, or `[2, code]` for budgets it refuses.
+    pub fn keys(&self, purpose: &str, e164: &str, budgets: &[u8]) -> Vec<u8> {
+        let subject = match self.subject(purpose, e164, &[]) {
+            Ok(s) => s,
+            Err(e) => {
+                let mut out = Out::new();
+                out.u8(1);
+                error(&mut out, &e);
+                return out.0;
+            }
         };
+        let Some(budgets) = self::budgets(budgets) else {
+            return own("invalid_argument");
+        };
+        let keys = self.engine.budget_keys(&subject, &budgets);
         let mut out = Out::new();
         out.u8(0);
+        out.s(&subject.store_key());
         out.u8(u8::try_from(keys.len()).unwrap_or(u8::MAX));
         for key in keys.iter().take(255) {
             out.s(&key.store_key());
