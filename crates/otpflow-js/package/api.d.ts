@@ -1,4 +1,4 @@
-// otpflow's API: the declarations of package/api.mjs (see the README).
+// otpflow's API: the declarations of package/api.js (see the README).
 
 /** A kind of budget key (see `Budgets`). */
 export type BudgetKind = "address" | "range" | "country" | "global" | "label";

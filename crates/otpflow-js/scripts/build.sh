@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the npm package into crates/otpflow-js/pkg (or $1): the full module
 # (with the phonenumber crate) and the slim one (UK fast path and the
-# structural check), each the crate's narrow module (feature `narrow`: byte-
-# level step exports) under the one plain-JavaScript layer (package/api.mjs),
-# with an ES module entry for node (package/node.mjs: loads the module
+# structural check), each the crate's narrow module (src/narrow.rs: byte-
+# level step exports) under the one plain-JavaScript layer (package/api.js),
+# with an ES module entry for node (package/node.js: loads the module
 # synchronously) and one for browsers, edge functions and bundlers
-# (package/web.mjs: `await init()`), and the hand-written TypeScript
+# (package/web.js: `await init()`), and the hand-written TypeScript
 # declarations (package/*.d.ts).
 # Prints each module's size, raw and gzipped, and fails when the slim module
 # reaches SLIM_LIMIT bytes or SLIM_GZIP_LIMIT gzipped. The goal (issue 12)
@@ -72,7 +72,7 @@ build() {
   shift
   local dir="$target_dir/otpflow-js-$flavor"
   (cd "$root" && cargo build -p otpflow-js --lib --release --target wasm32-unknown-unknown \
-    --target-dir "$dir" --features narrow "$@")
+    --target-dir "$dir" "$@")
   local wasm="$dir/wasm32-unknown-unknown/release/otpflow_js.wasm"
   local sub=$out
   [ "$flavor" = full ] || sub=$out/$flavor
@@ -87,8 +87,8 @@ build() {
   fi
   for target in node web; do
     mkdir -p "$sub/$target"
-    cp "$glue/otpflow_glue.js" "$glue/otpflow_glue_bg.wasm" "$crate/package/api.mjs" "$crate/package/api.d.ts" "$sub/$target/"
-    cp "$crate/package/$target.mjs" "$sub/$target/otpflow.mjs"
+    cp "$glue/otpflow_glue.js" "$glue/otpflow_glue_bg.wasm" "$crate/package/api.js" "$crate/package/api.d.ts" "$sub/$target/"
+    cp "$crate/package/$target.js" "$sub/$target/otpflow.js"
     cp "$crate/package/$target.d.ts" "$sub/$target/otpflow.d.ts"
     printf '{ "type": "module" }\n' >"$sub/$target/package.json"
   done

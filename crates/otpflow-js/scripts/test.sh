@@ -24,8 +24,8 @@ node_tests=(
   tests/node/giveback.test.mjs
 )
 for flavor in full slim; do
-  module=$pkg/node/otpflow.mjs
-  [ "$flavor" = slim ] && module=$pkg/slim/node/otpflow.mjs
+  module=$pkg/node/otpflow.js
+  [ "$flavor" = slim ] && module=$pkg/slim/node/otpflow.js
   echo "node tests on the $flavor module"
   (cd "$crate" && OTPFLOW_JS_PKG=$module node --test "${node_tests[@]}") | tee "$log/node-$flavor"
   passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/node-$flavor")

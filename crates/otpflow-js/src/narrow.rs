@@ -1,5 +1,5 @@
-//! The narrow module (feature `narrow`): byte-level exports under the
-//! package's plain-JavaScript layer (`package/otpflow.mjs`).
+//! The narrow module: byte-level exports under the
+//! package's plain-JavaScript layer (`package/api.js`).
 //!
 //! Nothing JavaScript crosses into the module but numbers, strings and
 //! byte arrays: no promises, objects or closures. Each export is one pure
@@ -28,6 +28,7 @@ use otpflow::{
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use wasm_bindgen::prelude::*;
+use zeroize::Zeroizing;
 
 /// The answer bytes an export returns.
 struct Out(Vec<u8>);
@@ -416,7 +417,8 @@ pub fn policy_info(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The secret keys codes are derived with (the JavaScript `KeyRing` holds
-/// one): the bytes stay in the module.
+/// one): the bytes stay in the module; the copies a call receives are
+/// zeroized when dropped (the core zeroizes its own).
 #[wasm_bindgen]
 #[derive(Clone)]
 pub struct Keys {
@@ -442,16 +444,18 @@ impl Keys {
     /// A ring whose current key has this id and these 32–64 bytes;
     /// `undefined` for a wrong length (the JavaScript layer checks it
     /// first).
-    pub fn create(id: u32, secret: &[u8]) -> Option<Keys> {
+    pub fn create(id: u32, secret: Vec<u8>) -> Option<Keys> {
+        let secret = Zeroizing::new(secret);
         Some(Self {
-            ring: otpflow::KeyRing::new(key(id, secret).ok()?),
+            ring: otpflow::KeyRing::new(key(id, &secret).ok()?),
         })
     }
 
     /// Makes a new key current: 0, or the refusal's kind (1 length, 2 an
     /// id in the ring).
-    pub fn rotate(&mut self, id: u32, secret: &[u8]) -> u8 {
-        match key(id, secret).and_then(|k| self.ring.rotate(k)) {
+    pub fn rotate(&mut self, id: u32, secret: Vec<u8>) -> u8 {
+        let secret = Zeroizing::new(secret);
+        match key(id, &secret).and_then(|k| self.ring.rotate(k)) {
             Ok(()) => 0,
             Err(e) => key_refusal(&e),
         }

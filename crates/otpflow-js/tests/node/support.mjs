@@ -6,7 +6,7 @@ import path from "node:path";
 import assert from "node:assert/strict";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const modulePath = process.env.OTPFLOW_JS_PKG ?? path.join(here, "../../pkg/node/otpflow.mjs");
+const modulePath = process.env.OTPFLOW_JS_PKG ?? path.join(here, "../../pkg/node/otpflow.js");
 export const otp = await import(pathToFileURL(path.resolve(modulePath)).href);
 export const flavor = otp.buildFlavor();
 

@@ -5,7 +5,7 @@
 // (codes, budgets, lockouts, which refusal wins) is a call into the module,
 // which answers in the little byte format `Reader` reads (see
 // src/narrow.rs). `bind(wasm)` gives the API over an initialized module:
-// node.mjs and web.mjs load it.
+// node.js and web.js load it.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

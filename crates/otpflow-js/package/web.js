@@ -1,7 +1,7 @@
 // otpflow for browsers, edge functions and bundlers: `await init()` (or
 // `init(urlOrBytesOfTheWasm)`) once, then use the classes.
 import glueInit, * as glue from "./otpflow_glue.js";
-import { bind } from "./api.mjs";
+import { bind } from "./api.js";
 
 export let OtpflowError;
 export let PhoneNumber;
