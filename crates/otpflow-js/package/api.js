@@ -96,17 +96,15 @@ class Writer {
   f64(x) {
     const b = new Uint8Array(8);
     new DataView(b.buffer).setFloat64(0, x, true);
-    this.parts.push(...b);
-    return this;
+    return this.raw(b);
   }
   s(text) {
     const b = encoder.encode(text);
-    this.u16(b.length);
-    this.parts.push(...b);
-    return this;
+    return this.u16(b.length).raw(b);
   }
   raw(bytes) {
-    this.parts.push(...bytes);
+    // A loop, not a spread: a spread of a long array overflows the stack.
+    for (const b of bytes) this.parts.push(b);
     return this;
   }
   done() {
@@ -164,7 +162,7 @@ function phoneMessage(code, f) {
     case "phone_region_not_allowed":
       return "phone numbers of this region are not accepted";
     case "phone_non_geographic":
-      return "non-geographic numbers are not accepted";
+      return `non-geographic numbers (+${f[NON_GEOGRAPHIC]}) are not accepted`;
     default:
       return "invalid phone number";
   }
@@ -299,10 +297,16 @@ function readPhoneFields(r) {
     }
     case 5:
       return { countryCode: r.u16() };
+    case 6:
+      // Named in the message only.
+      return { [NON_GEOGRAPHIC]: r.u16() };
     default:
       return {};
   }
 }
+
+/** The calling code a `phone_non_geographic` message names. */
+const NON_GEOGRAPHIC = Symbol("nonGeographic");
 
 /** One of the core's errors, as the module wrote it. */
 function readError(r) {
@@ -322,7 +326,9 @@ function readError(r) {
       break;
   }
   pub.message = publicMessage(pub.code, pub.retryAfter, phone);
-  return new OtpflowError(coreMessage(own.code, own.retryAfter, { ...extra, ...phone }), own, pub, extra, phone);
+  const message = coreMessage(own.code, own.retryAfter, { ...extra, ...phone });
+  delete phone[NON_GEOGRAPHIC];
+  return new OtpflowError(message, own, pub, extra, phone);
 }
 
 /** A refusal of the module's own (`[2, code]`): always a bug or a broken store. */
@@ -464,7 +470,8 @@ function encodeBudgets(value) {
   if (!Array.isArray(labels) || labels.length > MAX_ITEMS) throw bad();
   w.u8(labels.length);
   for (const label of labels) {
-    if (typeof label !== "string" || !/^[a-z0-9._-]{1,32}$/.test(label)) throw bad();
+    // The module checks the label itself (a refusal is this argument's).
+    if (typeof label !== "string" || label.length > 64) throw bad();
     w.s(label);
   }
   return w.done();
@@ -1162,11 +1169,12 @@ export function bind(wasm) {
 
     /** load → step → (budgets) → compare-and-swap, again on a conflict. */
     async #run(core, a) {
-      const now = this.#now();
+      // The subject (purpose) and the budgets first, then the clock.
       const keys = new Reader(core.keys(a.label, a.e164, a.budgetBytes));
       const status = keys.u8();
       if (status === 1) throw readError(keys);
       if (status === 2) throw argumentError("budgets.labels", "an array of up to 32 labels of a-z0-9-_.");
+      const now = this.#now();
       const key = keys.s();
       const budgetKeys = Array.from({ length: keys.u8() }, () => [keys.s(), keys.s()]);
       for (let attempt = 0; attempt <= this.#maxRetries; attempt++) {

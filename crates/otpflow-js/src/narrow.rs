@@ -207,6 +207,11 @@ fn phone_fields(out: &mut Out, e: &PhoneError) {
             out.u8(5);
             out.u16(*country_code);
         }
+        // For the message only (the error names no field for it).
+        PhoneError::NonGeographic { country_code } => {
+            out.u8(6);
+            out.u16(*country_code);
+        }
         _ => out.u8(0),
     }
 }
@@ -301,7 +306,15 @@ fn number(e164: &str) -> Result<otpflow::PhoneNumber, Error> {
         .without_default_region()
         .allow_all()
         .require_mobile(false);
-    otpflow::PhoneNumber::parse(e164, &policy).map_err(Error::InvalidPhone)
+    match otpflow::PhoneNumber::parse(e164, &policy) {
+        // A non-geographic number (+800…) was admitted by a policy naming
+        // its calling code: name it again.
+        Err(PhoneError::NonGeographic { country_code }) => {
+            otpflow::PhoneNumber::parse(e164, &policy.allow_only(&[country_code]))
+        }
+        parsed => parsed,
+    }
+    .map_err(Error::InvalidPhone)
 }
 
 /// The policy a JavaScript builder names: settings as `[tag: u8, value…]`,
