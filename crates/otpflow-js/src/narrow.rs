@@ -12,7 +12,43 @@
 //!
 //! Output format (all little-endian): `u8`; `u16`; `u32`; `f64` (NaN for
 //! none); a short string is a `u8` length and UTF-8 bytes (`s`); bytes are
-//! a `u32` length and the bytes (`b`).
+//! a `u32` length and the bytes (`b`). Inputs the JavaScript layer encodes
+//! (policies, phone policies, contexts, budgets) spell strings with a `u16`
+//! length.
+//!
+//! The exports are plain Rust functions too, pure on any target:
+//!
+//! ```
+//! use otpflow_js::narrow::{Core, Keys, phone, policy_info};
+//! // A phone policy: default region "GB", every country, mobiles only.
+//! let uk = [2, 0, b'G', b'B', 0, 1];
+//! let parsed = phone("07401 101801", false, "", &uk);
+//! assert_eq!(&parsed[..2], &[0, 13]); // [0, e164: s, …]
+//! assert_eq!(&parsed[2..15], b"+447401101801");
+//! assert_eq!(policy_info(&[])[0], 0); // the default policy is valid
+//! assert_eq!(policy_info(&[0, 0, 0, 0, 0, 0, 0, 8, 64]), [2, 11, b'c', b'o', b'd', b'e', b'_', b'l', b'e', b'n', b'g', b't', b'h']);
+//!
+//! let keys = Keys::create(1, vec![42; 32]).expect("a 32-byte key");
+//! let core = Core::create(&[], &keys).expect("the default policy");
+//! let (now, e164) = (1.79e12, "+447401101801");
+//! // Start: [0, has write 1, record: b, expires: f64, spends: u8, ok 0, code: s, …]
+//! let sent = core.step(0, "login", e164, &[], &[], 0, "", now, &[7; 32]);
+//! assert_eq!(&sent[..2], &[0, 1]);
+//! let len = u32::from_le_bytes(sent[2..6].try_into()?) as usize;
+//! let record = &sent[6..6 + len];
+//! let at = 6 + len + 8 + 1;
+//! assert_eq!(&sent[at..at + 2], &[0, 6]); // ok, a six-digit code
+//! let code = std::str::from_utf8(&sent[at + 2..at + 8])?;
+//! // Verify the code against the record the start wrote: written and ok.
+//! let done = core.step(2, "login", e164, &[], record, 255, code, now + 5e3, &[]);
+//! assert_eq!(&done[..2], &[0, 1]);
+//! let len = u32::from_le_bytes(done[2..6].try_into()?) as usize;
+//! assert_eq!(done[6 + len + 8 + 1], 0);
+//! // A record the codec refuses is the store's fault.
+//! let broken = core.step(2, "login", e164, &[], &[1, 2, 3], 255, code, now, &[]);
+//! assert_eq!(broken[..2], [2, 17]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -433,7 +469,6 @@ pub fn policy_info(bytes: &[u8]) -> Vec<u8> {
 /// one): the bytes stay in the module; the copies a call receives are
 /// zeroized when dropped (the core zeroizes its own).
 #[wasm_bindgen]
-#[derive(Clone)]
 pub struct Keys {
     ring: otpflow::KeyRing,
 }
@@ -492,14 +527,11 @@ impl Keys {
     pub fn has(&self, id: u32) -> bool {
         self.ring.get(KeyId(id)).is_some()
     }
-
-    /// A copy (a verifier keeps its own).
-    pub fn copy(&self) -> Keys {
-        self.clone()
-    }
 }
 
-/// The engine of one JavaScript `Verifier`: a policy and a key ring.
+/// The engine of one JavaScript `Verifier`: a policy and a key ring (a
+/// new `Core` when the verifier's keys change: calls in flight keep the
+/// one they started with).
 #[wasm_bindgen]
 pub struct Core {
     engine: Engine,
@@ -689,12 +721,6 @@ impl Core {
         Some(Self {
             engine: Engine::new(self::policy(policy).ok()?, keys.ring.clone()),
         })
-    }
-
-    /// Replaces the key ring (calls in flight keep the engine they started
-    /// with in the JavaScript layer's view: each step is one call).
-    pub fn set_keys(&mut self, keys: &Keys) {
-        *self.engine.keys_mut() = keys.ring.clone();
     }
 
     /// One transition of a subject's record (`op`: 0 start, 1 resend,
