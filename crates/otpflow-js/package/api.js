@@ -260,11 +260,11 @@ function storeError(message, cause) {
   return ownError("store_unavailable", 503, `the store failed: ${message}`, UNAVAILABLE, extra);
 }
 
-function policyError(setting) {
+function policyError(setting, codeLength) {
   const camel = setting.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
   const message =
-    setting === "code_length"
-      ? "code length is not between 4 and 10 digits"
+    setting === "code_length" && codeLength !== undefined
+      ? `code length ${codeLength} is not between 4 and 10 digits`
       : `policy setting \`${setting}\` is out of range`;
   return ownError("invalid_policy", 500, message, UNAVAILABLE, { setting: camel });
 }
@@ -790,7 +790,14 @@ export function bind(wasm) {
       if (this.#invalid) throw policyError(this.#invalid);
       const all = [];
       for (const s of this.#settings) all.push(...s);
-      return new Policy(Uint8Array.from(all));
+      try {
+        return new Policy(Uint8Array.from(all));
+      } catch (e) {
+        // The core names the code length it refused: the last one set.
+        const last = this.#settings.findLast((b) => b[0] === 0 && b.length === 9);
+        if (e.setting !== "codeLength" || !last) throw e;
+        throw policyError("code_length", new DataView(last.buffer, last.byteOffset).getFloat64(1, true));
+      }
     }
   }
 
