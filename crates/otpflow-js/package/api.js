@@ -916,7 +916,7 @@ export function bind(wasm) {
   class StoreCalls {
     constructor(store) {
       const bad = () => argumentError("store", "an object with load and compareAndSwap methods");
-      if (store === null || (typeof store !== "object" && typeof store !== "function")) throw bad();
+      if (store === null || typeof store !== "object") throw bad();
       this.store = store;
       this.loadFn = store.load;
       this.casFn = store.compareAndSwap;
