@@ -1073,3 +1073,116 @@ fn write_event(out: &mut Out, event: &Event) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key ring and an engine under the default policy.
+    fn core() -> Core {
+        let keys = Keys::create(1, vec![42; 32]).expect("a 32-byte key");
+        Core::create(&[], &keys).expect("the default policy")
+    }
+
+    /// Budgets naming an address (`ip`), the range, and one label.
+    fn budget_bytes(ip: &[u8]) -> Vec<u8> {
+        let mut b = vec![1, u8::try_from(ip.len()).expect("4 or 16")];
+        b.extend_from_slice(ip);
+        b.extend_from_slice(&[1, 3, 0, b'a', b'p', b'i']);
+        b
+    }
+
+    #[test]
+    fn hostile_bytes_are_refused_never_a_panic() {
+        let core = core();
+        let valid_policy = [0u8, 0, 0, 0, 0, 0, 0, 24, 64, 13, 2, 0, b'4', b'4'];
+        let valid_budgets = budget_bytes(&[203, 0, 113, 7]);
+        let valid_context = [1u8, 1, 0, b'a', 1, 0, b'b'];
+        // Every truncation of valid inputs, and bytes of every value.
+        for input in [&valid_policy[..], &valid_budgets, &valid_context] {
+            for n in 0..=input.len() {
+                let cut = &input[..n];
+                let _ = policy_info(cut);
+                let _ = phone("07401 101801", false, "", cut);
+                let _ = core.keys("login", "+447401101801", cut);
+                let _ = core.step(4, "login", "+447401101801", cut, cut, 0, "", 1.79e12, cut);
+            }
+        }
+        for byte in 0..=255u8 {
+            let noise = [byte; 40];
+            assert_eq!(policy_info(&noise[..1])[0], 2, "a lone tag is refused");
+            let _ = phone("07401 101801", true, "+44", &noise);
+            let _ = core.keys("login", "+447401101801", &noise);
+            let _ = core.check_budgets("login", "+447401101801", &noise, &noise, 1.79e12);
+            let _ = core.budget_step(
+                "login",
+                "+447401101801",
+                &noise,
+                byte,
+                true,
+                &noise,
+                &noise,
+                0.0,
+            );
+            for op in [0, 1, 2, 3, 4, byte] {
+                let _ = core.step(
+                    op,
+                    "login",
+                    "+447401101801",
+                    &noise,
+                    &noise,
+                    byte,
+                    "1",
+                    1.79e12,
+                    &noise,
+                );
+            }
+        }
+        // Clocks outside years 1–9999, NaN and infinities.
+        for now in [f64::NAN, f64::INFINITY, -f64::INFINITY, 1e16, -1e16] {
+            assert_eq!(
+                core.step(4, "login", "+447401101801", &[], &[], 0, "", now, &[])[..2],
+                [2, 13]
+            );
+        }
+    }
+
+    #[test]
+    fn budgets_decode_both_address_families_and_labels() {
+        let core = core();
+        for ip in [
+            &[203u8, 0, 113, 7][..],
+            &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        ] {
+            let answer = core.keys("login", "+447401101801", &budget_bytes(ip));
+            assert_eq!(answer[0], 0, "{ip:?}");
+            // The subject's key, then the address and range keys (the
+            // default policy counts those two kinds; labels it does not).
+            let mut r = In(&answer[1..]);
+            let _ = r.take(1 + "login:+447401101801".len());
+            assert_eq!(r.u8(), Some(2));
+        }
+        // A label the core refuses is refused as the budgets argument.
+        let mut bad = vec![0, 0, 1, 9, 0];
+        bad.extend_from_slice(b"Session 7");
+        assert_eq!(core.keys("login", "+447401101801", &bad)[0], 2);
+        // An address of another length is refused.
+        assert_eq!(
+            core.keys("login", "+447401101801", &[0, 5, 1, 2, 3, 4, 5, 0])[0],
+            2
+        );
+    }
+
+    #[test]
+    fn a_subject_number_is_read_again_whatever_its_kind() {
+        // A landline and a non-geographic number, admitted by a policy
+        // that asks for them, are subjects like any mobile.
+        for e164 in ["+442079460000", "+80012345678", "+447401101801"] {
+            assert!(number(e164).is_ok(), "{e164}");
+        }
+        assert!(
+            number("07401 101801").is_err(),
+            "a subject's number is E.164"
+        );
+    }
+}
