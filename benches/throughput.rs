@@ -3,7 +3,11 @@
 //! `MemoryStore`, in the same run. The ratio of the times per validation is
 //! the scaling (goal: 1.85 or more on 2 cores; 4 threads on 2 cores shows
 //! what oversubscription costs). Beside them, the floor for scaling: two
-//! threads that share nothing (a `Verifier` and `MemoryStore` each).
+//! threads that share nothing (a `Verifier` and `MemoryStore` each), and
+//! 1 and 2 threads over stores with 64, 256 and 1,024 shards (the default
+//! is 16 per core), to see what the shard count does, and over the default
+//! store through `Store`'s provided `update` (load, the engine outside any
+//! lock, compare-and-swap: two short locks instead of one long one).
 //!
 //! `cargo bench --bench throughput`
 
@@ -14,7 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use otpflow::rand_core::SeedableRng;
 use otpflow::{
     Channel, KeyId, KeyRing, ManualClock, MemoryStore, PhoneNumber, PhonePolicy, Policy, Purpose,
-    SecretKey, SubjectKey, Verifier,
+    Record, RecordKey, SecretKey, Store, SubjectKey, Swap, Verifier, Version,
 };
 use rand_chacha::ChaCha20Rng;
 use time::macros::datetime;
@@ -37,8 +41,28 @@ fn pools(threads: usize) -> Vec<Vec<SubjectKey>> {
         .collect()
 }
 
-fn validate_all(
-    verifier: &Verifier<MemoryStore, ManualClock>,
+/// `MemoryStore` through the `Store` trait's provided `update`: the record
+/// is loaded (one lock), the engine runs outside any lock, and the result
+/// is compared-and-swapped in (a second lock and hash).
+struct OutsideLock(MemoryStore);
+
+impl Store for OutsideLock {
+    type Error = std::convert::Infallible;
+    fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
+        self.0.load(key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &RecordKey,
+        expected: Option<Version>,
+        new: &Record,
+    ) -> Result<Swap, Self::Error> {
+        self.0.compare_and_swap(key, expected, new)
+    }
+}
+
+fn validate_all<S: Store>(
+    verifier: &Verifier<S, ManualClock>,
     pool: &[SubjectKey],
     ops: u64,
     seed: u64,
@@ -54,6 +78,30 @@ fn validate_all(
     }
 }
 
+/// `iters` validations over `threads` threads sharing `verifier`; the time
+/// per validation, so rows of any thread count compare directly.
+fn shared<S: Store + Sync>(
+    verifier: &Verifier<S, ManualClock>,
+    clock: &ManualClock,
+    pools: &[Vec<SubjectKey>],
+    threads: usize,
+    iters: u64,
+) -> Duration {
+    // A new send window for everyone: the budgets are not what is measured
+    // here.
+    clock.advance(time::Duration::hours(2));
+    let per_thread = iters.div_ceil(threads as u64);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for (t, pool) in pools.iter().take(threads).enumerate() {
+            scope.spawn(move || validate_all(verifier, pool, per_thread, t as u64));
+        }
+    });
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+}
+
 fn bench(c: &mut Criterion) {
     let policy = Policy::builder()
         .subject_send_cap(10_000)
@@ -67,23 +115,34 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("throughput");
     for threads in [1usize, 2, 4] {
         g.bench_function(format!("start+verify, {threads} thread(s)"), |b| {
-            b.iter_custom(|iters| {
-                // A new send window for everyone: the budgets are not what
-                // is measured here.
-                clock.advance(time::Duration::hours(2));
-                let per_thread = iters.div_ceil(threads as u64);
-                let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for (t, pool) in pools.iter().take(threads).enumerate() {
-                        let verifier = &verifier;
-                        scope.spawn(move || validate_all(verifier, pool, per_thread, t as u64));
-                    }
-                });
-                let elapsed = start.elapsed();
-                // Time per validation, so the two rows compare directly.
-                elapsed.mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
-            });
+            b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters));
         });
+    }
+    for shards in [64usize, 256, 1024] {
+        let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
+        let policy = verifier.engine().policy().clone();
+        let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42; 32]).expect("a valid key"));
+        let store = MemoryStore::with_shards(shards);
+        let verifier = Verifier::new(policy, keys, store, clock.clone());
+        for threads in [1usize, 2] {
+            g.bench_function(
+                format!("start+verify, {threads} thread(s), {shards} shards"),
+                |b| b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters)),
+            );
+        }
+    }
+    {
+        let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
+        let policy = verifier.engine().policy().clone();
+        let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42; 32]).expect("a valid key"));
+        let store = OutsideLock(MemoryStore::new());
+        let verifier = Verifier::new(policy, keys, store, clock.clone());
+        for threads in [1usize, 2] {
+            g.bench_function(
+                format!("start+verify, {threads} thread(s), engine outside the lock"),
+                |b| b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters)),
+            );
+        }
     }
     // The same two threads with nothing shared (a `Verifier`, store and
     // clock each): the scaling the machine allows this loop. The gap to the

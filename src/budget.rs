@@ -151,7 +151,8 @@ impl LastSend {
     }
 }
 
-/// The bucket's burst and emission interval for a policy.
+/// The bucket's burst and emission interval for a policy (computed when the
+/// policy is built: read it with `Policy::subject_rate`).
 pub(crate) fn send_rate(policy: &Policy) -> (u32, Duration) {
     let cap = policy.subject_send_cap();
     let burst = cap.div_ceil(2).max(policy.max_sends()).min(cap);
@@ -266,8 +267,7 @@ impl Rate {
 
     /// The subject's own send bucket under `policy` (see the module docs).
     pub(crate) fn of_subject(policy: &Policy) -> Self {
-        let (burst, interval) = send_rate(policy);
-        Self { burst, interval }
+        policy.subject_rate()
     }
 
     /// Sends that conform at once on a full bucket.
@@ -383,6 +383,9 @@ mod tests {
                 let interval = window / (cap - burst + 1);
                 let whole = interval.whole_seconds() + i64::from(interval.subsec_nanoseconds() > 0);
                 assert_eq!(send_rate(&policy), (burst, Duration::seconds(whole.max(1))));
+                // The policy keeps what it computed when it was built.
+                let kept = policy.subject_rate();
+                assert_eq!((kept.burst(), kept.interval()), send_rate(&policy));
             }
         }
     }
@@ -414,6 +417,7 @@ mod tests {
     fn default_send_bucket() {
         let p = Policy::default();
         assert_eq!(send_rate(&p), (5, Duration::minutes(10)));
+        assert_eq!(p.subject_rate(), Rate::const_new(5, Duration::minutes(10)));
         let mut r = SendRate::default();
         for i in 0..5 {
             assert!(r.allows(t(0), &p), "send {i}");

@@ -89,9 +89,14 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        let nanos = i128::from(self.nanos.load(Ordering::SeqCst));
-        // Every i64 count of nanoseconds is a valid `OffsetDateTime`.
-        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        let nanos = self.nanos.load(Ordering::SeqCst);
+        // Every i64 count of nanoseconds is a valid `OffsetDateTime`. Split
+        // in 64 bits (`from_unix_timestamp_nanos` divides 128-bit integers).
+        let secs = nanos.div_euclid(1_000_000_000);
+        let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
+        OffsetDateTime::from_unix_timestamp(secs)
+            .and_then(|t| t.replace_nanosecond(subsec))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }
 
@@ -169,5 +174,27 @@ mod tests {
         assert_eq!(a.now(), start - Duration::seconds(10));
         a.advance(Duration::MAX);
         assert!(a.now() > start);
+    }
+
+    /// The 64-bit split gives what the 128-bit conversion gives, before
+    /// and after the epoch, at whole seconds and between them.
+    #[test]
+    fn now_is_the_stored_instant_to_the_nanosecond() {
+        for nanos in [
+            0i64,
+            1,
+            -1,
+            999_999_999,
+            -999_999_999,
+            1_000_000_000,
+            -1_000_000_001,
+            1_795_000_000_123_456_789,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let want = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ManualClock::new(want).now(), want, "{nanos}");
+        }
     }
 }

@@ -51,7 +51,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::keys::{MacStates, SecretKey};
-use crate::subject::SubjectKey;
+use crate::subject::{Purpose, SubjectKey};
 
 /// Bytes of the random nonce each validation draws.
 pub const NONCE_LEN: usize = 16;
@@ -126,18 +126,32 @@ impl Code {
         code
     }
 
-    /// Compares with parsed user input in constant time.
+    /// Compares with parsed user input in constant time. Both hold zeros
+    /// past their length (every constructor writes only `len` digits into
+    /// a zeroed array), so the whole arrays compare as two words; the
+    /// length is not secret (it is the policy's).
     pub(crate) fn matches(&self, input: &CodeInput) -> bool {
-        let n = usize::from(self.len);
-        self.len == input.len && bool::from(self.digits[..n].ct_eq(&input.digits[..n]))
+        self.len == input.len && words_eq(&self.digits, &input.digits)
     }
 }
 
 /// Constant-time, like every comparison of codes here.
 impl PartialEq for Code {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && bool::from(self.digits.ct_eq(&other.digits))
+        self.len == other.len && words_eq(&self.digits, &other.digits)
     }
+}
+
+/// Compares ten digit bytes in constant time as one `u64` and one `u16`
+/// (two steps instead of ten).
+fn words_eq(a: &[u8; MAX_CODE_LEN], b: &[u8; MAX_CODE_LEN]) -> bool {
+    let words = |d: &[u8; MAX_CODE_LEN]| {
+        let (low, high) = d.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let high = high.first_chunk::<2>().unwrap_or(&[0; 2]);
+        (u64::from_le_bytes(*low), u16::from_le_bytes(*high))
+    };
+    let ((a_lo, a_hi), (b_lo, b_hi)) = (words(a), words(b));
+    bool::from(a_lo.ct_eq(&b_lo) & a_hi.ct_eq(&b_hi))
 }
 
 impl Eq for Code {}
@@ -327,7 +341,7 @@ fn derive_digits(
     let phone = subject.phone().e164_bytes();
     let bcd = match derivation {
         Derivation::V1 => None,
-        Derivation::V2 | Derivation::V2Bound => packed_digits(phone),
+        Derivation::V2 | Derivation::V2Bound => packed_phone(subject.phone()),
     };
     // V2Bound is V2 with its own tags and the context mixed into the nonce.
     let bound;
@@ -339,18 +353,34 @@ fn derive_digits(
         _ => (TAG_V2, TAG_V2_RAW, nonce),
     };
     if let Some(packed) = &bcd
-        && V2_FIXED + purpose.len() <= ONE_BLOCK
+        && let Some(tail) = v2_tail_for(subject, purpose)
     {
+        let head = V2Head {
+            tag,
+            nonce,
+            generation,
+            bcd: packed,
+        };
+        let mut state = v2_one_block(states, &head.block(0, &tail));
+        // Usually the first eight bytes of the MAC give the digits.
+        if let Some(digits) = first_digits(&state, want) {
+            code.digits = digits;
+            code.len = length;
+            return code;
+        }
         let mut n = 0usize;
         let mut block: u8 = 0;
-        while n < want {
-            let state = v2_one_block(states, tag, nonce, generation, block, packed, purpose);
+        loop {
             let mut out = [0u8; 32];
             for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
                 chunk.copy_from_slice(&word.to_be_bytes());
             }
             take_digits(&mut code, &mut n, want, &out);
+            if n >= want {
+                break;
+            }
             block = block.wrapping_add(1);
+            state = v2_one_block(states, &head.block(block, &tail));
         }
         code.len = length;
         return code;
@@ -415,68 +445,229 @@ fn take_digits(code: &mut Code, n: &mut usize, want: usize, bytes: &[u8]) {
 const V2_FIXED: usize = 3 + NONCE_LEN + 4 + 1 + 8 + 1;
 /// The longest message that fits one block with SHA-256's padding.
 const ONE_BLOCK: usize = 55;
+/// The longest purpose (or `tenant/purpose`) a one-block V2 message holds.
+const ONE_BLOCK_PURPOSE: usize = ONE_BLOCK - V2_FIXED;
+/// Where the purpose's length byte sits in a V2 block: everything before
+/// it has a fixed width.
+const V2_HEAD: usize = V2_FIXED - 1;
 
-/// One V2 MAC for a message that fits one block: the message is laid out
-/// and padded in place, then two compressions from the key's midstates
-/// (the physical floor of HMAC-SHA256 here). The buffers are left to
-/// [`scrub_stack`], which the only caller's caller runs next: they live in
-/// this function's frame, inside the area it overwrites (checked by
-/// `tests/stack_residue.rs`), and zeroizing each with volatile writes
-/// first would cost as much as a compression.
-#[inline(never)]
-fn v2_one_block(
-    states: &MacStates,
-    tag: &[u8; 3],
-    nonce: &[u8; NONCE_LEN],
+/// The second half of a one-block V2 message block: the purpose's length
+/// byte, the purpose, SHA-256's `0x80` and zeros, and the message's length
+/// in bits (after the 64-byte key block). The same for every code of a
+/// purpose, so the built-in purposes have theirs computed at build time.
+/// `purpose` is at most [`ONE_BLOCK_PURPOSE`] bytes.
+const fn v2_tail(purpose: &[u8]) -> [u8; 32] {
+    let mut tail = [0u8; 32];
+    let len = if purpose.len() < ONE_BLOCK_PURPOSE {
+        purpose.len()
+    } else {
+        ONE_BLOCK_PURPOSE
+    };
+    // At most 22: the cast keeps every bit.
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        tail[0] = len as u8;
+    }
+    let mut i = 0;
+    while i < len {
+        tail[1 + i] = purpose[i];
+        i += 1;
+    }
+    tail[1 + len] = 0x80;
+    let bits = ((64 + V2_FIXED + len) as u64 * 8).to_be_bytes();
+    let mut j = 0;
+    while j < 8 {
+        tail[24 + j] = bits[j];
+        j += 1;
+    }
+    tail
+}
+
+const TAIL_LOGIN: [u8; 32] = v2_tail(b"login");
+const TAIL_ONBOARDING: [u8; 32] = v2_tail(b"onboarding");
+
+/// The tail of `subject`'s one-block V2 message (`purpose` is its purpose,
+/// or `tenant/purpose`), or `None` when the purpose is too long for one
+/// block.
+fn v2_tail_for(subject: &SubjectKey, purpose: &[u8]) -> Option<[u8; 32]> {
+    if subject.tenant().is_none() {
+        match subject.purpose() {
+            Purpose::Login => return Some(TAIL_LOGIN),
+            Purpose::Onboarding => return Some(TAIL_ONBOARDING),
+            Purpose::Custom(_) => {}
+        }
+    }
+    (purpose.len() <= ONE_BLOCK_PURPOSE).then(|| v2_tail(purpose))
+}
+
+/// The fixed-width fields of a V2 message.
+struct V2Head<'a> {
+    tag: &'a [u8; 3],
+    nonce: &'a [u8; NONCE_LEN],
     generation: u32,
-    block: u8,
-    bcd: &[u8; 8],
-    purpose: &[u8],
-) -> [u32; 8] {
-    let mut m = [0u8; 64];
-    let len = V2_FIXED + purpose.len();
-    m[..3].copy_from_slice(tag);
-    m[3..19].copy_from_slice(nonce);
-    m[19..23].copy_from_slice(&generation.to_be_bytes());
-    m[23] = block;
-    m[24..32].copy_from_slice(bcd);
-    m[32] = len_byte(purpose);
-    m[V2_FIXED..len].copy_from_slice(purpose);
-    m[len] = 0x80;
-    // The inner hash has the key block (64 bytes) before the message.
-    m[56..].copy_from_slice(&((64 + len as u64) * 8).to_be_bytes());
+    bcd: &'a [u8; 8],
+}
+
+impl V2Head<'_> {
+    /// The message block for MAC block `block`: every field at its fixed
+    /// place, then `tail` (already padded): fixed-width copies only.
+    fn block(&self, block: u8, tail: &[u8; 32]) -> [u8; 64] {
+        let mut m = [0u8; 64];
+        m[..3].copy_from_slice(self.tag);
+        m[3..19].copy_from_slice(self.nonce);
+        m[19..23].copy_from_slice(&self.generation.to_be_bytes());
+        m[23] = block;
+        m[24..V2_HEAD].copy_from_slice(self.bcd);
+        m[V2_HEAD..].copy_from_slice(tail);
+        m
+    }
+}
+
+/// The outer hash's block after the inner hash: `0x80`, zeros, and the
+/// length in bits of 64 key bytes and the 32-byte inner hash.
+const OUTER_TAIL: [u8; 32] = {
+    let mut tail = [0u8; 32];
+    tail[0] = 0x80;
+    let bits = ((64u64 + 32) * 8).to_be_bytes();
+    let mut j = 0;
+    while j < 8 {
+        tail[24 + j] = bits[j];
+        j += 1;
+    }
+    tail
+};
+
+/// One V2 MAC over a prepared one-block message: two compressions from
+/// the key's midstates (the physical floor of HMAC-SHA256 here). The
+/// buffers are left to [`scrub_stack`], which the only caller's caller
+/// runs next: they live in this function's frame, inside the area it
+/// overwrites (checked by `tests/stack_residue.rs`), and zeroizing each
+/// with volatile writes first would cost as much as a compression.
+#[inline(never)]
+fn v2_one_block(states: &MacStates, message: &[u8; 64]) -> [u32; 8] {
     let mut inner = states.inner;
-    compress256(&mut inner, core::slice::from_ref(&m));
+    compress256(&mut inner, core::slice::from_ref(message));
     // The outer hash: 64 key bytes and the 32-byte inner hash.
     let mut o = [0u8; 64];
     for (chunk, word) in o.chunks_exact_mut(4).zip(inner) {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
-    o[32] = 0x80;
-    o[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+    o[32..].copy_from_slice(&OUTER_TAIL);
     let mut outer = states.outer;
     compress256(&mut outer, core::slice::from_ref(&o));
     outer
 }
 
-/// The digits of a canonical E.164 number (`+` and 1 to 16 digits), one per
-/// nibble, padded with `0xF`; `None` for anything else.
-fn packed_digits(e164: &[u8]) -> Option<[u8; 8]> {
-    let digits = e164.strip_prefix(b"+")?;
-    if digits.is_empty() || digits.len() > 16 || !digits.iter().all(u8::is_ascii_digit) {
+/// `0x01` in every byte of a word.
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+
+/// The first `want` digits of a MAC whose state is `mac`, when its first
+/// `want` bytes (at most 8) are all below [`REJECT_FROM`]: then they are
+/// exactly what [`take_digits`] gives, computed on one word (per byte,
+/// `b % 10` as `b - 10 * (b * 205 >> 11)`, exact for every byte). `None`
+/// otherwise (about 13 % of six-digit codes: 1 - (250/256)^6), and the
+/// caller reads the stream byte by byte. Which path runs depends on the
+/// MAC, never on the input checked against it (as the byte stream's
+/// rejections always did); the comparison stays constant-time.
+fn first_digits(mac: &[u32; 8], want: usize) -> Option<[u8; MAX_CODE_LEN]> {
+    if want > 8 {
         return None;
     }
-    let mut packed = [0xFF; 8];
-    for (i, d) in digits.iter().enumerate() {
-        let nibble = d - b'0';
-        let byte = &mut packed[i / 2];
-        *byte = if i % 2 == 0 {
-            (nibble << 4) | 0x0F
-        } else {
-            (*byte & 0xF0) | nibble
-        };
+    // The MAC's bytes 0 to 7 (big-endian words), byte i in lane i.
+    let stream = ((u64::from(mac[0]) << 32) | u64::from(mac[1])).swap_bytes();
+    let lanes = lane_mask(want);
+    let x = stream & lanes;
+    // A lane is 250 or more exactly when it has its top bit and its low
+    // seven bits plus 6 carry into it (no carry leaves a lane: 127 + 6).
+    let rejected = x & ((x & (0x7F * ONES)) + 0x06 * ONES) & (0x80 * ONES);
+    if rejected != 0 {
+        return None;
     }
-    Some(packed)
+    // Even and odd lanes in 16-bit lanes: b * 205 < 2^16 stays in its lane.
+    let wide = 0x00FF_00FF_00FF_00FF_u64;
+    let fives = 0x001F_001F_001F_001F_u64;
+    let rem = |v: u64| v - (((v * 205) >> 11) & fives) * 10;
+    let digits = ((rem(x & wide) | (rem((x >> 8) & wide) << 8)) + 0x30 * ONES) & lanes;
+    let [d0, d1, d2, d3, d4, d5, d6, d7] = digits.to_le_bytes();
+    Some([d0, d1, d2, d3, d4, d5, d6, d7, 0, 0])
+}
+
+/// A word with the low `count` bytes set (all of them from 8 on).
+fn lane_mask(count: usize) -> u64 {
+    match count {
+        0 => 0,
+        1..=7 => (1u64 << (8 * count)) - 1,
+        _ => u64::MAX,
+    }
+}
+
+/// The BCD digits of a phone number for V2 (see the module documentation), read
+/// from its buffer with word operations; `None` when it is not canonical
+/// E.164 (which a `PhoneNumber` always is).
+fn packed_phone(phone: &crate::phone::PhoneNumber) -> Option<[u8; 8]> {
+    let (buf, len) = phone.e164_buffer();
+    if buf[0] != b'+' || !(2..=buf.len()).contains(&len) {
+        return None;
+    }
+    let [_, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o] = *buf;
+    let count = len - 1;
+    pack_digits(
+        u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        u64::from_le_bytes([i, j, k, l, m, n, o, 0]),
+        count,
+    )
+}
+
+/// The digits of a canonical E.164 number (`+` and 1 to 16 digits), one per
+/// nibble, padded with `0xF`; `None` for anything else. What
+/// [`packed_phone`] gives for a `PhoneNumber`, for any bytes (tests).
+#[cfg(test)]
+fn packed_digits(e164: &[u8]) -> Option<[u8; 8]> {
+    let digits = e164.strip_prefix(b"+")?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let mut all = [0u8; 16];
+    all[..digits.len()].copy_from_slice(digits);
+    let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = all;
+    pack_digits(
+        u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        u64::from_le_bytes([i, j, k, l, m, n, o, p]),
+        digits.len(),
+    )
+}
+
+/// `count` (1 to 16) ASCII digits, the first eight in `low`'s lanes and the
+/// rest in `high`'s, packed two per byte (the first in the high nibble),
+/// padded with `0xF`; `None` if a lane within `count` is not a digit.
+/// Lanes past `count` are ignored.
+fn pack_digits(low: u64, high: u64, count: usize) -> Option<[u8; 8]> {
+    let [a, b, c, d] = pack_half(low, count.min(8))?;
+    let [e, f, g, h] = pack_half(high, count.saturating_sub(8))?;
+    Some([a, b, c, d, e, f, g, h])
+}
+
+/// Up to eight ASCII digits (the low `count` lanes of `raw`) as four BCD
+/// bytes, the lanes past `count` as `0xF` nibbles.
+fn pack_half(raw: u64, count: usize) -> Option<[u8; 4]> {
+    let lanes = lane_mask(count);
+    let r = raw & lanes;
+    // A digit is 0x30 to 0x39: high nibble 3, and the low one plus 6 does
+    // not carry into bit 4 (no carry leaves a lane: 15 + 6).
+    let not_three = (r ^ (0x30 * ONES)) & (0xF0 * ONES);
+    let over_nine = ((r & (0x0F * ONES)) + 0x06 * ONES) & (0x10 * ONES);
+    if (not_three | over_nine) & lanes != 0 {
+        return None;
+    }
+    let nibbles = (r & (0x0F * ONES)) | ((0x0F * ONES) & !lanes);
+    // Lanes 2k and 2k+1 into one byte in the 16-bit lane k, then the four
+    // bytes together.
+    let wide = 0x00FF_00FF_00FF_00FF_u64;
+    let pairs = ((nibbles & wide) << 4) | ((nibbles >> 8) & wide);
+    let pairs = (pairs | (pairs >> 8)) & 0x0000_FFFF_0000_FFFF;
+    let pairs = (pairs | (pairs >> 16)) & 0xFFFF_FFFF;
+    let [a, b, c, d, ..] = pairs.to_le_bytes();
+    Some([a, b, c, d])
 }
 
 /// HMAC-SHA256 from the key's precomputed midstates: the inner hash runs
@@ -764,6 +955,112 @@ mod tests {
             assert_ne!(v.as_str(), base.as_str());
         }
         assert_eq!(base, d(&key(1), &s, &[0; 16], 0));
+    }
+
+    /// The word-wide digit extraction gives what the byte stream gives,
+    /// for every length, on tags with and without rejected bytes.
+    #[test]
+    fn first_digits_agree_with_the_byte_stream() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut fast = 0;
+        for round in 0..20_000u32 {
+            let mut mac = [0u32; 8];
+            for w in &mut mac {
+                *w = u32::try_from(next() >> 32).unwrap_or(0);
+            }
+            // Every byte value in every lane, the rejected ones included.
+            if round < 256 * 8 {
+                let lane = round / 256;
+                let value = round % 256;
+                let word = usize::try_from(lane / 4).unwrap_or(0);
+                let shift = 24 - 8 * (lane % 4);
+                mac[word] = (mac[word] & !(0xFF << shift)) | (value << shift);
+            }
+            let mut bytes = [0u8; 32];
+            for (chunk, word) in bytes.chunks_exact_mut(4).zip(mac) {
+                chunk.copy_from_slice(&word.to_be_bytes());
+            }
+            for want in 4..=MAX_CODE_LEN {
+                let mut slow = Code {
+                    digits: [0; MAX_CODE_LEN],
+                    len: 0,
+                };
+                let mut n = 0;
+                take_digits(&mut slow, &mut n, want, &bytes);
+                let quick = first_digits(&mac, want);
+                if let Some(digits) = quick {
+                    fast += 1;
+                    assert_eq!(n, want);
+                    assert_eq!(digits, slow.digits, "{mac:08x?} {want}");
+                } else {
+                    let first = &bytes[..want.min(8)];
+                    assert!(want > 8 || first.iter().any(|&b| b >= REJECT_FROM));
+                }
+            }
+        }
+        assert!(fast > 20_000 * 4, "the word path is the usual one: {fast}");
+    }
+
+    /// The word-wide packing of a `PhoneNumber` is the byte-wise one.
+    #[test]
+    fn packed_phone_is_packed_digits() {
+        let mut parsed = 0;
+        for number in [
+            "+447401101801",
+            "+14155550123",
+            "+5076264773",
+            "+862012345678",
+            "+4915112345678",
+            "+33612345678",
+            "+61412345678",
+            "+8613800138000",
+            "+1242359000",
+        ] {
+            // Numbers this policy refuses do not reach the derivation.
+            let Ok(phone) = PhoneNumber::parse(number, &PhonePolicy::default()) else {
+                continue;
+            };
+            parsed += 1;
+            assert_eq!(
+                packed_phone(&phone),
+                packed_digits(phone.e164_bytes()),
+                "{number}"
+            );
+            assert!(packed_phone(&phone).is_some());
+        }
+        assert!(parsed >= 5, "{parsed} numbers parsed");
+        // Every count and digit, and a non-digit in each lane.
+        for count in 1..=16usize {
+            let digits: Vec<u8> = (0..count)
+                .map(|i| b'0' + u8::try_from((i * 7 + count) % 10).unwrap_or(0))
+                .collect();
+            let mut e164 = vec![b'+'];
+            e164.extend_from_slice(&digits);
+            let packed = packed_digits(&e164).unwrap_or_else(|| panic!("{count}"));
+            let mut want = [0xFFu8; 8];
+            for (i, d) in digits.iter().enumerate() {
+                let nibble = d - b'0';
+                want[i / 2] = if i % 2 == 0 {
+                    (nibble << 4) | 0x0F
+                } else {
+                    (want[i / 2] & 0xF0) | nibble
+                };
+            }
+            assert_eq!(packed, want, "{count}");
+            for lane in 0..count {
+                for bad in [b'/', b':', b'a', b'+', 0, 0xB0, 0xFF] {
+                    let mut wrong = e164.clone();
+                    wrong[1 + lane] = bad;
+                    assert_eq!(packed_digits(&wrong), None, "{count} {lane} {bad}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct Policy {
     budget_rates: [Option<Rate>; 5],
     range_prefix: u8,
     denied_prefixes: Vec<String>,
+    /// The subject's send bucket, derived from `subject_send_cap`,
+    /// `max_sends` and `subject_send_window` when the policy is built (a
+    /// record is bounded with it on every operation).
+    subject_rate: Rate,
 }
 
 /// The default rates of the budget keys, by [`BudgetKind::to_byte`].
@@ -126,7 +130,9 @@ impl Default for Policy {
             budget_rates: DEFAULT_BUDGET_RATES,
             range_prefix: 8,
             denied_prefixes: Vec::new(),
+            subject_rate: Rate::const_new(1, Duration::SECOND),
         }
+        .with_subject_rate()
     }
 }
 
@@ -142,6 +148,18 @@ pub const MAX_FAILURE_MEMORY: Duration = Duration::days(3650);
 const MAX_HARD_CAP: u32 = 1_000_000;
 
 impl Policy {
+    /// The policy with its derived subject send rate computed.
+    fn with_subject_rate(mut self) -> Self {
+        let (burst, interval) = crate::budget::send_rate(&self);
+        self.subject_rate = Rate::const_new(burst, interval);
+        self
+    }
+
+    /// The subject's send bucket (computed once, when the policy is built).
+    pub(crate) fn subject_rate(&self) -> Rate {
+        self.subject_rate
+    }
+
     /// A builder that starts from the defaults.
     pub fn builder() -> PolicyBuilder {
         PolicyBuilder {
@@ -427,7 +445,7 @@ impl PolicyBuilder {
         if !p.denied_prefixes.iter().all(digits) {
             return Err(PolicyError::OutOfRange("deny_prefix"));
         }
-        Ok(p)
+        Ok(p.with_subject_rate())
     }
 }
 

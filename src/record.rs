@@ -213,8 +213,7 @@ impl Record {
         }
         let slack = Duration::SECOND;
         let bound = |t: Secs, most: Duration| t.at().min(later(w, most + slack));
-        let (burst, interval) = crate::budget::send_rate(policy);
-        let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
+        let bucket = policy.subject_rate().fill();
         let forget = |last: At| later(last, policy.failure_window());
         let candidates = [
             self.current
@@ -293,11 +292,9 @@ impl Record {
         });
         // Whole seconds (the interval is): the ceiling is exact.
         let s = &mut r.ledger.sends;
-        s.tat = s.tat.map(|t| {
-            let (burst, interval) = crate::budget::send_rate(policy);
-            let bucket = interval.saturating_mul(i32::try_from(burst).unwrap_or(i32::MAX));
-            back(t).min(ceil_now.plus(bucket).ceil())
-        });
+        s.tat = s
+            .tat
+            .map(|t| back(t).min(ceil_now.plus(policy.subject_rate().fill()).ceil()));
         if let Some(b) = r.bucket.as_mut() {
             // A bucket holds at most its rate's fill; a kind the policy no
             // longer counts is full.

@@ -314,8 +314,22 @@ struct Padded(Mutex<Shard>);
 
 /// One record and its key. The hash is not kept: a table that grows
 /// rehashes from the key (once per entry per doubling).
+///
+/// The record and its version live in an allocation of their own, and the
+/// table holds only the key and the pointer (24 bytes), which no write
+/// changes once the entry is in. Inline, a 144-byte entry shared a cache
+/// line with its neighbours in the table, subjects that other threads
+/// write: each write took the line from the core that last wrote a
+/// neighbour. Boxed, a write touches the slot's lines only, allocated by
+/// the thread that created the subject, and the table's lines stay shared
+/// by every core (read-only).
 struct Entry {
     key: CompactKey,
+    slot: Box<Slot>,
+}
+
+/// What a write replaces: the record and its version.
+struct Slot {
     record: Record,
     version: Version,
 }
@@ -339,7 +353,7 @@ struct Packed(u64);
 
 /// A key being looked up: packed, or the caller's own (nothing cloned or
 /// allocated to find a record).
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 enum KeyRef<'a> {
     Packed(Packed),
     Other(&'a RecordKey),
@@ -358,7 +372,8 @@ impl<'a> KeyRef<'a> {
         if s.tenant().is_some() {
             return Self::Other(key);
         }
-        let digits = s.phone().digits();
+        // The bytes after `+` (no UTF-8 check: only ASCII is ever there).
+        let digits = s.phone().e164_bytes().get(1..).unwrap_or_default();
         // At most 15 digits (E.164): below 10^15 < 2^50.
         let Ok(count) = u64::try_from(digits.len()) else {
             return Self::Other(key);
@@ -367,7 +382,7 @@ impl<'a> KeyRef<'a> {
             return Self::Other(key);
         }
         let value = digits
-            .bytes()
+            .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d.wrapping_sub(b'0') % 10));
         Self::Packed(Packed(value | (count << 56) | (purpose << 60)))
     }
@@ -384,6 +399,19 @@ impl<'a> KeyRef<'a> {
         match self {
             Self::Packed(p) => CompactKey::Packed(p),
             Self::Other(k) => CompactKey::Other(Box::new(k.clone())),
+        }
+    }
+}
+
+/// A packed key hashes as its one integer (one SipHash write, not two:
+/// no discriminant), any other as the key. A packed and an unpacked key
+/// never name the same record ([`KeyRef::matches`]), so sharing a hash
+/// value between the two forms costs a probe at most.
+impl core::hash::Hash for KeyRef<'_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Self::Packed(p) => state.write_u64(p.0),
+            Self::Other(k) => k.hash(state),
         }
     }
 }
@@ -426,17 +454,21 @@ impl Shard {
             self.records.find_mut(hash, |e| key.matches(&e.key)),
             expected,
         ) {
-            (Some(entry), Some(expected)) if entry.version == expected => {
-                entry.record = new;
-                entry.version = version;
+            (Some(entry), Some(expected)) if entry.slot.version == expected => {
+                *entry.slot = Slot {
+                    record: new,
+                    version,
+                };
             }
             (None, None) => {
                 self.records.insert_unique(
                     hash,
                     Entry {
                         key: key.to_owned(),
-                        record: new,
-                        version,
+                        slot: Box::new(Slot {
+                            record: new,
+                            version,
+                        }),
                     },
                     |e| hasher.hash_one(e.key.as_ref()),
                 );
@@ -491,7 +523,7 @@ impl MemoryStore {
             let before = shard.records.len();
             shard
                 .records
-                .retain(|e| e.record.expiry(policy).is_none_or(|t| t > now));
+                .retain(|e| e.slot.record.expiry(policy).is_none_or(|t| t > now));
             dropped += before - shard.records.len();
         }
         dropped
@@ -524,7 +556,9 @@ impl Store for MemoryStore {
 
     fn load(&self, key: &RecordKey) -> Result<Option<(Record, Version)>, Self::Error> {
         let (hash, key, shard) = self.shard(key);
-        Ok(shard.find(hash, key).map(|e| (e.record.clone(), e.version)))
+        Ok(shard
+            .find(hash, key)
+            .map(|e| (e.slot.record.clone(), e.slot.version)))
     }
 
     fn compare_and_swap(
@@ -545,16 +579,40 @@ impl Store for MemoryStore {
         key: &RecordKey,
         transition: &mut Transition<'_>,
     ) -> Result<Update, Self::Error> {
-        let (hash, key, mut shard) = self.shard(key);
-        let found = shard.find(hash, key);
-        let expected = found.map(|e| e.version);
-        let Some(new) = transition(found.map(|e| &e.record)) else {
-            return Ok(Update::Unchanged);
-        };
-        Ok(match shard.swap(&self.hasher, hash, key, expected, new) {
-            Swap::Done(version) => Update::Written(version),
-            Swap::Conflict => Update::Conflict,
-        })
+        let (hash, key, mut guard) = self.shard(key);
+        let shard = &mut *guard;
+        let version = Version(shard.last_version + 1);
+        // One probe: the entry found is the one written.
+        match shard.records.find_mut(hash, |e| key.matches(&e.key)) {
+            Some(entry) => {
+                let Some(new) = transition(Some(&entry.slot.record)) else {
+                    return Ok(Update::Unchanged);
+                };
+                *entry.slot = Slot {
+                    record: new,
+                    version,
+                };
+            }
+            None => {
+                let Some(new) = transition(None) else {
+                    return Ok(Update::Unchanged);
+                };
+                let hasher = &self.hasher;
+                shard.records.insert_unique(
+                    hash,
+                    Entry {
+                        key: key.to_owned(),
+                        slot: Box::new(Slot {
+                            record: new,
+                            version,
+                        }),
+                    },
+                    |e| hasher.hash_one(e.key.as_ref()),
+                );
+            }
+        }
+        shard.last_version = version.0;
+        Ok(Update::Written(version))
     }
 }
 

@@ -847,12 +847,16 @@ impl Engine {
             };
         }
         let attempts_left = p.max_checks().saturating_sub(u32::from(v.checks));
-        let mut events: Events = test.into_iter().collect();
-        events.push(Event::CheckFailed {
+        let failed = Event::CheckFailed {
             subject: subject.clone(),
             generation,
             attempts_left,
-        });
+        };
+        // Built in place: the usual step has this one event.
+        let mut events = match test {
+            None => Events::one(failed),
+            Some(test) => Events::from_iter([test, failed]),
+        };
         let outcome = match record.ledger.guesses.fail(now, p) {
             Penalty::Block => {
                 end(v, State::Locked, now);

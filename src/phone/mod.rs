@@ -310,6 +310,13 @@ impl PhoneNumber {
         self.buf.get(..usize::from(self.len)).unwrap_or_default()
     }
 
+    /// The whole E.164 buffer (`+`, the digits, then zeros) and the length
+    /// of the number in it: the code derivation packs the digits from it
+    /// with word operations, without a variable-length copy.
+    pub(crate) fn e164_buffer(&self) -> (&[u8; 1 + MAX_DIGITS], usize) {
+        (&self.buf, usize::from(self.len))
+    }
+
     /// The E.164 digits without the `+`: `447401101801` (the form some
     /// services send and store).
     pub fn digits(&self) -> &str {
