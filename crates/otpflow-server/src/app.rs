@@ -310,28 +310,46 @@ pub fn router(state: Shared) -> Router {
         );
     #[cfg(feature = "test-hooks")]
     let router = crate::test_hooks::routes(router);
-    router
-        .layer(axum::middleware::from_fn(client_scope))
-        .with_state(state)
+    router.with_state(state)
 }
 
 tokio::task_local! {
-    /// The address of the client whose request is being served, when the
-    /// server was started with connection info (see [`client_address`]).
+    /// The address of the client whose request is being served (see
+    /// [`client_address`]).
     static CLIENT: Option<std::net::IpAddr>;
 }
 
-/// Runs the request with its peer's address in [`CLIENT`], so the sends it
-/// makes spend from that address's budget without every handler passing it.
-async fn client_scope(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let ip = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    CLIENT.scope(ip, next.run(request)).await
+/// The service of one connection: `router`, with each request run with the
+/// connection's peer address in [`CLIENT`], so the sends it makes spend
+/// from that address's budget without every handler passing it. The
+/// address is known once per connection (no extension per request, no
+/// middleware).
+#[derive(Clone, Debug)]
+pub struct PeerService {
+    router: Router,
+    peer: std::net::IpAddr,
+}
+
+impl PeerService {
+    /// `router` serving a connection from `peer`.
+    pub fn new(router: Router, peer: std::net::IpAddr) -> Self {
+        Self { router, peer }
+    }
+}
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for PeerService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = tokio::task::futures::TaskLocalFuture<
+        Option<std::net::IpAddr>,
+        tower::util::Oneshot<Router, axum::extract::Request>,
+    >;
+
+    fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        use tower::ServiceExt as _;
+        let request = request.map(axum::body::Body::new);
+        CLIENT.scope(Some(self.peer), self.router.clone().oneshot(request))
+    }
 }
 
 /// The address of the client being served, if known.
