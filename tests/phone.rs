@@ -142,58 +142,29 @@ fn the_guard_refuses_what_no_number_holds() {
         e(&format!("07401101801{}", " ".repeat(60))),
         PhoneError::TooLong { max: 64 }
     );
-    // The phonenumber crate would read these letters as digits.
-    assert_eq!(
-        e("07401 1O18O1"),
-        PhoneError::InvalidCharacter { ch: 'O', at: 7 }
-    );
-    assert_eq!(
-        e("0740l101801"),
-        PhoneError::InvalidCharacter { ch: 'l', at: 4 }
-    );
-    assert_eq!(
-        e("+44 7401 101801 ext 5"),
-        PhoneError::InvalidCharacter { ch: 'e', at: 16 }
-    );
-    assert_eq!(
-        e("tel:+447401101801"),
-        PhoneError::InvalidCharacter { ch: 't', at: 0 }
-    );
-    assert_eq!(
-        e("07401\n101801"),
-        PhoneError::InvalidCharacter { ch: '\n', at: 5 }
-    );
-    assert_eq!(
-        e("07401101801\r"),
-        PhoneError::InvalidCharacter { ch: '\r', at: 11 }
-    );
-    assert_eq!(
-        e("07401\u{7f}101801"),
-        PhoneError::InvalidCharacter {
-            ch: '\u{7f}',
-            at: 5
-        }
-    );
-    // Non-ASCII digits and spaces: Arabic-Indic, fullwidth, no-break space.
-    assert_eq!(
-        e("٠٧٤٠١١٠١٨٠١"),
-        PhoneError::InvalidCharacter { ch: '٠', at: 0 }
-    );
-    assert_eq!(
-        e("０7401101801"),
-        PhoneError::InvalidCharacter { ch: '０', at: 0 }
-    );
-    assert_eq!(
-        e("07401\u{a0}101801"),
-        PhoneError::InvalidCharacter {
-            ch: '\u{a0}',
-            at: 5
-        }
-    );
-    assert_eq!(
-        e("07401 101801#"),
-        PhoneError::InvalidCharacter { ch: '#', at: 12 }
-    );
+    // Each input and the character it is refused for, with its position.
+    let refused = [
+        // The phonenumber crate would read these letters as digits.
+        ("07401 1O18O1", 'O', 7),
+        ("0740l101801", 'l', 4),
+        ("+44 7401 101801 ext 5", 'e', 16),
+        ("tel:+447401101801", 't', 0),
+        ("07401\n101801", '\n', 5),
+        ("07401101801\r", '\r', 11),
+        ("07401\u{7f}101801", '\u{7f}', 5),
+        // Non-ASCII digits and spaces: Arabic-Indic, fullwidth, no-break space.
+        ("٠٧٤٠١١٠١٨٠١", '٠', 0),
+        ("０7401101801", '０', 0),
+        ("07401\u{a0}101801", '\u{a0}', 5),
+        ("07401 101801#", '#', 12),
+    ];
+    for (input, ch, at) in refused {
+        assert_eq!(
+            e(input),
+            PhoneError::InvalidCharacter { ch, at },
+            "{input:?}"
+        );
+    }
     // Positions count characters, not bytes.
     assert_eq!(e("é0"), PhoneError::InvalidCharacter { ch: 'é', at: 0 });
     assert_eq!(e("0é"), PhoneError::InvalidCharacter { ch: 'é', at: 1 });

@@ -286,7 +286,10 @@ pub fn json_as(status: StatusCode, content_type: &'static str, value: &Value) ->
 
 /// Adds `Retry-After` (whole seconds, rounded up) when the refusal has one.
 pub fn with_retry_after(mut response: Response, error: &Error) -> Response {
-    if let Some(after) = error.retry_after() {
+    // The public form's wait: a cooldown's or a send budget's is rounded up
+    // to whole minutes, so the header never carries the instant a code went
+    // out (the exact wait stays in the error, for the service's own use).
+    if let Some(after) = error.public().retry_after() {
         let secs = after.whole_seconds() + i64::from(after.subsec_nanoseconds() > 0);
         if let Ok(v) = HeaderValue::from_str(&secs.max(0).to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, v);

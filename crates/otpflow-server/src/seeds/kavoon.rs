@@ -78,9 +78,9 @@ fn uk_phone(map: &serde_json::Map<String, serde_json::Value>, name: &str) -> Opt
 #[utoipa::path(post, path = "/otp", tag = "kavoon",
     request_body(content = inline(serde_json::Value), description = "`{\"phone\": \"447401101801\", \"channel\": \"sms\"}`: any UK written form of a UK mobile"),
     responses(
-        (status = 200, description = "`{}`: the code is on its way"),
+        (status = 200, description = "`{}`: the code is on its way — or, inside the number's cooldown, with its sends spent or while it is locked, nothing was sent (the same answer, so it tells nothing about the number)"),
         (status = 400, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"invalid Device-Id\"}`, `…\"invalid request\"`, `…\"invalid phone\"`, `…\"invalid channel\"`"),
-        (status = 429, description = "`{\"errCode\":\"TOO_MANY_REQUESTS\",\"errText\":\"too many requests\"}` with `Retry-After`"),
+        (status = 429, description = "`{\"errCode\":\"TOO_MANY_REQUESTS\",\"errText\":\"too many requests\"}` with `Retry-After`: a budget of the caller's address or the number's range is spent (`--budget-*`)"),
         (status = 503, description = "`{\"errCode\":\"GENERAL_ERROR\",\"errText\":\"service unavailable\"}`")))]
 pub async fn request_otp(
     State(state): State<Shared>,
@@ -108,10 +108,17 @@ pub async fn request_otp(
         Err(Delivery::Failed) => unavailable(),
         Err(Delivery::Refused(e)) => {
             app::log_refusal("kavoon", &e);
-            match e.public() {
-                p if p.http_status() == 429 => too_many(&e),
-                PublicError::Unavailable => unavailable(),
-                _ => general("invalid request"),
+            // `POST /otp` is open to anyone who knows a number: a refusal
+            // that depends on the number's state (a send inside the
+            // cooldown, sends spent, a lockout) answers exactly as a send
+            // does, so the answer never tells an outsider that the number
+            // is mid-verification or when its code went out (otpflow's
+            // `public_send`). Nothing is sent; the log keeps the reason.
+            match e.public_send() {
+                Ok(()) => app::json(StatusCode::OK, &json!({})),
+                Err(PublicError::Unavailable) => unavailable(),
+                Err(p) if p.http_status() == 429 => too_many(&e),
+                Err(_) => general("invalid request"),
             }
         }
     }

@@ -125,21 +125,67 @@ fn refusals_of_post_otp() {
     assert_eq!(text(r), (400, general("invalid channel")));
     let r = s.post("/otp").body("not json").send().expect("answer");
     assert_eq!(text(r), (400, general("invalid request")));
-    // A second request inside the resend cooldown.
+    // A second request inside the resend cooldown: answered as a send
+    // (an outsider cannot tell), and nothing goes out.
     assert_eq!(request(&s, "447401101801").0, 200);
+    let sent = s.outbox().len();
     let r = s
         .post("/otp")
         .json(&json!({ "phone": "447401101801", "channel": "sms" }))
         .send()
         .expect("answer");
-    assert!(r.headers().get("retry-after").is_some());
-    assert_eq!(
-        text(r),
-        (
-            429,
-            r#"{"errCode":"TOO_MANY_REQUESTS","errText":"too many requests"}"#.into()
-        )
-    );
+    assert!(r.headers().get("retry-after").is_none());
+    assert_eq!(text(r), (200, "{}".into()));
+    assert_eq!(s.outbox().len(), sent, "nothing sent inside the cooldown");
+}
+
+/// What an outsider gets back for a number: status, body and the names of
+/// the headers (the date aside).
+fn seen_by_outsider(s: &Server, phone: &str) -> (u16, Vec<String>, String) {
+    let r = s
+        .post("/otp")
+        .json(&json!({ "phone": phone, "channel": "sms" }))
+        .send()
+        .expect("answer");
+    let status = r.status().as_u16();
+    let mut headers: Vec<String> = r
+        .headers()
+        .keys()
+        .map(|k| k.as_str().to_owned())
+        .filter(|k| k != "date")
+        .collect();
+    headers.sort();
+    (status, headers, r.text().expect("body"))
+}
+
+#[test]
+fn an_outsider_cannot_tell_a_number_mid_verification_or_locked_from_a_fresh_one() {
+    let s = Server::start();
+    let fresh = seen_by_outsider(&s, "447401101802");
+    // The victim's number, seconds after its code went out.
+    assert_eq!(request(&s, "447401101801").0, 200);
+    assert_eq!(seen_by_outsider(&s, "447401101801"), fresh);
+    // The victim's number locked by its failure cap (20 wrong codes).
+    let mut locked = false;
+    'rounds: for round in 0..5 {
+        if round > 0 {
+            request(&s, "447401101801");
+        }
+        let code = s.code("+447401101801", "kavoon");
+        for _ in 0..5 {
+            if token(&s, "447401101801", &json!(wrong(&code))).status() == 429 {
+                locked = true;
+                break 'rounds;
+            }
+        }
+    }
+    assert!(locked, "the number locks after its failure cap");
+    let sent = s.outbox().len();
+    assert_eq!(seen_by_outsider(&s, "447401101801"), fresh);
+    assert_eq!(s.outbox().len(), sent, "nothing sent to a locked number");
+    // Another fresh number answers alike too (the first one's answer was
+    // not a fluke of an empty service).
+    assert_eq!(seen_by_outsider(&s, "447401101803"), fresh);
 }
 
 #[test]

@@ -105,6 +105,12 @@ fn resend_keeps_the_auth_code_and_the_code() {
     let code = s.code(PHONE, "kgen");
     let r = call(&s, "resend", Some(&token), &number());
     assert_eq!(r.status(), 429, "inside the cooldown");
+    // The 30 s cooldown's wait in whole minutes: the header does not tell
+    // when the code went out.
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("60")
+    );
     s.advance(31);
     let (status, second) = json(call(&s, "resend", Some(&token), &number()));
     assert_eq!(status, 200);
