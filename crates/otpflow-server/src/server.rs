@@ -391,15 +391,17 @@ async fn serve(
     http.keep_alive(true);
     let mut stop = std::pin::pin!(stop);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    accept_failed(&e).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut stop => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            // The pause after a failed accept does not hold up a shutdown.
+            Err(e) => tokio::select! {
+                () = accept_failed(&e) => continue,
+                () = &mut stop => break,
+            },
         };
         // A socket option that cannot be set is no reason to refuse the
         // client: it is served with Nagle's algorithm on.
