@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the npm package: builds it (scripts/build.sh, which also checks the
 # slim module's size), runs the node tests on the full and the slim module,
-# then the wasm-bindgen-test suite in headless Chromium. Fails when a runner
+# then the wasm-bindgen-test suite in headless Chromium and the built web
+# entries in Chromium (tests/browser/package-check.mjs). Fails when a runner
 # ran no test, or when the browser suite did not run in a browser.
 #   CHROMEDRIVER  the chromedriver binary (default: the one on PATH)
 set -euo pipefail
@@ -60,4 +61,12 @@ if [ "${browser_passed:-0}" -eq 0 ]; then
   echo "the browser suite ran no test" >&2
   exit 1
 fi
-echo "otpflow-js: node tests passed on both modules; $browser_passed browser tests passed in Chromium"
+# The built package's web entries (init() fetching the module, a life
+# cycle) in headless Chromium, full and slim.
+chromium_bin=${CHROMIUM:-$(command -v chromium || true)}
+if [ -z "$chromium_bin" ]; then
+  echo "chromium is needed for the package's web check (apt-get install chromium)" >&2
+  exit 1
+fi
+CHROMIUM=$chromium_bin node "$crate/tests/browser/package-check.mjs" "$pkg"
+echo "otpflow-js: node tests passed on both modules; $browser_passed browser tests passed in Chromium; both web entries ran a life cycle in Chromium"

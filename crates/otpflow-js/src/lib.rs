@@ -1,47 +1,26 @@
 //! otpflow for JavaScript and TypeScript: node services, browsers and edge
-//! functions, through wasm-bindgen.
+//! functions.
 //!
-//! The npm package (built by `scripts/build.sh` in this crate's folder) is
-//! this crate's module and the JavaScript and TypeScript declarations
-//! wasm-bindgen generates from it. Its classes:
+//! The npm package (built by `scripts/build.sh` in this crate's folder) is a
+//! plain-JavaScript layer (`package/api.js`: the classes `PhoneNumber`,
+//! `PhonePolicy`, `Policy`, `PolicyBuilder`, `KeyRing`, `MemoryStore`,
+//! `Verifier` and `OtpflowError`, and the verifier's load → step →
+//! compare-and-swap → retry loop over the caller's store object) over this
+//! crate's module: the narrow, byte-level exports of [`narrow`], each one
+//! pure step of the core. Nothing JavaScript crosses into the module but
+//! numbers, strings and byte arrays: no promises, objects or closures; no
+//! `format!` is reached from an export (error messages are written in
+//! JavaScript from the codes), which keeps the slim module small.
 //!
-//! - [`PhoneNumber`] (`PhoneNumber.parse`, `PhoneNumber.fromParts`) and
-//!   [`PhonePolicy`]: every way a number is written, to canonical E.164.
-//! - [`Policy`] and [`PolicyBuilder`]: code length, lifetimes, budgets.
-//! - [`KeyRing`]: the HMAC keys codes are derived with, rotated by id.
-//! - [`Verifier`]: start, resend, verify, cancel and status over a
-//!   **JavaScript store object** (the `Store` interface: async `load` and
-//!   `compareAndSwap` of records as `Uint8Array`s), so a node service keeps
-//!   records in its own Redis or database; [`MemoryStore`] is one.
-//!   `startWithin` / `resendWithin` also spend from attack budgets (the
-//!   client's address, the number's range, its country, a global key,
-//!   labels; `Policy.builder().budgetRate(…)`) against SMS pumping, and a
-//!   context (`{ amount, payee }`, `{ session }`) binds a code to what it
-//!   approves.
-//!
-//! Every refusal is a JavaScript `Error` with `code`, `httpStatus`,
-//! `retryAfter` (seconds, or `null`) and `public`, the enumeration-safe
-//! answer to give someone who may not hold the number (see [`error`]).
-//!
-//! The host build of this crate compiles (so the workspace builds and
-//! documents it) but its functions call JavaScript: they run only in a wasm
-//! module under node or a browser.
+//! Every rule stays in Rust: code derivation and checking, budgets and
+//! lockouts, which budget refusal wins (`otpflow::budget_key::allows_last`),
+//! the record codec, phone parsing. The JavaScript layer only carries bytes
+//! between the module and the store, in the order the core's own
+//! `AsyncVerifier` uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod error;
-mod instant;
-pub mod keys;
-pub mod phone;
-pub mod policy;
-pub mod store;
-pub mod verifier;
-
-pub use keys::KeyRing;
-pub use phone::{PhoneNumber, PhonePolicy};
-pub use policy::{Policy, PolicyBuilder};
-pub use store::MemoryStore;
-pub use verifier::Verifier;
+pub mod narrow;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

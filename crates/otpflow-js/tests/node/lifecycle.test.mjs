@@ -426,3 +426,29 @@ function thrownError(f) {
 function thrownCode(f) {
   return thrownError(f).code;
 }
+
+test("a non-geographic number a phone policy admits runs the life cycle", async () => {
+  const policy = new otp.PhonePolicy().allowOnly([800]).requireMobile(false);
+  const phone = policy.parse("+800 1234 5678");
+  assert.equal(phone.e164, "+80012345678");
+  const { verifier, events } = setup();
+  const sent = await verifier.start("login", phone);
+  assert.equal(events.at(-1).phone, "+80012345678");
+  const done = await verifier.verify("login", phone, sent.code);
+  assert.equal(done.generation, 1);
+});
+
+test("budget labels are checked by the module: a bad one is an argument error, nothing spent", async () => {
+  const policy = otp.Policy.builder().budgetRate("label", 1, 60).build();
+  const { verifier, store, phone } = setup({ store: new AsyncMapStore(), policy });
+  for (const labels of [["Session 7"], [""], ["x".repeat(33)], [7], "s"]) {
+    const e = await rejection(verifier.startWithin({ labels }, "login", phone));
+    assert.equal(e.code, "invalid_argument", JSON.stringify(labels));
+    assert.equal(e.argument, "budgets.labels");
+  }
+  assert.equal(store.loads, 0, "refused before any load");
+  await verifier.startWithin({ labels: ["api-client-7"] }, "login", phone);
+  const spent = await rejection(verifier.startWithin({ labels: ["api-client-7"] }, "login", otp.PhoneNumber.parse("07401 101802")));
+  assert.equal(spent.code, "budget_exhausted");
+  assert.equal(spent.budget, "label");
+});

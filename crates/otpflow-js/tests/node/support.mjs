@@ -1,14 +1,13 @@
 // What the node tests share: the package under test, a clock the tests move,
 // and stores. OTPFLOW_JS_PKG names the module to load (the full build's node
 // module by default; scripts/test.sh runs the tests on the slim one too).
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import path from "node:path";
 import assert from "node:assert/strict";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const modulePath = process.env.OTPFLOW_JS_PKG ?? path.join(here, "../../pkg/node/otpflow.js");
-export const otp = createRequire(import.meta.url)(path.resolve(modulePath));
+export const otp = await import(pathToFileURL(path.resolve(modulePath)).href);
 export const flavor = otp.buildFlavor();
 
 // 2026-11-22T12:00:00Z
