@@ -178,16 +178,6 @@ async fn drive_with(
     )
 }
 
-/// utime + stime of a process, in nanoseconds.
-fn cpu_nanos(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    ticks * 1_000_000_000 / clock_ticks()
-}
-
 /// Nanoseconds every thread of a process has run on a CPU (the first field
 /// of each `/proc/<pid>/task/<tid>/schedstat`): the scheduler's own count,
 /// exact to the nanosecond, unlike `/proc/<pid>/stat`'s 10 ms ticks, and
@@ -201,16 +191,6 @@ fn run_nanos(pid: u32) -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
-}
-
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(100)
 }
 
 /// A service process of the run's own, stopped by its pid when dropped.
@@ -568,13 +548,15 @@ async fn round(
     let (constant, constant_answers) = constant.expect("the constant phase ran");
     assert!(constant_answers.iter().all(|(s, _)| *s == 200));
 
-    // The CPU share: the service's CPU time (from /proc) against the thread
-    // CPU time inside otpflow's calls, over a verify phase of its own.
+    // The CPU share: the service's CPU time (the scheduler's count, as the
+    // paired phases'; `/proc/<pid>/stat`'s 10 ms ticks made a phase of
+    // 2 000 verifies two or three ticks long) against the thread CPU time
+    // inside otpflow's calls, over a verify phase of its own.
     svc.cpu_timing(true).await;
-    let cpu0 = cpu_nanos(pid);
+    let cpu0 = run_nanos(pid);
     let (in_cpu0, in_wall0) = svc.stats().await;
     let (_, cpu_answers) = drive(svc.addr, "/auth/token", cpu_bodies.to_vec()).await;
-    let cpu = cpu_nanos(pid).saturating_sub(cpu0);
+    let cpu = run_nanos(pid).saturating_sub(cpu0);
     let (in_cpu1, in_wall1) = svc.stats().await;
     svc.cpu_timing(false).await;
 

@@ -224,6 +224,56 @@ pub fn json_typed<T: serde::Serialize>(status: StatusCode, value: &T) -> Respons
     response
 }
 
+/// A JSON answer whose body is already written (`application/json`).
+pub fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Appends `text` to `out` as a JSON string, byte for byte as
+/// `serde_json` writes it: copied as it is when nothing in it needs an
+/// escape (control characters, `"` and `\`; the hot answers' tokens,
+/// numbers, hex ids and fixed names never do), else escaped by
+/// `serde_json`. (`serde_json` looks every byte up in its escape table
+/// and branches on it; the tokens of a Kavoon answer made that ~7 000
+/// instructions a request.)
+///
+/// ```
+/// let mut out = Vec::new();
+/// otpflow_server::app::push_json_str(&mut out, "+447401101801");
+/// otpflow_server::app::push_json_str(&mut out, "a\"b\n");
+/// assert_eq!(out, br#""+447401101801""a\"b\n""#);
+/// ```
+pub fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // A fold without early exit, so the compiler checks 16 bytes a step
+    // (`all` stops at the first hit and is checked a byte at a time).
+    let needs_escape = text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        match serde_json::to_vec(text) {
+            Ok(escaped) => out.extend_from_slice(&escaped),
+            // A `str` always serializes; were it not to, an empty string
+            // stands in (never a half-written one).
+            Err(_) => out.extend_from_slice(b"\"\""),
+        }
+    }
+}
+
+/// Appends the decimal digits of `n` (as `serde_json` writes an integer).
+pub fn push_json_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
 /// A JSON answer with its own content type (Kii's vendor types).
 pub fn json_as(status: StatusCode, content_type: &'static str, value: &Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
@@ -313,28 +363,46 @@ pub fn router(state: Shared) -> Router {
         );
     #[cfg(feature = "test-hooks")]
     let router = crate::test_hooks::routes(router);
-    router
-        .layer(axum::middleware::from_fn(client_scope))
-        .with_state(state)
+    router.with_state(state)
 }
 
 tokio::task_local! {
-    /// The address of the client whose request is being served, when the
-    /// server was started with connection info (see [`client_address`]).
+    /// The address of the client whose request is being served (see
+    /// [`client_address`]).
     static CLIENT: Option<std::net::IpAddr>;
 }
 
-/// Runs the request with its peer's address in [`CLIENT`], so the sends it
-/// makes spend from that address's budget without every handler passing it.
-async fn client_scope(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let ip = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    CLIENT.scope(ip, next.run(request)).await
+/// The service of one connection: `router`, with each request run with the
+/// connection's peer address in [`CLIENT`], so the sends it makes spend
+/// from that address's budget without every handler passing it. The
+/// address is known once per connection (no extension per request, no
+/// middleware).
+#[derive(Clone, Debug)]
+pub struct PeerService {
+    router: Router,
+    peer: std::net::IpAddr,
+}
+
+impl PeerService {
+    /// `router` serving a connection from `peer`.
+    pub fn new(router: Router, peer: std::net::IpAddr) -> Self {
+        Self { router, peer }
+    }
+}
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for PeerService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = tokio::task::futures::TaskLocalFuture<
+        Option<std::net::IpAddr>,
+        tower::util::Oneshot<Router, axum::extract::Request>,
+    >;
+
+    fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        use tower::ServiceExt as _;
+        let request = request.map(axum::body::Body::new);
+        CLIENT.scope(Some(self.peer), self.router.clone().oneshot(request))
+    }
 }
 
 /// The address of the client being served, if known.

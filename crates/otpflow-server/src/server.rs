@@ -343,24 +343,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!(addr = %addr, store = %config.store, "listening");
     let router = crate::app::router(state);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        // The peer's address reaches the handlers (the address budget).
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let server = tokio::spawn(serve(listener, router, async {
+        let _ = stop_rx.await;
+    }));
     signals.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let deadline = tokio::time::Instant::now() + grace;
     match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(Ok(()))) => {
+        Ok(Ok(())) => {
             // The state is dropped with the server: the webhook queue
             // closes, and what it holds is delivered within the grace.
             if let Some(task) = webhook_task
@@ -371,11 +363,74 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             tracing::info!("stopped");
             Ok(())
         }
-        Ok(Ok(Err(e))) => Err(StartError::Io(e)),
         Ok(Err(_)) => Err(StartError::Io(std::io::Error::other("server task failed"))),
         Err(_) => {
             tracing::warn!("grace period over; dropping requests in flight");
             Ok(())
         }
     }
+}
+
+/// Serves `router` on `listener` until `stop` resolves, then stops
+/// accepting and waits for the connections in flight to finish (each is
+/// told to close once its current request is answered).
+///
+/// hyper's HTTP/1.1 connection is built here rather than by
+/// `axum::serve` (which sniffs each connection for HTTP/2 and adds the
+/// peer's address to every request's extensions, one allocation each): the
+/// peer's address is known once per connection and given to each of its
+/// requests as [`crate::app::client_address`]. Connections are served with
+/// `TCP_NODELAY` (an answer is one `writev` of its head and body).
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            // The pause after a failed accept does not hold up a shutdown.
+            Err(e) => tokio::select! {
+                () = accept_failed(&e) => continue,
+                () = &mut stop => break,
+            },
+        };
+        // A socket option that cannot be set is no reason to refuse the
+        // client: it is served with Nagle's algorithm on.
+        let _ = stream.set_nodelay(true);
+        let service = crate::app::PeerService::new(router.clone(), peer.ip());
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// After a failed `accept`: a connection's own failure (reset or aborted
+/// before it was taken) is skipped; anything else (out of file descriptors,
+/// above all) is logged and the loop waits a second before trying again,
+/// as `axum::serve` does.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %error, "accept failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }

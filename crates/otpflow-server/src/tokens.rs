@@ -18,6 +18,8 @@ use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use crate::app::{push_json_int, push_json_str};
+
 /// Kavoon's `access_token` lifetime (`expires_in: 300`).
 pub const KAVOON_ACCESS: Duration = Duration::seconds(300);
 /// Kavoon's `refresh_token` lifetime.
@@ -60,19 +62,6 @@ struct KgenClaims {
     #[serde(default)]
     sub: Option<String>,
     exp: i64,
-}
-
-/// The claims as issued, borrowed (serialized once, straight to bytes).
-#[derive(Serialize)]
-struct IssuedClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    typ: &'a str,
-    iat: i64,
-    exp: i64,
-    phone: &'a str,
-    jti: &'a str,
 }
 
 /// base64url of `{"alg":"HS256","typ":"JWT"}`: every issued token's header.
@@ -142,23 +131,31 @@ impl Tokens {
     ) -> Result<String, BadToken> {
         use base64::Engine as _;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let jti = Self::random_hex(16);
-        let claims = IssuedClaims {
-            iss: "otpflow-server",
-            sub,
-            aud,
-            typ,
-            iat: now.unix_timestamp(),
-            exp: (now + lifetime).unix_timestamp(),
-            phone,
-            jti: &jti,
-        };
+        // The claims, written straight into bytes in `Claims`' field
+        // order (strings through `app::push_json_str`: `serde_json`'s
+        // output, byte for byte, without its per-byte escape lookups; a
+        // unit test compares the two).
+        let mut payload = Vec::with_capacity(320);
+        payload.extend_from_slice(b"{\"iss\":\"otpflow-server\",\"sub\":");
+        push_json_str(&mut payload, sub);
+        payload.extend_from_slice(b",\"aud\":");
+        push_json_str(&mut payload, aud);
+        payload.extend_from_slice(b",\"typ\":");
+        push_json_str(&mut payload, typ);
+        payload.extend_from_slice(b",\"iat\":");
+        push_json_int(&mut payload, now.unix_timestamp());
+        payload.extend_from_slice(b",\"exp\":");
+        push_json_int(&mut payload, (now + lifetime).unix_timestamp());
+        payload.extend_from_slice(b",\"phone\":");
+        push_json_str(&mut payload, phone);
+        // A random token id, so two tokens issued in one second differ.
+        payload.extend_from_slice(b",\"jti\":\"");
+        payload.extend_from_slice(Self::random_hex(16).as_bytes());
+        payload.extend_from_slice(b"\"}");
         // A compact JWS (RFC 7515): header.payload.signature, as
         // `jsonwebtoken::encode` makes one (its header's fields in another
         // order), without its per-token header serialization and key
         // schedule; jsonwebtoken reads it (unit test below).
-        let mut payload = Vec::with_capacity(320);
-        serde_json::to_writer(&mut payload, &claims).map_err(|_| BadToken)?;
         let mut token = String::with_capacity(JWT_HEADER_B64.len() + payload.len() * 4 / 3 + 48);
         token.push_str(JWT_HEADER_B64);
         token.push('.');
@@ -383,6 +380,61 @@ mod tests {
         // Another key's signature does not verify.
         let other = Tokens::new(b"another token key of the tests!!", key);
         assert!(other.check(&token, "kavoon", "access", now).is_err());
+    }
+
+    /// The claims as `serde_json` writes them, for the comparison below.
+    #[derive(Serialize)]
+    struct SerdeClaims<'a> {
+        iss: &'a str,
+        sub: &'a str,
+        aud: &'a str,
+        typ: &'a str,
+        iat: i64,
+        exp: i64,
+        phone: &'a str,
+        jti: &'a str,
+    }
+
+    #[test]
+    fn the_written_claims_are_serde_jsons_byte_for_byte() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (_, tokens, now) = fixture();
+        let early = OffsetDateTime::from_unix_timestamp(-5).unwrap_or_else(|e| panic!("{e}"));
+        let odd = "quote \" backslash \\ newline \n tab \t nul \u{0} del \u{7f} é 📱";
+        for (aud, typ, sub, at) in [
+            ("kavoon", "access", "+447401101801", now),
+            (
+                "verifik",
+                "app_registration",
+                "65a1b2c3d4e5f60718293a4b",
+                now,
+            ),
+            (odd, odd, odd, early),
+            ("", "", "", now),
+        ] {
+            let token = tokens
+                .issue(aud, typ, sub, sub, at, VERIFIK_LOGIN)
+                .unwrap_or_else(|_| panic!("issued"));
+            let payload = token.split('.').nth(1).unwrap_or_default();
+            let written = URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let claims: Claims = serde_json::from_slice(&written).unwrap_or_else(|e| panic!("{e}"));
+            let expected = serde_json::to_vec(&SerdeClaims {
+                iss: "otpflow-server",
+                sub,
+                aud,
+                typ,
+                iat: at.unix_timestamp(),
+                exp: (at + VERIFIK_LOGIN).unix_timestamp(),
+                phone: sub,
+                jti: &claims.jti,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(written, expected, "{aud:?}");
+            assert_eq!((claims.aud.as_str(), claims.sub.as_str()), (aud, sub));
+        }
     }
 
     #[test]

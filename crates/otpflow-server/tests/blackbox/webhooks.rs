@@ -44,6 +44,17 @@ async fn receive(State(got): State<Received>, headers: HeaderMap, body: Bytes) -
     }
 }
 
+/// Posts a Verifik login request (`POST /v2/projects/phone-login`) and
+/// reads its JSON answer.
+fn login(s: &Server, body: &Value) -> (u16, Value) {
+    json(
+        s.post("/v2/projects/phone-login")
+            .json(body)
+            .send()
+            .expect("answer"),
+    )
+}
+
 impl Receiver {
     fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -102,14 +113,9 @@ fn a_verifik_validation_is_posted_signed_and_without_its_code() {
     assert_eq!(r.status(), 200);
 
     let number = json!({ "countryCode": "+44", "phone": 7_401_101_801u64 });
-    let mut login = number.clone();
-    login["type"] = json!("login");
-    let (status, sent) = json(
-        s.post("/v2/projects/phone-login")
-            .json(&login)
-            .send()
-            .expect("answer"),
-    );
+    let mut request = number.clone();
+    request["type"] = json!("login");
+    let (status, sent) = login(&s, &request);
     assert_eq!(status, 200, "{sent}");
     let id = sent["data"]["_id"].clone();
     let code = s.code("+447401101801", "verifik-login");
@@ -215,13 +221,8 @@ fn a_webhook_pending_at_a_crash_is_delivered_after_the_restart() {
         "--webhook-journal",
         journal_arg,
     ]);
-    let login = json!({ "countryCode": "+44", "phone": "7401101805", "type": "login" });
-    let (status, sent) = json(
-        s.post("/v2/projects/phone-login")
-            .json(&login)
-            .send()
-            .expect("answer"),
-    );
+    let request = json!({ "countryCode": "+44", "phone": "7401101805", "type": "login" });
+    let (status, sent) = login(&s, &request);
     assert_eq!(status, 200, "{sent}");
     let validation = sent["data"]["_id"].clone();
     // The event is in the journal before the answer.
