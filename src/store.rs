@@ -440,6 +440,25 @@ impl Shard {
         self.records.find(hash, |e| key.matches(&e.key))
     }
 
+    /// Adds a record at a key the table does not hold (the caller probed).
+    fn insert(
+        &mut self,
+        hasher: &RandomState,
+        hash: u64,
+        key: KeyRef<'_>,
+        record: Record,
+        version: Version,
+    ) {
+        self.records.insert_unique(
+            hash,
+            Entry {
+                key: key.to_owned(),
+                slot: Box::new(Slot { record, version }),
+            },
+            |e| hasher.hash_one(e.key.as_ref()),
+        );
+    }
+
     /// Writes `new` at `key` if its version is still `expected`.
     fn swap(
         &mut self,
@@ -460,19 +479,7 @@ impl Shard {
                     version,
                 };
             }
-            (None, None) => {
-                self.records.insert_unique(
-                    hash,
-                    Entry {
-                        key: key.to_owned(),
-                        slot: Box::new(Slot {
-                            record: new,
-                            version,
-                        }),
-                    },
-                    |e| hasher.hash_one(e.key.as_ref()),
-                );
-            }
+            (None, None) => self.insert(hasher, hash, key, new, version),
             _ => return Swap::Conflict,
         }
         self.last_version = version.0;
@@ -597,18 +604,7 @@ impl Store for MemoryStore {
                 let Some(new) = transition(None) else {
                     return Ok(Update::Unchanged);
                 };
-                let hasher = &self.hasher;
-                shard.records.insert_unique(
-                    hash,
-                    Entry {
-                        key: key.to_owned(),
-                        slot: Box::new(Slot {
-                            record: new,
-                            version,
-                        }),
-                    },
-                    |e| hasher.hash_one(e.key.as_ref()),
-                );
+                shard.insert(&self.hasher, hash, key, new, version);
             }
         }
         shard.last_version = version.0;
