@@ -93,6 +93,20 @@ pub struct Config {
     #[arg(long, env = "OTPFLOW_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), counted from the first byte, and that a kept-alive
+    /// connection may wait idle for its next request: a client that
+    /// trickles its headers (slowloris) is cut off. 1–3600.
+    #[arg(long, env = "OTPFLOW_HEADER_READ_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
+    /// The most connections served at once; past it, new clients wait in
+    /// the kernel's accept queue until one closes. 1–1,000,000.
+    #[arg(long, env = "OTPFLOW_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
     /// Test builds only: start the service clock this many seconds ahead
     /// (negative: behind) of the system clock.
     #[cfg(feature = "test-hooks")]

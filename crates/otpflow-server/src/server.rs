@@ -343,7 +343,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!(addr = %addr, store = %config.store, "listening");
     let router = crate::app::router(state);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, router, async {
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+    };
+    let server = tokio::spawn(serve(listener, router, limits, async {
         let _ = stop_rx.await;
     }));
     signals.recv().await;
@@ -384,13 +388,24 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
+    limits: Limits,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.keep_alive(true);
+    http.keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut stop = std::pin::pin!(stop);
     loop {
+        // A connection is accepted only with a free slot; the slot goes
+        // with the connection and comes back when it closes.
+        let slot = tokio::select! {
+            slot = std::sync::Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut stop => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
@@ -413,10 +428,20 @@ async fn serve(
             if let Err(e) = connection.await {
                 tracing::trace!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What one client may hold of the service.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Time to send a request's head, and to stay idle between requests.
+    header_read_timeout: Duration,
+    /// Connections served at once.
+    max_connections: usize,
 }
 
 /// After a failed `accept`: a connection's own failure (reset or aborted

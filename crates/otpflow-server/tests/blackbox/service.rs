@@ -145,3 +145,81 @@ fn a_bad_keys_file_stops_the_start_without_printing_keys() {
         "{all}"
     );
 }
+
+/// The service's `host:port`.
+fn address(s: &Server) -> String {
+    s.base.trim_start_matches("http://").to_owned()
+}
+
+/// Whether the service closed `stream` (a read returns end of file or an
+/// error) within `limit`.
+fn closed_within(stream: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(limit))
+        .expect("a read timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_client_that_trickles_its_headers_is_cut_off() {
+    use std::io::Write;
+    let s = Server::start_with(&["--header-read-timeout-secs", "1"]);
+    let mut slow = std::net::TcpStream::connect(address(&s)).expect("connects");
+    slow.write_all(b"POST /otp HTTP/1.1\r\nHost: x\r\n")
+        .expect("half a head");
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(10)),
+        "a head never finished is cut off"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Other clients are served meanwhile and after.
+    assert_eq!(s.get("/healthz").send().expect("answer").status(), 200);
+}
+
+#[test]
+fn connections_past_the_cap_wait_for_a_free_one() {
+    use std::io::{Read, Write};
+    let s = Server::start_with(&["--max-connections", "1", "--header-read-timeout-secs", "30"]);
+    // The one slot, held by an idle connection.
+    let holder = std::net::TcpStream::connect(address(&s)).expect("connects");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waiting = std::net::TcpStream::connect(address(&s)).expect("queued by the kernel");
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("a request");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("a read timeout");
+    let mut buf = [0u8; 64];
+    assert!(
+        waiting.read(&mut buf).is_err(),
+        "not served while the cap is reached"
+    );
+    drop(holder);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a read timeout");
+    let mut answer = String::new();
+    waiting
+        .read_to_string(&mut answer)
+        .expect("served once a slot is free");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
