@@ -4,7 +4,7 @@
 //! Nothing JavaScript crosses into the module but numbers, strings and
 //! byte arrays: no promises, objects or closures. Each export is one pure
 //! step of the core (record bytes and inputs in; record bytes, outcome and
-//! events out, in the little byte format [`Out`] writes and the JavaScript
+//! events out, in the little byte format `Out` writes and the JavaScript
 //! layer reads); the JavaScript layer runs the load → step →
 //! compare-and-swap → retry loop over the caller's store, and turns error
 //! codes into `Error` objects. No `format!`, `Display` or `Debug` is reached

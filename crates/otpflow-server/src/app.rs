@@ -373,7 +373,7 @@ tokio::task_local! {
 }
 
 /// The service of one connection: `router`, with each request run with the
-/// connection's peer address in [`CLIENT`], so the sends it makes spend
+/// connection's peer address in `CLIENT`, so the sends it makes spend
 /// from that address's budget without every handler passing it. The
 /// address is known once per connection (no extension per request, no
 /// middleware).
