@@ -16,7 +16,6 @@
 //! [`Facts`] is the server's own small trait; [`MemoryFacts`],
 //! [`RedisFacts`] and [`PgFacts`] implement it for the three stores.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -116,17 +115,143 @@ pub trait Facts: Send + Sync + std::fmt::Debug {
 /// );
 /// # });
 /// ```
-#[derive(Debug, Default)]
+///
+/// Each space is a striped map: [`FACT_SHARDS`] small tables, each behind
+/// its own lock, so the runtime's threads rarely wait for one another and
+/// a table that grows rehashes only its own share of the facts. A key is
+/// hashed once (the hash picks the shard and is the table's hash), with
+/// `foldhash` under a seed drawn from the system's CSPRNG when the service
+/// starts:
+/// several times cheaper than the standard library's SipHash on a short
+/// key. On flooding: a key reaches these maps only after its number has
+/// validated a code (Kavoon, KGen) or through an app the operator loaded
+/// (Kii), so an outsider cannot choose many keys; and the random seed
+/// keeps them from precomputing keys that collide (`foldhash` is not a
+/// keyed cryptographic hash, which is the residual risk: an attacker who
+/// could validate many numbers and time the answers).
+#[derive(Debug)]
 pub struct MemoryFacts {
-    /// Per space, key → value (looked up by `&str`: no key copied unless
-    /// inserted).
-    map: Mutex<HashMap<Space, HashMap<String, String>>>,
+    /// One striped map per [`Space`] (indexed by [`space_index`]).
+    spaces: [Striped; 3],
+    hasher: foldhash::fast::SeedableRandomState,
+}
+
+/// How many independently locked tables each space of [`MemoryFacts`]
+/// has.
+pub const FACT_SHARDS: usize = 16;
+
+fn space_index(space: Space) -> usize {
+    match space {
+        Space::KavoonClient => 0,
+        Space::KgenLink => 1,
+        Space::KiiVerified => 2,
+    }
+}
+
+/// One fact: the key and the value in one allocation (the key's length
+/// says where the value starts).
+struct Fact {
+    text: Box<str>,
+    key_len: usize,
+}
+
+impl Fact {
+    fn new(key: &str, value: &str) -> Self {
+        let mut text = String::with_capacity(key.len() + value.len());
+        text.push_str(key);
+        text.push_str(value);
+        Self {
+            text: text.into_boxed_str(),
+            key_len: key.len(),
+        }
+    }
+
+    fn key(&self) -> &str {
+        self.text.get(..self.key_len).unwrap_or_default()
+    }
+
+    fn value(&self) -> &str {
+        self.text.get(self.key_len..).unwrap_or_default()
+    }
+}
+
+/// A table of one shard, aligned to its own cache lines so two shards'
+/// locks never share one.
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard(Mutex<hashbrown::HashTable<Fact>>);
+
+struct Striped {
+    shards: Box<[Shard]>,
+}
+
+impl Default for Striped {
+    fn default() -> Self {
+        Self {
+            shards: (0..FACT_SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Striped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys: they are phone numbers.
+        f.debug_struct("Striped")
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryFacts {
+    fn default() -> Self {
+        Self {
+            spaces: Default::default(),
+            // The seed from the system's CSPRNG (foldhash's own random
+            // state mixes addresses and a counter: not a secret).
+            hasher: match getrandom::u64() {
+                Ok(seed) => foldhash::fast::SeedableRandomState::with_seed(
+                    seed,
+                    foldhash::SharedSeed::global_random(),
+                ),
+                Err(_) => foldhash::fast::SeedableRandomState::random(),
+            },
+        }
+    }
 }
 
 impl MemoryFacts {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Space, HashMap<String, String>>> {
-        // Each change is one insert: a poisoned map is still consistent.
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    /// The key's hash and its shard's table, locked.
+    fn table(
+        &self,
+        space: Space,
+        key: &str,
+    ) -> (u64, std::sync::MutexGuard<'_, hashbrown::HashTable<Fact>>) {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(key);
+        // The table reads the hash's low bits (the bucket) and its top
+        // seven (the tag): the shard comes from bits in between.
+        let shard = usize::try_from((hash >> 32) % FACT_SHARDS as u64).unwrap_or_default();
+        let stripes = &self.spaces[space_index(space)].shards;
+        let table = stripes.get(shard).unwrap_or(&stripes[0]);
+        // Each change is one insert: a poisoned table is still consistent.
+        (hash, table.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Claims, reads or sets `key` under one lookup.
+    fn with<T>(
+        &self,
+        space: Space,
+        key: &str,
+        f: impl FnOnce(hashbrown::hash_table::Entry<'_, Fact>) -> T,
+    ) -> T {
+        use std::hash::BuildHasher as _;
+        let (hash, mut table) = self.table(space, key);
+        let entry = table.entry(
+            hash,
+            |fact| fact.key() == key,
+            |fact| self.hasher.hash_one(fact.key()),
+        );
+        f(entry)
     }
 }
 
@@ -137,28 +262,33 @@ impl Facts for MemoryFacts {
         key: &'a str,
         value: &'a str,
     ) -> FactFuture<'a, Option<String>> {
-        let mut map = self.map();
-        let facts = map.entry(space).or_default();
-        let out = match facts.get(key) {
-            Some(v) => Some(v.clone()),
-            None => {
-                facts.insert(key.to_owned(), value.to_owned());
+        use hashbrown::hash_table::Entry;
+        let out = self.with(space, key, |entry| match entry {
+            Entry::Occupied(o) => Some(o.get().value().to_owned()),
+            Entry::Vacant(v) => {
+                v.insert(Fact::new(key, value));
                 None
             }
-        };
+        });
         Box::pin(std::future::ready(Ok(out)))
     }
 
     fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
-        let out = self.map().get(&space).and_then(|f| f.get(key)).cloned();
+        let (hash, table) = self.table(space, key);
+        let out = table
+            .find(hash, |fact| fact.key() == key)
+            .map(|fact| fact.value().to_owned());
         Box::pin(std::future::ready(Ok(out)))
     }
 
     fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
-        self.map()
-            .entry(space)
-            .or_default()
-            .insert(key.to_owned(), value.to_owned());
+        use hashbrown::hash_table::Entry;
+        self.with(space, key, |entry| match entry {
+            Entry::Occupied(mut o) => *o.get_mut() = Fact::new(key, value),
+            Entry::Vacant(v) => {
+                v.insert(Fact::new(key, value));
+            }
+        });
         Box::pin(std::future::ready(Ok(())))
     }
 }
