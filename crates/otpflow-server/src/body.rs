@@ -197,15 +197,42 @@ impl<'de, const N: usize> serde::de::Visitor<'de> for FieldsSeed<N> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut values = [const { None }; N];
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.0.iter().position(|n| *n == key) {
-                Some(i) => values[i] = Some(map.next_value::<Scalar<'de>>()?),
+        while let Some(key) = map.next_key_seed(KeyIndex(&self.0))? {
+            match key.and_then(|i| values.get_mut(i)) {
+                Some(slot) => *slot = Some(map.next_value::<Scalar<'de>>()?),
                 None => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
         }
         Ok(Fields { values })
+    }
+}
+
+/// Reads an object's key as its place among the wanted names (`None` for
+/// any other key), compared where it lies in the body: no key is copied
+/// (serde's `Cow<str>` always deserializes into an owned `String`: four
+/// allocations a Kavoon verify).
+struct KeyIndex<'n, const N: usize>(&'n [&'static str; N]);
+
+impl<'de, const N: usize> serde::de::DeserializeSeed<'de> for KeyIndex<'_, N> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, const N: usize> serde::de::Visitor<'de> for KeyIndex<'_, N> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    // `visit_borrowed_str` and `visit_string` fall back to this one.
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|n| *n == key))
     }
 }
 
@@ -300,6 +327,8 @@ mod tests {
             br#"{"a":-1,"b":1.5,"c":true,"d":[1,{"e":2}],"e":{"a":"inner"}}"#,
             br#"{"a":-0,"b":18446744073709551615,"c":18446744073709551616,"d":1e3}"#,
             br#"{"b":0,"c":"0","d":"\u00e9t\u00e9"}"#,
+            br#"{"\u0061":"escaped key","b\n":"other key","\u00e9":1}"#,
+            br#"{"a":"x","a\u0000":"y","":"z"}"#,
             br#"{}"#,
             br#" { "a" : "spaced" } "#,
             br#"[{"a":"x"}]"#,
