@@ -129,8 +129,40 @@ impl Tokens {
         now: OffsetDateTime,
         lifetime: Duration,
     ) -> Result<String, BadToken> {
+        let mut token = Vec::with_capacity(384);
+        self.issue_into(&mut token, aud, typ, sub, phone, now, lifetime);
+        // A compact JWS is ASCII (base64url and dots).
+        String::from_utf8(token).map_err(|_| BadToken)
+    }
+
+    /// As [`Tokens::issue`], the token appended to `out` (the answer's
+    /// buffer: no string of its own, no copy). A compact JWS is base64url
+    /// and dots, so it stands in a JSON string as it is.
+    ///
+    /// ```
+    /// use otpflow_server::tokens::{KAVOON_ACCESS, Tokens};
+    /// let tokens = Tokens::new(b"a token key of the example", b"a kgen key");
+    /// let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a time");
+    /// let mut out = b"\"".to_vec();
+    /// tokens.issue_into(&mut out, "kavoon", "access", "+447401101801", "+447401101801", now, KAVOON_ACCESS);
+    /// let token = std::str::from_utf8(&out[1..]).expect("ASCII");
+    /// assert_eq!(token.split('.').count(), 3);
+    /// assert!(tokens.check(token, "kavoon", "access", now).is_ok());
+    /// ```
+    #[allow(clippy::too_many_arguments)] // the claims, each its own field
+    pub fn issue_into(
+        &self,
+        out: &mut Vec<u8>,
+        aud: &str,
+        typ: &str,
+        sub: &str,
+        phone: &str,
+        now: OffsetDateTime,
+        lifetime: Duration,
+    ) {
         use base64::Engine as _;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use otpflow::rand_core::Rng as _;
         // The claims, written straight into bytes in `Claims`' field
         // order (strings through `app::push_json_str`: `serde_json`'s
         // output, byte for byte, without its per-byte escape lookups; a
@@ -148,24 +180,40 @@ impl Tokens {
         push_json_int(&mut payload, (now + lifetime).unix_timestamp());
         payload.extend_from_slice(b",\"phone\":");
         push_json_str(&mut payload, phone);
-        // A random token id, so two tokens issued in one second differ.
+        // A random token id, so two tokens issued in one second differ
+        // (16 bytes from the thread's CSPRNG, as `random_hex(16)`).
         payload.extend_from_slice(b",\"jti\":\"");
-        payload.extend_from_slice(Self::random_hex(16).as_bytes());
+        let mut jti = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti);
+        push_hex(&mut payload, &jti);
         payload.extend_from_slice(b"\"}");
         // A compact JWS (RFC 7515): header.payload.signature, as
         // `jsonwebtoken::encode` makes one (its header's fields in another
         // order), without its per-token header serialization and key
         // schedule; jsonwebtoken reads it (unit test below).
-        let mut token = String::with_capacity(JWT_HEADER_B64.len() + payload.len() * 4 / 3 + 48);
-        token.push_str(JWT_HEADER_B64);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let start = out.len();
+        let encoded = base64::encoded_len(payload.len(), false).unwrap_or_default();
+        out.reserve(JWT_HEADER_B64.len() + encoded + 45);
+        out.extend_from_slice(JWT_HEADER_B64.as_bytes());
+        out.push(b'.');
+        let signed = out.len() + encoded;
+        out.resize(signed, 0);
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(
+                &payload,
+                out.get_mut(signed - encoded..).unwrap_or_default(),
+            )
+            .unwrap_or_default();
+        out.truncate(signed - encoded + written);
         let mut mac = self.signer.clone();
-        mac.update(token.as_bytes());
+        mac.update(out.get(start..).unwrap_or_default());
         let signature = mac.finalize().into_bytes();
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-        Ok(token)
+        out.push(b'.');
+        let mut sig = [0u8; 43];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(signature, &mut sig)
+            .unwrap_or_default();
+        out.extend_from_slice(sig.get(..written).unwrap_or_default());
     }
 
     /// Checks a token this service issued for `aud` and `typ`, against the
@@ -311,6 +359,15 @@ pub fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
+}
+
+/// Appends `bytes` as lowercase hex (as [`hex`], into a buffer).
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
 }
 
 /// HMAC-SHA256 takes keys of any length: `new_from_slice` cannot fail.

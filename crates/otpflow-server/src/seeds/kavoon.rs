@@ -8,11 +8,16 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use otpflow::{Channel, Error, PhoneNumber, PhonePolicy, PublicError};
 use serde_json::json;
+use time::OffsetDateTime;
 
 use crate::app::{self, Delivery, HotHeaders, Outgoing, Shared, purpose};
 use crate::body::{self, Field};
 use crate::facts::Space;
-use crate::tokens::{KAVOON_ACCESS, KAVOON_REFRESH};
+use crate::tokens::{KAVOON_ACCESS, KAVOON_REFRESH, Tokens};
+
+/// Kavoon's phone policy (UK mobiles), made once: `PhonePolicy::uk_only`
+/// builds and sorts its list of codes on each call.
+static UK: std::sync::LazyLock<PhonePolicy> = std::sync::LazyLock::new(PhonePolicy::uk_only);
 
 /// The longest `Device-Id` accepted.
 pub const MAX_DEVICE_ID: usize = 128;
@@ -71,7 +76,7 @@ fn channel_ok(map: &serde_json::Map<String, serde_json::Value>) -> bool {
 
 fn uk_phone(map: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<PhoneNumber> {
     let text = body::field(map, name).text()?;
-    PhoneNumber::parse(&text, &PhonePolicy::uk_only()).ok()
+    PhoneNumber::parse(&text, &UK).ok()
 }
 
 /// `POST /otp` `{phone, channel: "sms"}` → `200 {}`.
@@ -160,7 +165,7 @@ pub async fn token(State(state): State<Shared>, headers: HotHeaders, bytes: Byte
         .text(USERNAME)
         .ok()
         .flatten()
-        .and_then(|t| PhoneNumber::parse(&t, &PhonePolicy::uk_only()).ok())
+        .and_then(|t| PhoneNumber::parse(&t, &UK).ok())
     else {
         return check_otp_exception();
     };
@@ -184,35 +189,46 @@ pub async fn token(State(state): State<Shared>, headers: HotHeaders, bytes: Byte
         Err(_) => return unavailable(),
     };
     let now = state.otp.now();
-    let access = state
-        .tokens
-        .issue("kavoon", "access", e164, e164, now, KAVOON_ACCESS);
-    let refresh = state
-        .tokens
-        .issue("kavoon", "refresh", e164, e164, now, KAVOON_REFRESH);
-    let (Ok(access), Ok(refresh)) = (access, refresh) else {
-        return unavailable();
-    };
-    app::json_body(StatusCode::OK, token_answer(&access, &refresh, new_client))
+    app::json_body(
+        StatusCode::OK,
+        token_answer(&state.tokens, e164, now, new_client),
+    )
 }
 
 /// `POST /auth/token`'s answer, in the document's key order:
 /// `{"access_token","token_type":"Bearer","expires_in":300,"refresh_token","new_client"}`,
-/// written straight into one buffer (the tokens are compact JWS,
-/// base64url and dots: nothing to escape; serialized with `serde_json`,
-/// the escape scan of their ~600 bytes was the answer's main cost).
-fn token_answer(access: &str, refresh: &str, new_client: bool) -> Vec<u8> {
-    let mut body = Vec::with_capacity(access.len() + refresh.len() + 128);
-    body.extend_from_slice(b"{\"access_token\":");
-    app::push_json_str(&mut body, access);
-    body.extend_from_slice(b",\"token_type\":\"Bearer\",\"expires_in\":");
+/// the two tokens signed straight into one buffer (compact JWS, base64url
+/// and dots: nothing to escape; serialized with `serde_json`, the escape
+/// scan of their ~600 bytes was the answer's main cost, and each token
+/// was a string of its own, copied in).
+fn token_answer(tokens: &Tokens, e164: &str, now: OffsetDateTime, new_client: bool) -> Vec<u8> {
+    let mut body = Vec::with_capacity(1024);
+    body.extend_from_slice(b"{\"access_token\":\"");
+    tokens.issue_into(
+        &mut body,
+        "kavoon",
+        "access",
+        e164,
+        e164,
+        now,
+        KAVOON_ACCESS,
+    );
+    body.extend_from_slice(b"\",\"token_type\":\"Bearer\",\"expires_in\":");
     app::push_json_int(&mut body, KAVOON_ACCESS.whole_seconds());
-    body.extend_from_slice(b",\"refresh_token\":");
-    app::push_json_str(&mut body, refresh);
+    body.extend_from_slice(b",\"refresh_token\":\"");
+    tokens.issue_into(
+        &mut body,
+        "kavoon",
+        "refresh",
+        e164,
+        e164,
+        now,
+        KAVOON_REFRESH,
+    );
     body.extend_from_slice(if new_client {
-        b",\"new_client\":true}"
+        b"\",\"new_client\":true}"
     } else {
-        b",\"new_client\":false}"
+        b"\",\"new_client\":false}"
     });
     body
 }
@@ -223,13 +239,23 @@ mod tests {
 
     #[test]
     fn the_token_answer_is_the_documented_object_in_its_order() {
+        let tokens = Tokens::new(b"a token key of the tests", b"a kgen key");
+        let now =
+            OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or_else(|e| panic!("{e}"));
         for new_client in [true, false] {
-            let body = token_answer("eyJh.eyJp.c2ln", "eyJh.eyJq.c2lo", new_client);
+            let body = token_answer(&tokens, "+447401101801", now, new_client);
+            let value: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
+            let token = |name: &str| value[name].as_str().unwrap_or_default().to_owned();
+            let (access, refresh) = (token("access_token"), token("refresh_token"));
+            assert!(tokens.check(&access, "kavoon", "access", now).is_ok());
+            assert!(tokens.check(&refresh, "kavoon", "refresh", now).is_ok());
+            // Byte for byte what serde_json writes, keys in this order.
             let expected = serde_json::to_vec(&json!({
-                "access_token": "eyJh.eyJp.c2ln",
+                "access_token": access,
                 "token_type": "Bearer",
                 "expires_in": 300,
-                "refresh_token": "eyJh.eyJq.c2lo",
+                "refresh_token": refresh,
                 "new_client": new_client,
             }))
             .unwrap_or_else(|e| panic!("{e}"));
