@@ -47,6 +47,9 @@ pub struct CallStats {
     cpu_eligible: AtomicU64,
     /// Calls that were CPU-timed.
     cpu_sampled: AtomicU64,
+    /// Wall time inside the CPU-timed calls (read inside their CPU
+    /// interval, so comparable with the other calls' wall time).
+    sampled_wall_nanos: AtomicU64,
     calls: AtomicU64,
     cpu_timing: AtomicBool,
 }
@@ -77,37 +80,40 @@ impl CallStats {
     /// this thread (no await inside), so its thread CPU time is its own.
     fn begin(&self, on_thread: bool) -> Started {
         let _ = on_thread;
-        // The wall clock first and the thread CPU clock last (and in
-        // `record`, the other way round), so the CPU interval holds the
-        // call and nothing of the wall timing around it.
-        let wall = Instant::now();
+        // A sampled call reads the thread CPU clock first and the wall
+        // clock last (in `record`, the other way round): its wall time is
+        // then the call's alone, as an unsampled call's is, so the two can
+        // be compared (what the system calls around a sampled call cost
+        // it shows as a longer wall time inside).
+        #[cfg(feature = "test-hooks")]
+        let cpu = if on_thread
+            && self.cpu_timing.load(Ordering::Relaxed)
+            && self
+                .cpu_eligible
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(CPU_SAMPLE_EVERY)
+        {
+            thread_cpu_nanos()
+        } else {
+            None
+        };
         Started {
             #[cfg(feature = "test-hooks")]
-            cpu: if on_thread
-                && self.cpu_timing.load(Ordering::Relaxed)
-                && self
-                    .cpu_eligible
-                    .fetch_add(1, Ordering::Relaxed)
-                    .is_multiple_of(CPU_SAMPLE_EVERY)
-            {
-                thread_cpu_nanos()
-            } else {
-                None
-            },
-            wall,
+            cpu,
+            wall: Instant::now(),
         }
     }
 
     fn record(&self, started: &Started) {
+        let nanos = u64::try_from(started.wall.elapsed().as_nanos()).unwrap_or(u64::MAX);
         // The clock is read after the call only when it was read before it
         // (a sampled call): reading it unconditionally cost every call a
         // system call (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`), timing on
         // or off, in every test build the load run measured.
         #[cfg(feature = "test-hooks")]
-        let cpu_after = started.cpu.and_then(|_| thread_cpu_nanos());
-        let nanos = u64::try_from(started.wall.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        #[cfg(feature = "test-hooks")]
-        if let (Some(before), Some(after)) = (started.cpu, cpu_after) {
+        if let Some(before) = started.cpu
+            && let Some(after) = thread_cpu_nanos()
+        {
             // The interval also holds part of the two clock reads' own
             // system calls: an empty interval, read right after, is taken
             // off (without it the estimate came out above the wall time).
@@ -120,6 +126,7 @@ impl CallStats {
                 Ordering::Relaxed,
             );
             self.cpu_sampled.fetch_add(1, Ordering::Relaxed);
+            self.sampled_wall_nanos.fetch_add(nanos, Ordering::Relaxed);
         }
         self.nanos.fetch_add(nanos, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -130,6 +137,17 @@ impl CallStats {
         (
             self.nanos.load(Ordering::Relaxed),
             self.calls.load(Ordering::Relaxed),
+        )
+    }
+
+    /// (wall nanoseconds inside the CPU-timed calls, CPU-timed calls)
+    /// since start: beside [`CallStats::snapshot`], whether the thread CPU
+    /// clock's system calls around a sampled call slow the call itself
+    /// (then the sampled CPU time overstates the unsampled calls').
+    pub fn sampled_wall(&self) -> (u64, u64) {
+        (
+            self.sampled_wall_nanos.load(Ordering::Relaxed),
+            self.cpu_sampled.load(Ordering::Relaxed),
         )
     }
 

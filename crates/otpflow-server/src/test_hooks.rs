@@ -51,12 +51,15 @@ async fn stats(State(state): State<Shared>, headers: HeaderMap) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     }
     let (nanos, calls) = state.otp.stats().snapshot();
+    let (sampled_nanos, sampled) = state.otp.stats().sampled_wall();
     app::json(
         StatusCode::OK,
         &json!({
             "otpflow_nanos": nanos,
             "otpflow_cpu_nanos": state.otp.stats().cpu_nanos(),
             "otpflow_calls": calls,
+            "otpflow_sampled_nanos": sampled_nanos,
+            "otpflow_sampled_calls": sampled,
         }),
     )
 }
