@@ -29,8 +29,62 @@ use zeroize::Zeroizing;
 
 use crate::tokens::hex;
 
-/// What a [`Facts`] call returns.
-pub type FactFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send + 'a>>;
+/// What a [`Facts`] call returns: an answer already there (the memory
+/// store's: no future boxed per call) or a boxed future (a store over the
+/// network).
+///
+/// ```
+/// use otpflow_server::facts::{FactFuture, FactsError};
+/// # tokio::runtime::Builder::new_current_thread().build().expect("rt").block_on(async {
+/// assert_eq!(FactFuture::ready(Ok(7)).await, Ok(7));
+/// assert_eq!(FactFuture::boxed(async { Err::<u8, _>(FactsError) }).await, Err(FactsError));
+/// # });
+/// ```
+pub struct FactFuture<'a, T>(Answer<'a, T>);
+
+enum Answer<'a, T> {
+    Ready(Option<Result<T, FactsError>>),
+    Pending(Pin<Box<dyn Future<Output = Result<T, FactsError>> + Send + 'a>>),
+}
+
+impl<'a, T> FactFuture<'a, T> {
+    /// An answer known at once.
+    pub fn ready(result: Result<T, FactsError>) -> Self {
+        Self(Answer::Ready(Some(result)))
+    }
+
+    /// An answer `future` will give.
+    pub fn boxed(future: impl Future<Output = Result<T, FactsError>> + Send + 'a) -> Self {
+        Self(Answer::Pending(Box::pin(future)))
+    }
+}
+
+impl<T> std::fmt::Debug for FactFuture<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Answer::Ready(_) => "FactFuture::Ready",
+            Answer::Pending(_) => "FactFuture::Pending",
+        })
+    }
+}
+
+impl<T: Unpin> Future for FactFuture<'_, T> {
+    type Output = Result<T, FactsError>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            // Polled again after its answer (a caller's bug): an error,
+            // never a panic.
+            Answer::Ready(answer) => {
+                std::task::Poll::Ready(answer.take().unwrap_or(Err(FactsError)))
+            }
+            Answer::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// The kinds of fact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -270,7 +324,7 @@ impl Facts for MemoryFacts {
                 None
             }
         });
-        Box::pin(std::future::ready(Ok(out)))
+        FactFuture::ready(Ok(out))
     }
 
     fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
@@ -278,7 +332,7 @@ impl Facts for MemoryFacts {
         let out = table
             .find(hash, |fact| fact.key() == key)
             .map(|fact| fact.value().to_owned());
-        Box::pin(std::future::ready(Ok(out)))
+        FactFuture::ready(Ok(out))
     }
 
     fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
@@ -289,7 +343,7 @@ impl Facts for MemoryFacts {
                 v.insert(Fact::new(key, value));
             }
         });
-        Box::pin(std::future::ready(Ok(())))
+        FactFuture::ready(Ok(()))
     }
 }
 
@@ -399,7 +453,7 @@ impl Facts for RedisFacts {
         key: &'a str,
         value: &'a str,
     ) -> FactFuture<'a, Option<String>> {
-        Box::pin(async move {
+        FactFuture::boxed(async move {
             let name = self.name(space, key);
             let mut set = redis::cmd("SET");
             set.arg(&name).arg(value).arg("NX");
@@ -417,7 +471,7 @@ impl Facts for RedisFacts {
     }
 
     fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
-        Box::pin(async move {
+        FactFuture::boxed(async move {
             let mut get = redis::cmd("GET");
             get.arg(self.name(space, key));
             self.run(get).await
@@ -425,7 +479,7 @@ impl Facts for RedisFacts {
     }
 
     fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
-        Box::pin(async move {
+        FactFuture::boxed(async move {
             let mut set = redis::cmd("SET");
             set.arg(self.name(space, key)).arg(value);
             let _: Option<String> = self.run(set).await?;
@@ -539,7 +593,7 @@ impl Facts for PgFacts {
         key: &'a str,
         value: &'a str,
     ) -> FactFuture<'a, Option<String>> {
-        Box::pin(async move {
+        FactFuture::boxed(async move {
             if self
                 .query(PG_CLAIM, space, key, Some(value))
                 .await?
@@ -558,11 +612,11 @@ impl Facts for PgFacts {
     }
 
     fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
-        Box::pin(self.query(PG_GET, space, key, None))
+        FactFuture::boxed(self.query(PG_GET, space, key, None))
     }
 
     fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
-        Box::pin(async move {
+        FactFuture::boxed(async move {
             self.query(PG_PUT, space, key, Some(value)).await?;
             Ok(())
         })
