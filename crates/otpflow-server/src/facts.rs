@@ -202,30 +202,84 @@ fn space_index(space: Space) -> usize {
     }
 }
 
-/// One fact: the key and the value in one allocation (the key's length
-/// says where the value starts).
+/// The longest key and value, together, a [`Fact`] keeps inside its
+/// table's slot (an E.164 number and Kavoon's `"1"` fit, so a Kavoon claim
+/// allocates nothing).
+const INLINE: usize = 30;
+
+/// One fact: its key's hash (compared before the key, and what the table
+/// rehashes by, so growing a table reads no key), then the key and the
+/// value side by side, in the slot when they fit, else in one allocation.
 struct Fact {
-    text: Box<str>,
-    key_len: usize,
+    hash: u64,
+    text: Text,
+}
+
+enum Text {
+    Inline {
+        len: u8,
+        key_len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap {
+        bytes: Box<[u8]>,
+        key_len: usize,
+    },
 }
 
 impl Fact {
-    fn new(key: &str, value: &str) -> Self {
-        let mut text = String::with_capacity(key.len() + value.len());
-        text.push_str(key);
-        text.push_str(value);
-        Self {
-            text: text.into_boxed_str(),
-            key_len: key.len(),
-        }
+    fn new(hash: u64, key: &str, value: &str) -> Self {
+        let len = key.len() + value.len();
+        let text = match (u8::try_from(len), u8::try_from(key.len())) {
+            (Ok(short), Ok(key_len)) if len <= INLINE => {
+                let mut bytes = [0u8; INLINE];
+                let (k, v) = bytes.split_at_mut(key.len());
+                k.copy_from_slice(key.as_bytes());
+                if let Some(v) = v.get_mut(..value.len()) {
+                    v.copy_from_slice(value.as_bytes());
+                }
+                Text::Inline {
+                    len: short,
+                    key_len,
+                    bytes,
+                }
+            }
+            _ => {
+                let mut bytes = Vec::with_capacity(len);
+                bytes.extend_from_slice(key.as_bytes());
+                bytes.extend_from_slice(value.as_bytes());
+                Text::Heap {
+                    bytes: bytes.into_boxed_slice(),
+                    key_len: key.len(),
+                }
+            }
+        };
+        Self { hash, text }
     }
 
-    fn key(&self) -> &str {
-        self.text.get(..self.key_len).unwrap_or_default()
+    /// The key and the value, as they were given.
+    fn parts(&self) -> (&[u8], &[u8]) {
+        let (bytes, key_len) = match &self.text {
+            Text::Inline {
+                len,
+                key_len,
+                bytes,
+            } => (
+                bytes.get(..usize::from(*len)).unwrap_or_default(),
+                usize::from(*key_len),
+            ),
+            Text::Heap { bytes, key_len } => (&bytes[..], *key_len),
+        };
+        bytes.split_at_checked(key_len).unwrap_or_default()
     }
 
-    fn value(&self) -> &str {
-        self.text.get(self.key_len..).unwrap_or_default()
+    fn is(&self, hash: u64, key: &str) -> bool {
+        self.hash == hash && self.parts().0 == key.as_bytes()
+    }
+
+    /// The value, as given (a `&str`: always UTF-8).
+    fn value(&self) -> String {
+        String::from_utf8_lossy(self.parts().1).into_owned()
     }
 }
 
@@ -296,16 +350,11 @@ impl MemoryFacts {
         &self,
         space: Space,
         key: &str,
-        f: impl FnOnce(hashbrown::hash_table::Entry<'_, Fact>) -> T,
+        f: impl FnOnce(u64, hashbrown::hash_table::Entry<'_, Fact>) -> T,
     ) -> T {
-        use std::hash::BuildHasher as _;
         let (hash, mut table) = self.table(space, key);
-        let entry = table.entry(
-            hash,
-            |fact| fact.key() == key,
-            |fact| self.hasher.hash_one(fact.key()),
-        );
-        f(entry)
+        let entry = table.entry(hash, |fact| fact.is(hash, key), |fact| fact.hash);
+        f(hash, entry)
     }
 }
 
@@ -317,10 +366,10 @@ impl Facts for MemoryFacts {
         value: &'a str,
     ) -> FactFuture<'a, Option<String>> {
         use hashbrown::hash_table::Entry;
-        let out = self.with(space, key, |entry| match entry {
-            Entry::Occupied(o) => Some(o.get().value().to_owned()),
+        let out = self.with(space, key, |hash, entry| match entry {
+            Entry::Occupied(o) => Some(o.get().value()),
             Entry::Vacant(v) => {
-                v.insert(Fact::new(key, value));
+                v.insert(Fact::new(hash, key, value));
                 None
             }
         });
@@ -329,18 +378,16 @@ impl Facts for MemoryFacts {
 
     fn get<'a>(&'a self, space: Space, key: &'a str) -> FactFuture<'a, Option<String>> {
         let (hash, table) = self.table(space, key);
-        let out = table
-            .find(hash, |fact| fact.key() == key)
-            .map(|fact| fact.value().to_owned());
+        let out = table.find(hash, |fact| fact.is(hash, key)).map(Fact::value);
         FactFuture::ready(Ok(out))
     }
 
     fn put<'a>(&'a self, space: Space, key: &'a str, value: &'a str) -> FactFuture<'a, ()> {
         use hashbrown::hash_table::Entry;
-        self.with(space, key, |entry| match entry {
-            Entry::Occupied(mut o) => *o.get_mut() = Fact::new(key, value),
+        self.with(space, key, |hash, entry| match entry {
+            Entry::Occupied(mut o) => *o.get_mut() = Fact::new(hash, key, value),
             Entry::Vacant(v) => {
-                v.insert(Fact::new(key, value));
+                v.insert(Fact::new(hash, key, value));
             }
         });
         FactFuture::ready(Ok(()))
@@ -620,5 +667,68 @@ impl Facts for PgFacts {
             self.query(PG_PUT, space, key, Some(value)).await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now<T>(f: FactFuture<'_, T>) -> Result<T, FactsError>
+    where
+        T: Unpin,
+    {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(f)
+    }
+
+    /// Short facts (kept in the slot) and long ones (allocated), enough of
+    /// them for every shard's table to grow several times: each claimed
+    /// once, read back, replaced, and the spaces kept apart.
+    #[test]
+    fn memory_facts_keep_every_fact_of_any_length_apart() {
+        let facts = MemoryFacts::default();
+        let key = |i: usize| {
+            if i.is_multiple_of(3) {
+                format!("+44740{i:07}")
+            } else {
+                format!("{}:{}{}", i % 7 + 1, "app".repeat(i % 7 + 1), i)
+            }
+        };
+        let value = |i: usize| "v".repeat(i % 40);
+        for i in 0..5_000 {
+            assert_eq!(
+                now(facts.claim(Space::KiiVerified, &key(i), &value(i))),
+                Ok(None)
+            );
+        }
+        for i in 0..5_000 {
+            let (k, v) = (key(i), value(i));
+            assert_eq!(
+                now(facts.claim(Space::KiiVerified, &k, "other")),
+                Ok(Some(v.clone()))
+            );
+            assert_eq!(now(facts.get(Space::KiiVerified, &k)), Ok(Some(v)));
+            assert_eq!(now(facts.get(Space::KgenLink, &k)), Ok(None));
+        }
+        for i in (0..5_000).step_by(7) {
+            let k = key(i);
+            assert_eq!(now(facts.put(Space::KiiVerified, &k, "é")), Ok(()));
+            assert_eq!(
+                now(facts.get(Space::KiiVerified, &k)),
+                Ok(Some("é".to_owned()))
+            );
+        }
+        // A key that is a prefix of another, and the empty key.
+        assert_eq!(now(facts.claim(Space::KgenLink, "+4474", "a")), Ok(None));
+        assert_eq!(now(facts.claim(Space::KgenLink, "+447", "b")), Ok(None));
+        assert_eq!(now(facts.claim(Space::KgenLink, "", "")), Ok(None));
+        assert_eq!(
+            now(facts.get(Space::KgenLink, "+4474")),
+            Ok(Some("a".to_owned()))
+        );
+        assert_eq!(now(facts.get(Space::KgenLink, "")), Ok(Some(String::new())));
     }
 }
