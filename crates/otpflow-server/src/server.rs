@@ -116,6 +116,10 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
         Some((q, t)) => (Some(q), Some(t)),
         None => (None, None),
     };
+    // otpflow's events go to the webhooks only: without a webhook queue no
+    // listener is set, so otpflow drops each call's events where they are
+    // made instead of keeping them for a listener that does nothing.
+    let listening = queue.is_some();
     let listener = move |event: &Event| {
         if let Some(q) = &queue {
             q.push(event);
@@ -123,15 +127,19 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
     };
     let (backend, facts): (Backend, Box<dyn Facts>) = match config.store.as_str() {
         "memory" => (
-            Backend::Memory(
-                Verifier::new(
+            Backend::Memory({
+                let verifier = Verifier::new(
                     policy.clone(),
                     keys.otp.clone(),
                     MemoryStore::new(),
                     clock.clone(),
-                )
-                .on_event(listener),
-            ),
+                );
+                if listening {
+                    verifier.on_event(listener)
+                } else {
+                    verifier
+                }
+            }),
             Box::new(MemoryFacts::default()),
         ),
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -147,10 +155,15 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach redis: {e}")))?;
             (
-                Backend::Redis(
-                    AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone())
-                        .on_event(listener),
-                ),
+                Backend::Redis({
+                    let verifier =
+                        AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone());
+                    if listening {
+                        verifier.on_event(listener)
+                    } else {
+                        verifier
+                    }
+                }),
                 Box::new(facts),
             )
         }
@@ -183,10 +196,15 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach postgres: {e}")))?;
             (
-                Backend::Postgres(
-                    AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone())
-                        .on_event(listener),
-                ),
+                Backend::Postgres({
+                    let verifier =
+                        AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone());
+                    if listening {
+                        verifier.on_event(listener)
+                    } else {
+                        verifier
+                    }
+                }),
                 Box::new(facts),
             )
         }
