@@ -419,6 +419,8 @@ struct Round {
     wall_share: f64,
     /// Mean wall time of a CPU-timed call over an untimed one's.
     sampled_slowdown: Option<f64>,
+    /// The CPU-timed calls' thread CPU time over their own wall time.
+    sampled_cpu_over_wall: Option<f64>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -618,6 +620,15 @@ async fn round(
             .wall
             .saturating_sub(in0.wall)
             .saturating_sub(sampled_wall);
+        // The same calls' CPU time (the estimate back to the sample: every
+        // call of the phase was eligible) against their wall time: a call
+        // that never leaves its thread cannot use more CPU than wall time,
+        // so a CPU time above it is the measurement's own.
+        let calls = in1.calls.saturating_sub(in0.calls);
+        if sampled > 0 && calls > 0 {
+            let raw_cpu = in_cpu as f64 * sampled as f64 / calls as f64;
+            r.sampled_cpu_over_wall = Some(raw_cpu / sampled_wall.max(1) as f64);
+        }
         if sampled > 0 && others > 0 && others_wall > 0 {
             r.sampled_slowdown =
                 Some((sampled_wall as f64 / sampled as f64) / (others_wall as f64 / others as f64));
@@ -792,6 +803,20 @@ fn report(store: &str, rounds: &[Round]) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let over: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| r.sampled_cpu_over_wall)
+            .collect();
+        if !over.is_empty() {
+            println!(
+                "CPU-timed calls' thread CPU time / their own wall time (above 1: the timing's own cost): median {:.2}x (rounds: {})",
+                median(over.clone()),
+                over.iter()
+                    .map(|s| format!("{s:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let slowdowns: Vec<f64> = rounds.iter().filter_map(|r| r.sampled_slowdown).collect();
         if !slowdowns.is_empty() {
             println!(
