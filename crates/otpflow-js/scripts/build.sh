@@ -42,8 +42,8 @@ out=${1:-$crate/pkg}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 
-SLIM_LIMIT=${SLIM_LIMIT:-100500}
-SLIM_GZIP_LIMIT=${SLIM_GZIP_LIMIT:-48000}
+SLIM_LIMIT=${SLIM_LIMIT:-100400}
+SLIM_GZIP_LIMIT=${SLIM_GZIP_LIMIT:-47900}
 
 wasm_opt=${WASM_OPT:-$crate/tools/node_modules/.bin/wasm-opt}
 if ! "$wasm_opt" --version >/dev/null 2>&1; then
