@@ -32,13 +32,19 @@
 //! only; that round's figures then carry perf's cost), at
 //! `OTPFLOW_LOAD_PERF_FREQ` samples per second (default 499).
 //!
-//! The share of CPU inside otpflow is measured in a verify phase of its
-//! own, with the thread CPU timing of otpflow's calls switched on
-//! (`POST /_test/cpu-timing`), so the paired phases run without it. It is
-//! measured on the memory store only: a network store's calls wait on
-//! other threads. The timing reads the thread CPU clock around one call in
-//! 16 (the rest estimated from that sample), so it costs the service
-//! little.
+//! The share of CPU inside otpflow is read two ways, on the memory store
+//! only (a network store's calls wait on other threads). The headline is
+//! an upper bound read without touching the calls: the wall time inside
+//! every otpflow call of the paired verify phase (the monotonic clock, no
+//! system call) over the service's CPU in that phase; the memory store's
+//! calls run start to end on their thread, so a call's wall time is at
+//! least its CPU time. Beside it, in a verify phase of its own with the
+//! thread CPU timing switched on (`POST /_test/cpu-timing`), the thread
+//! CPU clock read around one call in 16 (the rest estimated from that
+//! sample), with two checks of that reading: the sampled calls' CPU time
+//! over their own wall time (above 1 is the clock reads' own cost: 1.3×
+//! in session 12's runs), and their wall time over the other calls' (are
+//! they slowed by the reads?).
 //!
 //! `OTPFLOW_LOAD_STORES` may name `postgres` too: a private PostgreSQL 15
 //! (`initdb` in a temporary directory, `fsync=off`, a free loopback port,
