@@ -3,11 +3,18 @@
 # target, wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock
 # (it also brings wasm-bindgen-test-runner), node 20+, binaryen's wasm-opt
 # from npm (crates/otpflow-js/tools, a few seconds), and Chromium with its
-# driver for the browser suite. Idempotent: installs only what is missing.
+# driver for the browser suite; for the slim module, the nightly toolchain's
+# rust-src and wasm32 target (scripts/build.sh builds it with -Zbuild-std).
+# Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+rustup component add rust-src --toolchain nightly >/dev/null
+rustup target add wasm32-unknown-unknown --toolchain nightly >/dev/null
 
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 [ -n "$want" ] || { echo "Cargo.lock has no wasm-bindgen" >&2; exit 1; }

@@ -22,6 +22,12 @@
 
 pub mod narrow;
 
+/// The module's allocator: talc's (a fraction of the size of dlmalloc,
+/// Rust's default on wasm), growing the wasm memory as it needs.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// `"full"` when the module validates every country's numbers with the
