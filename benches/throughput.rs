@@ -4,10 +4,8 @@
 //! the scaling (goal: 1.85 or more on 2 cores; 4 threads on 2 cores shows
 //! what oversubscription costs). Beside them, the floor for scaling: two
 //! threads that share nothing (a `Verifier` and `MemoryStore` each), and
-//! 1 and 2 threads over stores with 64, 256 and 1,024 shards (the default
-//! is 16 per core), to see what the shard count does, and over the default
-//! store through `Store`'s provided `update` (load, the engine outside any
-//! lock, compare-and-swap: two short locks instead of one long one).
+//! 1 and 2 threads over the store through `Store`'s provided `update`
+//! (load, the engine outside any lock, compare-and-swap).
 //!
 //! `cargo bench --bench throughput`
 
@@ -118,19 +116,6 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters));
         });
     }
-    for shards in [64usize, 256, 1024] {
-        let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
-        let policy = verifier.engine().policy().clone();
-        let keys = KeyRing::new(SecretKey::new(KeyId(1), &[42; 32]).expect("a valid key"));
-        let store = MemoryStore::with_shards(shards);
-        let verifier = Verifier::new(policy, keys, store, clock.clone());
-        for threads in [1usize, 2] {
-            g.bench_function(
-                format!("start+verify, {threads} thread(s), {shards} shards"),
-                |b| b.iter_custom(|iters| shared(&verifier, &clock, &pools, threads, iters)),
-            );
-        }
-    }
     {
         let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));
         let policy = verifier.engine().policy().clone();
@@ -146,8 +131,7 @@ fn bench(c: &mut Criterion) {
     }
     // The same two threads with nothing shared (a `Verifier`, store and
     // clock each): the scaling the machine allows this loop. The gap to the
-    // shared rows is what sharing one store costs (its shards' lock words
-    // move between the cores).
+    // shared rows is what sharing one store costs (lines both cores write).
     let apart: Vec<_> = (0..2)
         .map(|_| {
             let clock = ManualClock::new(datetime!(2026-11-22 12:00 UTC));

@@ -178,8 +178,11 @@ impl<S: AsyncStore, C: Clock> AsyncVerifier<S, C> {
     /// [`Error::public`].
     pub async fn verify(&self, subject: &SubjectKey, code: &str) -> Result<Validated, Error> {
         let now = self.clock.now();
+        // Without a listener the events would be dropped: build none.
+        let emit = self.listener.is_some();
         self.run(subject, |record| {
-            self.engine.verify(record, subject, code, now)
+            self.engine
+                .verify_emitting(record, subject, code, now, emit)
         })
         .await
     }

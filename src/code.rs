@@ -71,9 +71,14 @@ const TAG_V2_RAW: &[u8; 3] = b"of~";
 const TAG_V2_BOUND: &[u8; 3] = b"ofc";
 const TAG_V2_BOUND_RAW: &[u8; 3] = b"oc~";
 /// Bytes of the stack below a derivation's caller that are overwritten
-/// after it: twice what the derivation and the compression use, as
-/// measured by `tests/stack_residue.rs` (512 optimized, 2048 unoptimized).
+/// after it when SHA-256 runs on the CPU's SHA extensions: twice what the
+/// derivation and the compression use, as measured by
+/// `tests/stack_residue.rs` (at most 512 optimized, 2048 unoptimized).
 const SCRUB_BYTES: usize = if cfg!(debug_assertions) { 4096 } else { 1024 };
+/// The same when SHA-256 runs in software (`sha2`'s unrolled rounds spill
+/// more): the test finds the outer midstate left at 1,024 bytes optimized
+/// and none at 2,048, so twice that. Also for any other backend.
+const SCRUB_BYTES_SOFT: usize = 4096;
 /// Bytes at or above this are rejected: 250 is the largest multiple of 10
 /// that fits in a byte.
 const REJECT_FROM: u8 = 250;
@@ -738,14 +743,45 @@ impl Mac {
     }
 }
 
-/// Overwrites the `SCRUB_BYTES` of stack below the caller's frame: where
-/// the derivation just ran, and where the compression function may have
+/// Overwrites the stack below the caller's frame ([`SCRUB_BYTES`], or
+/// [`SCRUB_BYTES_SOFT`] where SHA-256 runs in software): where the
+/// derivation just ran, and where the compression function may have
 /// spilled the midstates it loaded. No `unsafe`: a zeroed local array the
-/// optimizer must keep, in a frame of its own.
-#[inline(never)]
+/// optimizer must keep, in a frame of its own right below the caller's.
+#[inline(always)]
 pub(crate) fn scrub_stack() {
-    let mut area = [0u64; SCRUB_BYTES / 8];
+    if sha_extensions() {
+        scrub_words::<{ SCRUB_BYTES / 8 }>();
+    } else {
+        scrub_words::<{ SCRUB_BYTES_SOFT / 8 }>();
+    }
+}
+
+/// `WORDS` zeroed words of stack, kept.
+#[inline(never)]
+fn scrub_words<const WORDS: usize>() {
+    let mut area = [0u64; WORDS];
     black_box(&mut area);
+}
+
+/// Whether `sha2` runs SHA-256 on the CPU's SHA extensions: its own test
+/// (x86 with `sha` and `sse4.1`, unless built with its software backend),
+/// answered from the standard library's cached CPU detection.
+fn sha_extensions() -> bool {
+    #[cfg(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        not(any(sha2_backend = "soft", sha2_256_backend = "soft"))
+    ))]
+    {
+        std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("sse4.1")
+    }
+    #[cfg(not(all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        not(any(sha2_backend = "soft", sha2_256_backend = "soft"))
+    )))]
+    {
+        false
+    }
 }
 
 fn len_byte(field: &[u8]) -> u8 {

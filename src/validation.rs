@@ -713,6 +713,23 @@ impl Engine {
         input: &str,
         now: OffsetDateTime,
     ) -> Step<Validated> {
+        self.verify_emitting(record, subject, input, now, true)
+    }
+
+    /// [`verify`](Self::verify); with `emit` false, a check (right or
+    /// wrong, or the stand-in one of a refusal) builds no events: the step
+    /// of a check holds none, the rarer refusals keep theirs. For
+    /// [`Verifier`](crate::Verifier) without a listener, which would drop
+    /// them: each copies the subject's key into a step that is moved
+    /// twice. Records and outcomes are the same either way.
+    pub(crate) fn verify_emitting(
+        &self,
+        record: Option<&Record>,
+        subject: &SubjectKey,
+        input: &str,
+        now: OffsetDateTime,
+        emit: bool,
+    ) -> Step<Validated> {
         let now = At::now(now);
         let p = &self.policy;
         let Ok(input) = CodeInput::parse(input, p.code_length()) else {
@@ -721,7 +738,7 @@ impl Engine {
         // Every refusal below costs one derivation too, so "not found",
         // "expired" or "locked" take as long as a wrong code.
         let Some(stored) = record.filter(|r| r.current.is_some()) else {
-            self.dummy_check(subject, &input, now);
+            self.dummy_check(subject, &input, now, emit);
             return Step::refuse(Error::NotFound);
         };
         let mut record = stored.bounded(now, p);
@@ -729,7 +746,7 @@ impl Engine {
             .barred(&record, now)
             .or_else(|| self.settle(&record, subject, now));
         if let Some(refusal) = refusal {
-            self.dummy_check(subject, &input, now);
+            self.dummy_check(subject, &input, now, emit);
             return self.keep_bounds(Some(stored), Some(record), refusal, subject, now);
         }
         let generation = record.generation();
@@ -739,7 +756,7 @@ impl Engine {
         if u32::from(v.checks) >= p.max_checks() {
             // Only a record written under a larger budget gets here: refuse
             // before comparing, so no code is ever checked past the budget.
-            self.dummy_check(subject, &input, now);
+            self.dummy_check(subject, &input, now, emit);
             end(v, State::Locked, now);
             record.written_at = now.floor();
             let events = Events::one(Event::Locked {
@@ -757,7 +774,7 @@ impl Engine {
         let Some(source) = self.source(v, subject) else {
             // The key was removed from the ring (or the code comes from a
             // derivation this build does not have): no one can check it.
-            self.dummy_check(subject, &input, now);
+            self.dummy_check(subject, &input, now, emit);
             end(v, State::Expired, now);
             record.written_at = now.floor();
             let events = Events::one(Event::Expired {
@@ -770,7 +787,7 @@ impl Engine {
                 events,
             };
         };
-        self.check_with(record, subject, &input, now, &source)
+        self.check_with(record, subject, &input, now, &source, emit)
     }
 
     /// The check itself on a live validation: spend an attempt, derive,
@@ -783,6 +800,7 @@ impl Engine {
         subject: &SubjectKey,
         input: &CodeInput,
         now: At,
+        emit: bool,
     ) -> Step<Validated> {
         let source = record
             .current
@@ -791,7 +809,7 @@ impl Engine {
         let Some(source) = source else {
             return Step::refuse(Error::Expired);
         };
-        self.check_with(record, subject, input, now, &source)
+        self.check_with(record, subject, input, now, &source, emit)
     }
 
     /// [`check`](Self::check) with the validation's code source looked up.
@@ -802,6 +820,7 @@ impl Engine {
         input: &CodeInput,
         now: At,
         source: &Source,
+        emit: bool,
     ) -> Step<Validated> {
         let p = &self.policy;
         let generation = record.generation();
@@ -816,7 +835,7 @@ impl Engine {
         let Some(v) = record.current.as_mut() else {
             return Step::refuse(Error::NotFound);
         };
-        let test = (v.derivation == DERIVATION_TEST).then(|| Event::TestNumberUsed {
+        let test = (emit && v.derivation == DERIVATION_TEST).then(|| Event::TestNumberUsed {
             subject: subject.clone(),
             generation,
         });
@@ -833,13 +852,16 @@ impl Engine {
                 validated_at: now.to_datetime(),
             };
             record.ledger.guesses.succeed();
-            let events = test
-                .into_iter()
-                .chain([Event::Validated {
-                    subject: subject.clone(),
-                    generation,
-                }])
-                .collect();
+            let events = if emit {
+                test.into_iter()
+                    .chain([Event::Validated {
+                        subject: subject.clone(),
+                        generation,
+                    }])
+                    .collect()
+            } else {
+                Events::new()
+            };
             return Step {
                 write: Some(record),
                 outcome: Ok(validated),
@@ -847,33 +869,41 @@ impl Engine {
             };
         }
         let attempts_left = p.max_checks().saturating_sub(u32::from(v.checks));
-        let failed = Event::CheckFailed {
-            subject: subject.clone(),
-            generation,
-            attempts_left,
-        };
         // Built in place: the usual step has this one event.
-        let mut events = match test {
-            None => Events::one(failed),
-            Some(test) => Events::from_iter([test, failed]),
+        let mut events = if emit {
+            let failed = Event::CheckFailed {
+                subject: subject.clone(),
+                generation,
+                attempts_left,
+            };
+            match test {
+                None => Events::one(failed),
+                Some(test) => Events::from_iter([test, failed]),
+            }
+        } else {
+            Events::new()
         };
         let outcome = match record.ledger.guesses.fail(now, p) {
             Penalty::Block => {
                 end(v, State::Locked, now);
-                events.push(Event::Blocked {
-                    subject: subject.clone(),
-                    generation,
-                    failures: record.ledger.guesses.failures,
-                });
+                if emit {
+                    events.push(Event::Blocked {
+                        subject: subject.clone(),
+                        generation,
+                        failures: record.ledger.guesses.failures,
+                    });
+                }
                 Err(Error::Blocked)
             }
             Penalty::Lock(lock_end) => {
                 end(v, State::Locked, now);
-                events.push(Event::Locked {
-                    subject: subject.clone(),
-                    generation,
-                    until: Some(lock_end.to_datetime()),
-                });
+                if emit {
+                    events.push(Event::Locked {
+                        subject: subject.clone(),
+                        generation,
+                        until: Some(lock_end.to_datetime()),
+                    });
+                }
                 let start_at = record
                     .ledger
                     .sends
@@ -885,11 +915,13 @@ impl Engine {
             }
             Penalty::None if attempts_left == 0 => {
                 end(v, State::Locked, now);
-                events.push(Event::Locked {
-                    subject: subject.clone(),
-                    generation,
-                    until: None,
-                });
+                if emit {
+                    events.push(Event::Locked {
+                        subject: subject.clone(),
+                        generation,
+                        until: None,
+                    });
+                }
                 Err(Error::AttemptsExhausted)
             }
             Penalty::None => Err(Error::CodeMismatch { attempts_left }),
@@ -1400,7 +1432,7 @@ impl Engine {
     /// result is thrown away: a refusal of `verify` (no validation, expired,
     /// locked…) costs what a check costs, so its timing does not tell an
     /// outsider which refusal it was.
-    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: At) {
+    fn dummy_check(&self, subject: &SubjectKey, input: &CodeInput, now: At, emit: bool) {
         let mut stand_in = Record::empty();
         stand_in.current = Some(Validation {
             generation: 1,
@@ -1419,7 +1451,7 @@ impl Engine {
             checks: 0,
             sends: 1,
         });
-        let _ = core::hint::black_box(self.check(stand_in, subject, input, now));
+        let _ = core::hint::black_box(self.check(stand_in, subject, input, now, emit));
     }
 
     /// The fixed code, when `subject` is a test number under the policy.

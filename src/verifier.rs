@@ -173,8 +173,12 @@ impl<S: Store, C: Clock> Verifier<S, C> {
     /// [`Error::public`].
     pub fn verify(&self, subject: &SubjectKey, code: &str) -> Result<Validated, Error> {
         let now = self.clock.now();
+        // Without a listener the events would be dropped: the check builds
+        // none.
+        let emit = self.listener.is_some();
         self.run(subject, |record| {
-            self.engine.verify(record, subject, code, now)
+            self.engine
+                .verify_emitting(record, subject, code, now, emit)
         })
     }
 

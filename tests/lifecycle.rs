@@ -1048,3 +1048,78 @@ fn start_and_resend_answer_an_outsider_alike_for_a_live_validation_and_none() {
         Err(PublicError::Unavailable)
     );
 }
+
+/// A `Verifier` without a listener builds no events for a check; with one,
+/// it does. Either way the outcomes and the stored records are the same,
+/// through wrong codes, a lockout, a block and a right code.
+#[test]
+fn checks_without_a_listener_write_what_checks_with_one_write() {
+    let policy = Policy::builder()
+        .max_checks(3)
+        .failure_cap(5)
+        .build()
+        .unwrap();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let make = |listen: bool| {
+        let clock = ManualClock::new(T0);
+        let v = Verifier::new(
+            policy.clone(),
+            KeyRing::new(key(1)),
+            MemoryStore::new(),
+            clock.clone(),
+        );
+        let heard = Arc::clone(&heard);
+        let v = if listen {
+            v.on_event(move |e| heard.lock().unwrap().push(e.clone()))
+        } else {
+            v
+        };
+        (v, clock)
+    };
+    let (quiet, quiet_clock) = make(false);
+    let (loud, loud_clock) = make(true);
+    let s = login();
+    let key = RecordKey::from(&s);
+    let mut rngs = [ChaCha20Rng::seed_from_u64(7), ChaCha20Rng::seed_from_u64(7)];
+    let mut checks = 0;
+    let mut outcomes = String::new();
+    for round in 0..4 {
+        let [a, b] = &mut rngs;
+        let sent = quiet.start(&s, Channel::Sms, a);
+        assert_eq!(
+            sent.as_ref().map(|x| x.code.as_str().to_owned()),
+            loud.start(&s, Channel::Sms, b)
+                .as_ref()
+                .map(|x| x.code.as_str().to_owned())
+        );
+        let right = sent.map(|x| x.code).ok();
+        for attempt in 0..4 {
+            let typed = match (&right, round, attempt) {
+                (Some(code), 3, 1) => code.as_str().to_owned(),
+                (Some(code), _, _) => wrong(code),
+                (None, _, _) => "000000".to_owned(),
+            };
+            let before = heard.lock().unwrap().len();
+            let q = quiet.verify(&s, &typed);
+            let l = loud.verify(&s, &typed);
+            assert_eq!(
+                format!("{q:?}"),
+                format!("{l:?}"),
+                "round {round}, check {attempt}"
+            );
+            outcomes.push_str(&format!("{l:?} "));
+            checks += usize::from(heard.lock().unwrap().len() > before);
+            let stored = |v: &Verifier<MemoryStore, ManualClock>| {
+                Store::load(v.store(), &key).unwrap().map(|(r, _)| r)
+            };
+            assert_eq!(stored(&quiet), stored(&loud));
+        }
+        for clock in [&quiet_clock, &loud_clock] {
+            clock.advance(Duration::hours(70));
+        }
+    }
+    assert!(checks >= 4, "the listener heard the checks ({checks})");
+    for seen in ["CodeMismatch", "AttemptsExhausted", "Ok(Validated"] {
+        assert!(outcomes.contains(seen), "{seen} in {outcomes}");
+    }
+}
