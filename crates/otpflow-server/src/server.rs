@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpflow::{AsyncVerifier, Event, MemoryStore, Policy, Verifier};
+use otpflow::{AsyncStore, AsyncVerifier, Event, MemoryStore, Policy, Verifier};
 use otpflow_postgres::{PgStore, SubjectHasher};
 use otpflow_redis::{RedisOptions, RedisStore};
 use tokio::net::TcpListener;
@@ -119,12 +119,7 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
     // otpflow's events go to the webhooks only: without a webhook queue no
     // listener is set, so otpflow drops each call's events where they are
     // made instead of keeping them for a listener that does nothing.
-    let listening = queue.is_some();
-    let listener = move |event: &Event| {
-        if let Some(q) = &queue {
-            q.push(event);
-        }
-    };
+    let listener = queue.map(|q| move |event: &Event| q.push(event));
     let (backend, facts): (Backend, Box<dyn Facts>) = match config.store.as_str() {
         "memory" => (
             Backend::Memory({
@@ -134,10 +129,9 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
                     MemoryStore::new(),
                     clock.clone(),
                 );
-                if listening {
-                    verifier.on_event(listener)
-                } else {
-                    verifier
+                match listener {
+                    Some(listener) => verifier.on_event(listener),
+                    None => verifier,
                 }
             }),
             Box::new(MemoryFacts::default()),
@@ -155,15 +149,10 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach redis: {e}")))?;
             (
-                Backend::Redis({
-                    let verifier =
-                        AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone());
-                    if listening {
-                        verifier.on_event(listener)
-                    } else {
-                        verifier
-                    }
-                }),
+                Backend::Redis(listened(
+                    AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone()),
+                    listener,
+                )),
                 Box::new(facts),
             )
         }
@@ -196,15 +185,10 @@ pub async fn build_state(config: &Config) -> Result<(Shared, Option<JoinHandle<(
                 .await
                 .map_err(|e| StartError::Store(format!("cannot reach postgres: {e}")))?;
             (
-                Backend::Postgres({
-                    let verifier =
-                        AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone());
-                    if listening {
-                        verifier.on_event(listener)
-                    } else {
-                        verifier
-                    }
-                }),
+                Backend::Postgres(listened(
+                    AsyncVerifier::new(policy.clone(), keys.otp.clone(), store, clock.clone()),
+                    listener,
+                )),
                 Box::new(facts),
             )
         }
@@ -345,6 +329,17 @@ fn service_policy(config: &Config) -> Result<Policy, StartError> {
         .map_err(|e| StartError::Store(format!("policy: {e}")))
 }
 
+/// `verifier` with the webhooks' listener when there is one (without one,
+/// otpflow drops each call's events where they are made).
+fn listened<S: AsyncStore>(
+    verifier: AsyncVerifier<S, ServiceClock>,
+    listener: Option<impl Fn(&Event) + Send + Sync + 'static>,
+) -> AsyncVerifier<S, ServiceClock> {
+    match listener {
+        Some(listener) => verifier.on_event(listener),
+        None => verifier,
+    }
+}
 /// Binds, logs the bound address (`listening`, field `addr`), and serves
 /// until SIGTERM or Ctrl-C; then stops accepting and waits up to the grace
 /// period for requests in flight.
