@@ -779,6 +779,7 @@ mod tests {
     /// Threads that each count up their own keys, and all of them one
     /// shared key, through `update`: no write is lost.
     #[test]
+    #[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads")]
     fn concurrent_updates_lose_nothing() {
         let store = MemoryStore::new();
         let shared = RecordKey::from(subject());
